@@ -1,0 +1,103 @@
+/**
+ * Direct TCP transport framing (MS-SMB2 2.1): each SMB message is preceded by a 4-byte
+ * header, one zero byte and a 24-bit big-endian StreamProtocolLength. On port 445 the only
+ * other session-service type we accept is the RFC 1002 keepalive (0x85), which is dropped.
+ */
+import { ErrorCode, WireError } from '../errors.js';
+
+export const NETBIOS_HEADER_SIZE = 4;
+/** The length field has 24 bits. */
+export const NETBIOS_MAX_LENGTH = 0xffffff;
+const SESSION_MESSAGE = 0x00;
+const SESSION_KEEPALIVE = 0x85;
+
+export function encodeFrameHeader(length: number): Buffer {
+  if (length < 0 || length > NETBIOS_MAX_LENGTH) {
+    throw new WireError(ErrorCode.WIRE_ENCODE, `frame length ${length} does not fit 24 bits`);
+  }
+  const h = Buffer.alloc(NETBIOS_HEADER_SIZE);
+  h.writeUInt32BE(length, 0);
+  return h;
+}
+
+/** One frame: header + payload, as a single Buffer. */
+export function encodeFrame(payload: Buffer): Buffer {
+  return Buffer.concat([encodeFrameHeader(payload.length), payload]);
+}
+
+/**
+ * Incremental frame decoder. `push` takes any chunking of the byte stream and returns every
+ * complete frame payload. Oversize frames and unknown session types throw a WireError with no
+ * status: the stream cannot be resynchronised, so the connection must be closed.
+ */
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** Payload length of the frame being collected, or -1 while its header is incomplete. */
+  private want = -1;
+
+  constructor(readonly maxFrame: number) {
+    if (maxFrame <= 0 || maxFrame > NETBIOS_MAX_LENGTH) {
+      throw new WireError(ErrorCode.WIRE_ENCODE, `maxFrame ${maxFrame} outside 1..${NETBIOS_MAX_LENGTH}`);
+    }
+  }
+
+  /** Bytes received but not yet returned as a frame. */
+  get pending(): number {
+    return this.buffered;
+  }
+
+  push(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
+    for (;;) {
+      if (this.want < 0) {
+        if (this.buffered < NETBIOS_HEADER_SIZE) break;
+        const h = this.take(NETBIOS_HEADER_SIZE);
+        const type = h[0]!;
+        const length = h.readUIntBE(1, 3);
+        if (type === SESSION_KEEPALIVE && length === 0) continue;
+        if (type !== SESSION_MESSAGE) {
+          throw new WireError(ErrorCode.WIRE_FRAMING, `NetBIOS session type 0x${type.toString(16)} is not a session message`);
+        }
+        if (length > this.maxFrame) {
+          throw new WireError(ErrorCode.WIRE_OVERSIZE, `frame of ${length} bytes exceeds the maximum ${this.maxFrame}`);
+        }
+        this.want = length;
+      }
+      if (this.buffered < this.want) break;
+      out.push(this.take(this.want));
+      this.want = -1;
+    }
+    return out;
+  }
+
+  /** Removes n buffered bytes, copying only when they span chunks. */
+  private take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    this.buffered -= n;
+    const first = this.chunks[0]!;
+    if (first.length > n) {
+      this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    if (first.length === n) {
+      this.chunks.shift();
+      return first;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const c = this.chunks[0]!;
+      const m = Math.min(c.length, n - at);
+      c.copy(out, at, 0, m);
+      at += m;
+      if (m === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(m);
+    }
+    return out;
+  }
+}
