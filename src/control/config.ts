@@ -1,0 +1,145 @@
+/**
+ * The DSR's configuration file (YAML), validated with zod. Every field has a sensible default
+ * except the lists an administrator must give: the storage servers and their resources.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { DsrError, ErrorCode, errorMessage } from './errors.js';
+import { SMB2_DIALECTS } from './wire/smb2/constants.js';
+
+export const DEFAULT_ADMIN_SOCKET = '/run/dsr/dsr.sock';
+export const DEFAULT_CREDENTIALS = '/var/lib/dsr/credentials.json';
+
+const MiB = 1024 * 1024;
+
+const dialectNames = { '2.0.2': 0x0202, '2.1': 0x0210, '3.0': 0x0300, '3.0.2': 0x0302, '3.1.1': 0x0311 } as const;
+type DialectName = keyof typeof dialectNames;
+
+/** NetBIOS-style names: what an SMB client shows as the server or domain. */
+const netbiosName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/, 'a NetBIOS name of 1-15 letters, digits, _ . -');
+/** Share names as SMB clients type them: no path separators or control characters. */
+const shareName = z.string().min(1).max(80).regex(/^[^\\/:*?"<>|\x00-\x1f]+$/, 'a share name without \\ / : * ? " < > |');
+
+const serverSchema = z.object({
+  address: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(445),
+});
+
+const resourceSchema = z.object({
+  name: shareName,
+  comment: z.string().default(''),
+  /** Servers able to serve this share; the first healthy one is active. */
+  servers: z.array(z.string().min(1)).min(1),
+  /** The share's name on the servers when it differs from the name clients see. */
+  remoteName: shareName.optional(),
+});
+
+export const configSchema = z
+  .object({
+    /** Instance name: names the admin socket, pins and log lines of this DSR. */
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,30}$/).default('dsr'),
+    serverName: netbiosName.default('DSR'),
+    domain: netbiosName.default('DSR'),
+    dnsDomain: z.string().default(''),
+    /** 32 hex digits; derived from the instance name when absent, so it is stable. */
+    serverGuid: z.string().regex(/^[0-9a-fA-F]{32}$/).optional(),
+    listen: z
+      .array(z.object({ address: z.string().default('0.0.0.0'), port: z.number().int().min(0).max(65535).default(445) }))
+      .min(1)
+      .default([{ address: '0.0.0.0', port: 445 }]),
+    admin: z.object({ socket: z.string().min(1).default(DEFAULT_ADMIN_SOCKET) }).default({ socket: DEFAULT_ADMIN_SOCKET }),
+    credentials: z.string().min(1).default(DEFAULT_CREDENTIALS),
+    auth: z
+      .object({
+        /** Accept guest and anonymous (null) sessions. Off unless an administrator turns it on. */
+        guest: z.boolean().default(false),
+      })
+      .default({ guest: false }),
+    smb2: z
+      .object({
+        dialects: z.array(z.enum(Object.keys(dialectNames) as [DialectName, ...DialectName[]])).min(1).default(['2.0.2', '2.1', '3.0', '3.0.2', '3.1.1']),
+        /** 'required' makes every session sign (RequireMessageSigning, MS-SMB2 3.3.1.5). */
+        signing: z.enum(['enabled', 'required']).default('enabled'),
+        maxReadSize: z.number().int().min(65536).max(8 * MiB).default(8 * MiB),
+        maxWriteSize: z.number().int().min(65536).max(8 * MiB).default(8 * MiB),
+        maxTransactSize: z.number().int().min(65536).max(8 * MiB).default(8 * MiB),
+        /** Largest credit window granted to one connection (MS-SMB2 3.3.1.2). */
+        maxCredits: z.number().int().min(16).max(65535).default(8192),
+      })
+      .default({ dialects: ['2.0.2', '2.1', '3.0', '3.0.2', '3.1.1'], signing: 'enabled', maxReadSize: 8 * MiB, maxWriteSize: 8 * MiB, maxTransactSize: 8 * MiB, maxCredits: 8192 }),
+    limits: z
+      .object({
+        maxConnections: z.number().int().min(1).default(4096),
+        maxSessionsPerConnection: z.number().int().min(1).default(64),
+        /** Seconds a connection may stay without a complete NEGOTIATE + SESSION_SETUP. */
+        authTimeoutSeconds: z.number().positive().default(60),
+      })
+      .default({ maxConnections: 4096, maxSessionsPerConnection: 64, authTimeoutSeconds: 60 }),
+    servers: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/), serverSchema).default({}),
+    resources: z.array(resourceSchema).default([]),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        /** A file to append JSON log lines to; stderr when absent. */
+        file: z.string().optional(),
+      })
+      .default({ level: 'info' }),
+  })
+  .superRefine((c, ctx) => {
+    const seen = new Set<string>();
+    c.resources.forEach((r, i) => {
+      const key = r.name.toLowerCase();
+      if (key === 'ipc$') ctx.addIssue({ code: 'custom', path: ['resources', i, 'name'], message: 'IPC$ is served by the DSR itself' });
+      if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['resources', i, 'name'], message: `duplicate share ${r.name} (share names are case-insensitive)` });
+      seen.add(key);
+      for (const s of r.servers) {
+        if (!(s in c.servers)) ctx.addIssue({ code: 'custom', path: ['resources', i, 'servers'], message: `unknown server ${s}` });
+      }
+    });
+  });
+
+export type ConfigInput = z.input<typeof configSchema>;
+type Parsed = z.output<typeof configSchema>;
+
+export interface Config extends Omit<Parsed, 'serverGuid' | 'smb2'> {
+  serverGuid: Buffer;
+  smb2: Omit<Parsed['smb2'], 'dialects'> & { dialects: number[] };
+  /** Largest NetBIOS frame accepted from a client. */
+  maxFrameBytes: number;
+}
+
+/** Validates a parsed config object; errors name the path of every bad field. */
+export function resolveConfig(input: unknown, source = 'config'): Config {
+  const r = configSchema.safeParse(input ?? {});
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new DsrError(ErrorCode.CONFIG, `${source} is invalid:\n${lines.join('\n')}`);
+  }
+  const c = r.data;
+  const serverGuid = c.serverGuid
+    ? Buffer.from(c.serverGuid, 'hex')
+    : createHash('sha256').update(`dsr-server-guid:${c.name}:${c.serverName}`).digest().subarray(0, 16);
+  const dialects = [...new Set(c.smb2.dialects.map((d) => dialectNames[d]))].sort((a, b) => a - b);
+  for (const d of dialects) if (!(SMB2_DIALECTS as readonly number[]).includes(d)) throw new DsrError(ErrorCode.CONFIG, `unsupported dialect ${d}`);
+  // A WRITE or READ message carries its payload plus a header and fixed part; leave room.
+  const maxFrameBytes = Math.max(c.smb2.maxReadSize, c.smb2.maxWriteSize, c.smb2.maxTransactSize) + 64 * 1024;
+  return { ...c, serverGuid, smb2: { ...c.smb2, dialects }, maxFrameBytes };
+}
+
+export function loadConfig(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new DsrError(ErrorCode.CONFIG, `cannot read config ${path}: ${errorMessage(e)}`, { cause: e });
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new DsrError(ErrorCode.CONFIG, `${path} is not valid YAML: ${errorMessage(e)}`, { cause: e });
+  }
+  return resolveConfig(doc, path);
+}
