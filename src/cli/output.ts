@@ -1,0 +1,22 @@
+/** Output helpers shared by the CLI verbs: `--json` prints JSON, otherwise an aligned table. */
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** Prints rows as a table with the given columns (header row first). */
+export function printTable(rows: Record<string, unknown>[], columns: [key: string, title: string][]): void {
+  const cells = rows.map((r) => columns.map(([k]) => formatCell(r[k])));
+  const widths = columns.map(([, title], i) => Math.max(title.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]) => c.map((s, i) => s.padEnd(widths[i]!)).join('  ').trimEnd();
+  process.stdout.write(line(columns.map(([, t]) => t)) + '\n');
+  for (const c of cells) process.stdout.write(line(c) + '\n');
+  if (rows.length === 0) process.stdout.write('(none)\n');
+}
+
+function formatCell(v: unknown): string {
+  if (v === null || v === undefined) return '-';
+  if (Array.isArray(v)) return v.join(',');
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}

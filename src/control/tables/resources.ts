@@ -1,0 +1,71 @@
+/**
+ * The resource table (source paragraphs 0031, 0068-0069): every share the DSR offers, which
+ * storage servers can serve it and which one is active. Loaded from the configuration for now;
+ * the resource manager will learn and remap entries at run time.
+ */
+import type { Config } from '../config.js';
+
+export interface StorageServer {
+  name: string;
+  address: string;
+  port: number;
+}
+
+export interface Resource {
+  /** The share name clients see. */
+  name: string;
+  comment: string;
+  /** The share's name on the servers. */
+  remoteName: string;
+  /** Servers able to serve the share, in preference order. */
+  servers: string[];
+  /** The server currently serving it. */
+  active: string;
+}
+
+export interface ResourceView extends Resource {
+  activeAddress: string;
+}
+
+export class ResourceTable {
+  private readonly byName = new Map<string, Resource>();
+  private readonly servers = new Map<string, StorageServer>();
+
+  static fromConfig(config: Pick<Config, 'servers' | 'resources'>): ResourceTable {
+    const t = new ResourceTable();
+    for (const [name, s] of Object.entries(config.servers)) t.servers.set(name, { name, address: s.address, port: s.port });
+    for (const r of config.resources) {
+      t.byName.set(r.name.toLowerCase(), {
+        name: r.name,
+        comment: r.comment,
+        remoteName: r.remoteName ?? r.name,
+        servers: [...r.servers],
+        active: r.servers[0]!,
+      });
+    }
+    return t;
+  }
+
+  /** Share names are case-insensitive, as on Windows and Samba. */
+  lookup(share: string): Resource | undefined {
+    return this.byName.get(share.toLowerCase());
+  }
+
+  server(name: string): StorageServer | undefined {
+    return this.servers.get(name);
+  }
+
+  list(): ResourceView[] {
+    return [...this.byName.values()]
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((r) => ({ ...r, servers: [...r.servers], activeAddress: this.servers.get(r.active)?.address ?? '' }));
+  }
+
+  listServers(): StorageServer[] {
+    return [...this.servers.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  get size(): number {
+    return this.byName.size;
+  }
+}
