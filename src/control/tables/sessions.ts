@@ -4,7 +4,7 @@
  * process (admin socket, logs) and carries no secret.
  */
 import { randomBytes } from 'node:crypto';
-import { dialectName } from '../wire/smb2/constants.js';
+import { dialectName, SigningAlgorithm } from '../wire/smb2/constants.js';
 
 export type SessionState = 'in-progress' | 'valid';
 export type SessionKind = 'user' | 'guest' | 'anonymous';
@@ -27,7 +27,8 @@ export interface Session {
   dialect: number;
   /** Session.SigningRequired (MS-SMB2 3.3.1.8). */
   signingRequired: boolean;
-  signingAlgorithm: string | undefined;
+  /** SigningAlgorithm id (MS-SMB2 2.2.3.1.7); undefined until keys exist. */
+  signingAlgorithm: number | undefined;
   secrets: SessionSecrets | undefined;
   readonly created: Date;
   lastSeen: Date;
@@ -101,6 +102,12 @@ export class SessionTable {
   }
 }
 
+const SIGNING_NAMES: Record<number, string> = {
+  [SigningAlgorithm.HMAC_SHA256]: 'HMAC-SHA256',
+  [SigningAlgorithm.AES_CMAC]: 'AES-CMAC',
+  [SigningAlgorithm.AES_GMAC]: 'AES-GMAC',
+};
+
 function view(s: Session): SessionView {
   return {
     sessionId: formatSessionId(s.sessionId),
@@ -111,7 +118,7 @@ function view(s: Session): SessionView {
     domain: s.domain,
     kind: s.kind ?? null,
     dialect: dialectName(s.dialect),
-    signing: { required: s.signingRequired, algorithm: s.signingAlgorithm ?? null },
+    signing: { required: s.signingRequired, algorithm: s.signingAlgorithm === undefined ? null : (SIGNING_NAMES[s.signingAlgorithm] ?? String(s.signingAlgorithm)) },
     created: s.created.toISOString(),
     lastSeen: s.lastSeen.toISOString(),
   };

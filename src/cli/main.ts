@@ -1,0 +1,145 @@
+#!/usr/bin/env node
+/**
+ * `dsr`: the appliance's command line. Verbs are grouped by object (`dsr session list`,
+ * `dsr user add`); every listing takes `--json`. Verbs that read live state talk to the
+ * daemon over its admin socket.
+ */
+import { Command, Option } from 'commander';
+import { adminCall } from '../control/admin.js';
+import { DEFAULT_ADMIN_SOCKET, DEFAULT_CREDENTIALS, loadConfig } from '../control/config.js';
+import { DsrError, ErrorCode, errorMessage } from '../control/errors.js';
+import { createLogger } from '../control/log.js';
+import { DsrServer } from '../control/server.js';
+import { CredentialTable } from '../control/tables/credentials.js';
+import { registerDemoCommand } from './demo.js';
+import { registerLabCommands } from './lab.js';
+import { printJson, printTable } from './output.js';
+import { readPassword } from './secret.js';
+
+const program = new Command();
+program.name('dsr').description('Dynamic session redirector: one SMB server in front of many storage servers').showHelpAfterError();
+
+const socketOption = () => new Option('--socket <path>', 'admin socket of the running DSR').env('DSR_SOCKET').default(DEFAULT_ADMIN_SOCKET);
+const jsonOption = () => new Option('--json', 'print JSON');
+
+program
+  .command('serve')
+  .description('run the DSR daemon in the foreground')
+  .requiredOption('--config <file>', 'configuration file (YAML)')
+  .action(async (o: { config: string }) => {
+    const config = loadConfig(o.config);
+    const log = createLogger(config.log.level, config.log.file ?? 2);
+    const server = new DsrServer(config, log);
+    await server.start();
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ event: 'server.stopping', signal }, 'DSR stopping');
+      void server.stop().then(() => process.exit(0));
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+
+/** The credential table a `dsr user` verb works on: --credentials, else the config's, else the default. */
+function credentialPath(o: { credentials?: string; config?: string }): string {
+  if (o.credentials) return o.credentials;
+  if (o.config) return loadConfig(o.config).credentials;
+  return DEFAULT_CREDENTIALS;
+}
+
+const user = program.command('user').description("the DSR's credential table (source paragraph 0061)");
+const tableOptions = (c: Command) =>
+  c.option('--credentials <file>', `credential table (default: the config's, else ${DEFAULT_CREDENTIALS})`).option('--config <file>', 'take the credential table path from this configuration');
+
+tableOptions(user.command('add').argument('<name>').description('add a user or change a password (password read from stdin or prompted, never from arguments)')).action(
+  async (name: string, o: { credentials?: string; config?: string }) => {
+    const table = CredentialTable.load(credentialPath(o));
+    const password = await readPassword(`password for ${name}`);
+    const added = table.set(name, password);
+    table.save();
+    process.stdout.write(`${added ? 'added' : 'updated'} ${name} in ${table.path}\n`);
+  },
+);
+
+tableOptions(user.command('del').argument('<name>').description('remove a user')).action((name: string, o: { credentials?: string; config?: string }) => {
+  const table = CredentialTable.load(credentialPath(o));
+  if (!table.delete(name)) throw new DsrError(ErrorCode.USAGE, `no user ${name} in ${table.path}`);
+  table.save();
+  process.stdout.write(`removed ${name} from ${table.path}\n`);
+});
+
+tableOptions(user.command('list').description('list users (names only; hashes never leave the table)'))
+  .addOption(jsonOption())
+  .action((o: { credentials?: string; config?: string; json?: boolean }) => {
+    const rows = CredentialTable.load(credentialPath(o))
+      .list()
+      .map((u) => ({ name: u.name, created: u.created }));
+    if (o.json) printJson(rows);
+    else printTable(rows, [['name', 'USER'], ['created', 'CREATED']]);
+  });
+
+/** A `<object> list` verb that shows one of the daemon's live tables. */
+function liveList(object: string, description: string, columns: [string, string][]): void {
+  program
+    .command(object)
+    .description(description)
+    .command('list')
+    .description(`list the live ${object} table`)
+    .addOption(socketOption())
+    .addOption(jsonOption())
+    .action(async (o: { socket: string; json?: boolean }) => {
+      const rows = (await adminCall(o.socket, `${object}.list`)) as Record<string, unknown>[];
+      if (o.json) printJson(rows);
+      else printTable(rows, columns);
+    });
+}
+
+liveList('session', 'client sessions (source Fig. 5)', [
+  ['sessionId', 'SESSION'],
+  ['user', 'USER'],
+  ['state', 'STATE'],
+  ['dialect', 'DIALECT'],
+  ['clientAddress', 'CLIENT'],
+  ['created', 'CREATED'],
+]);
+liveList('tree', 'tree connects (the connection table, source Fig. 6)', [
+  ['sessionId', 'SESSION'],
+  ['treeId', 'TREE'],
+  ['share', 'SHARE'],
+  ['kind', 'KIND'],
+]);
+liveList('open', 'open handles', [
+  ['sessionId', 'SESSION'],
+  ['treeId', 'TREE'],
+  ['fileId', 'FILEID'],
+  ['path', 'PATH'],
+  ['kind', 'KIND'],
+]);
+liveList('resource', 'shares and the servers that serve them (the resource table)', [
+  ['name', 'SHARE'],
+  ['active', 'SERVER'],
+  ['activeAddress', 'ADDRESS'],
+  ['servers', 'CAN BE SERVED BY'],
+  ['comment', 'COMMENT'],
+]);
+
+program
+  .command('status')
+  .description('what the running DSR is doing')
+  .addOption(socketOption())
+  .addOption(jsonOption())
+  .action(async (o: { socket: string; json?: boolean }) => {
+    const s = (await adminCall(o.socket, 'status')) as Record<string, unknown>;
+    if (o.json) printJson(s);
+    else for (const [k, v] of Object.entries(s)) process.stdout.write(`${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}\n`);
+  });
+
+registerLabCommands(program);
+registerDemoCommand(program);
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  process.stderr.write(`dsr: ${errorMessage(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,106 @@
+/**
+ * The DSR daemon: wires configuration, tables, the SMB2 listeners and the admin socket, and
+ * owns their lifecycles. `dsr serve` runs one of these.
+ */
+import { createServer, type Server } from 'node:net';
+import { AdminServer } from './admin.js';
+import type { Config } from './config.js';
+import { DsrError, ErrorCode, errorMessage } from './errors.js';
+import { toFiletime } from './filetime.js';
+import { component, type Logger } from './log.js';
+import type { DsrContext } from './smb2/context.js';
+import { Smb2Connection } from './smb2/connection.js';
+import { CredentialTable } from './tables/credentials.js';
+import { OpenTable } from './tables/opens.js';
+import { ResourceTable } from './tables/resources.js';
+import { SessionTable } from './tables/sessions.js';
+import { TreeTable } from './tables/trees.js';
+
+export class DsrServer {
+  readonly ctx: DsrContext;
+  private readonly listeners: Server[] = [];
+  private readonly connections = new Set<Smb2Connection>();
+  private admin: AdminServer | undefined;
+  private readonly log: Logger;
+
+  constructor(readonly config: Config, root: Logger) {
+    this.log = component(root, 'server');
+    this.ctx = {
+      config,
+      log: component(root, 'smb2'),
+      sessions: new SessionTable(),
+      trees: new TreeTable(),
+      opens: new OpenTable(),
+      resources: ResourceTable.fromConfig(config),
+      credentials: CredentialTable.load(config.credentials),
+      startTime: toFiletime(new Date()),
+    };
+  }
+
+  /** Addresses actually bound (port 0 in the config picks a free port, for tests). */
+  addresses(): { address: string; port: number }[] {
+    return this.listeners.map((l) => {
+      const a = l.address();
+      return typeof a === 'object' && a ? { address: a.address, port: a.port } : { address: '', port: 0 };
+    });
+  }
+
+  async start(): Promise<void> {
+    try {
+      this.admin = new AdminServer(this.config.admin.socket, this.adminHandlers(), component(this.log, 'admin'));
+      await this.admin.listen();
+      for (const l of this.config.listen) this.listeners.push(await this.listen(l.address, l.port));
+    } catch (e) {
+      await this.stop();
+      throw e instanceof DsrError ? e : new DsrError(ErrorCode.CONFIG, `cannot start: ${errorMessage(e)}`, { cause: e });
+    }
+    this.log.info(
+      { event: 'server.started', listen: this.addresses(), admin: this.config.admin.socket, resources: this.ctx.resources.size, users: this.ctx.credentials.list().length },
+      'DSR serving',
+    );
+  }
+
+  private listen(address: string, port: number): Promise<Server> {
+    return new Promise((resolve, reject) => {
+      const server = createServer((socket) => {
+        if (this.connections.size >= this.config.limits.maxConnections) {
+          this.log.warn({ event: 'server.connection_refused', client: socket.remoteAddress, limit: this.config.limits.maxConnections }, 'connection limit reached');
+          socket.destroy();
+          return;
+        }
+        const conn = new Smb2Connection(socket, this.ctx, (c) => this.connections.delete(c));
+        this.connections.add(conn);
+      });
+      server.once('error', (e) => reject(new DsrError(ErrorCode.CONFIG, `cannot listen on ${address}:${port}: ${e.message}`, { cause: e })));
+      server.listen({ host: address, port }, () => resolve(server));
+    });
+  }
+
+  private adminHandlers(): Record<string, () => unknown> {
+    const { sessions, trees, opens, resources } = this.ctx;
+    return {
+      'session.list': () => sessions.list(),
+      'tree.list': () => trees.list(),
+      'open.list': () => opens.list(),
+      'resource.list': () => resources.list(),
+      'server.list': () => resources.listServers(),
+      status: () => ({
+        name: this.config.name,
+        pid: process.pid,
+        listen: this.addresses(),
+        connections: this.connections.size,
+        sessions: sessions.size,
+        trees: trees.size,
+        opens: opens.size,
+      }),
+    };
+  }
+
+  async stop(): Promise<void> {
+    for (const c of [...this.connections]) c.close('DSR shutting down');
+    await Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
+    this.listeners.length = 0;
+    await this.admin?.close();
+    this.admin = undefined;
+  }
+}
