@@ -1,0 +1,472 @@
+/**
+ * The lab: a DSR, one SMB client host and up to four real Samba servers, each in its own Linux
+ * network namespace on this machine (root only). Nothing appears in the root namespace: veth
+ * pairs run straight between namespaces, and every lab uses the same RFC 2544 addresses.
+ *
+ *   <name>-client          <name>-dsr (ip_forward 0)                           <name>-s1 .. -s4
+ *   eth0 198.18.0.2/24 ─── cp0 198.18.0.1/24  client side; the DSR listens on :445
+ *                          hb0 198.18.2.1/24  heartbeat, unused yet (peer hb0-peer down: unplugged)
+ *                          br0 198.18.1.1/24  the integrated four-port storage switch
+ *                           ├─ sp1 ─────────────────────────── eth0 198.18.1.11/24  server1 (smbd)
+ *                           ├─ sp2 ─────────────────────────── eth0 198.18.1.12/24  server2 (smbd)
+ *                           ├─ sp3 ─────────────────────────── eth0 198.18.1.13/24  server3 (smbd)
+ *                           └─ sp4 ── server4 with --servers 4; otherwise an empty port whose peer
+ *                                     sp4-peer stays in <name>-dsr, down (no carrier)
+ *
+ * Port counters: nftables table `netdev dsr_lab_ports` in <name>-dsr counts TCP packets and bytes
+ * on each spN, ingress (rx, from the server) and egress (tx, to the server).
+ * Files: /run/dsr-lab/<name>/ holds state.json, dsr.yaml, credentials.json, the DSR's log and
+ * each server's smbd directories; /var/lib/dsr-lab/<name>/ holds serverN/dataN, serverN/docsN
+ * and san (one directory exported by server1 and server2, the shared SAN of a failover pair).
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { stringify as toYaml } from 'yaml';
+import { resolveConfig, type ConfigInput } from '../control/config.js';
+import { DsrError, ErrorCode, errorMessage } from '../control/errors.js';
+import { component, silentLogger, type Logger } from '../control/log.js';
+import { CredentialTable } from '../control/tables/credentials.js';
+import {
+  addNetns,
+  deleteNetns,
+  ipBatch,
+  linkCarriers,
+  netnsExists,
+  netnsPids,
+  nftChainCounters,
+  nftLoad,
+  pidInNetns,
+  runIn,
+  setSysctl,
+  startDaemon,
+  type PacketCounter,
+} from './netns.js';
+import { killPids, missingCommands, pidAlive, pidCommandLine, type RunOptions } from './process.js';
+import { ensureLabUsers, prepareServer, removeLabUsers, startSmbd } from './smbd.js';
+import {
+  ADDRESSES,
+  allNamespaces,
+  checkLabName,
+  checkServerCount,
+  COUNTER_TABLE,
+  DATA_ROOT,
+  DEFAULT_LAB_NAME,
+  DEFAULT_SERVERS,
+  dsrNamespace,
+  hostNamespace,
+  IFACES,
+  LAB_USERS,
+  labDataDir,
+  labStateDir,
+  labStatePath,
+  labPlan,
+  MAX_SERVERS,
+  PREFIX_LEN,
+  RUN_ROOT,
+  serverNamespace,
+  SMB_PORT,
+  type LabPlan,
+} from './topology.js';
+
+export { DEFAULT_LAB_NAME } from './topology.js';
+
+export interface LabOptions {
+  name?: string;
+  servers?: number;
+  /** Start the DSR in the dsr namespace (default true). */
+  dsr?: boolean;
+  log?: Logger;
+  /** Aborting stops `labUp` at the next step; it then tears down and throws. */
+  signal?: AbortSignal;
+}
+
+export interface LabStatus {
+  name: string;
+  /** The lab was completely built and every process it started is running. */
+  up: boolean;
+  /** role ('client', 'dsr', 'server1'..) -> netns name */
+  namespaces: Record<string, string>;
+  client: { namespace: string; address: string };
+  dsr: {
+    namespace: string;
+    clientAddress: string;
+    storageAddress: string;
+    heartbeatAddress: string;
+    port: number;
+    configPath: string;
+    adminSocket: string;
+    logFile: string;
+    pid?: number;
+    running: boolean;
+    /** False for a lab brought up with `dsr: false`. */
+    enabled: boolean;
+  };
+  servers: {
+    name: string;
+    namespace: string;
+    address: string;
+    netbiosName: string;
+    /** The storage port (sp1..sp4) the server is plugged into. */
+    port: string;
+    shares: { name: string; path: string }[];
+    smbdPid?: number;
+    running: boolean;
+    logDir: string;
+  }[];
+  users: { name: string; password: string }[];
+  ports: {
+    name: string;
+    server?: string;
+    carrier: boolean;
+    /** TCP seen on the port: rx from the server into the switch, tx from the switch to the server. */
+    tcp: { rxPackets: number; txPackets: number; rxBytes: number; txBytes: number };
+  }[];
+}
+
+/** /run/dsr-lab/<name>/state.json */
+interface LabState {
+  version: 1;
+  name: string;
+  servers: number;
+  dsr: boolean;
+  created: string;
+  /** 'server1'.. and 'dsr' -> PID */
+  pids: Record<string, number>;
+}
+
+const DSR_START_MS = 20000;
+const REQUIRED_COMMANDS: Record<string, string> = {
+  ip: 'iproute2',
+  ss: 'iproute2',
+  nsenter: 'util-linux',
+  nft: 'nftables',
+  sysctl: 'procps',
+  smbd: 'samba',
+  smbpasswd: 'samba-common-bin',
+  useradd: 'passwd',
+  userdel: 'passwd',
+  getent: 'libc-bin',
+};
+
+/** The state file, or undefined when it is missing or unreadable (a half-built lab). */
+function readState(name: string): LabState | undefined {
+  try {
+    const s = JSON.parse(readFileSync(labStatePath(name), 'utf8')) as Partial<LabState>;
+    const servers = s.servers ?? 0;
+    if (s.version !== 1 || !Number.isInteger(servers) || servers < 1 || servers > MAX_SERVERS) return undefined;
+    if (typeof s.dsr !== 'boolean' || typeof s.pids !== 'object' || s.pids === null) return undefined;
+    return s as LabState;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeState(plan: LabPlan, state: LabState): void {
+  const tmp = `${plan.statePath}.tmp`;
+  writeFileSync(tmp, JSON.stringify(state, null, 2) + '\n');
+  renameSync(tmp, plan.statePath);
+}
+
+/** Like Promise.all, but waits for every task before throwing, so no step still runs while we tear down. */
+async function settleAll(tasks: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(tasks);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+function requirePrerequisites(): void {
+  if (process.getuid?.() !== 0) throw new DsrError(ErrorCode.LAB, 'the lab needs root: it creates network namespaces and Unix users');
+  const missing = missingCommands(Object.keys(REQUIRED_COMMANDS));
+  if (missing.length) {
+    const pkgs = [...new Set(missing.map((c) => REQUIRED_COMMANDS[c]))].join(' ');
+    throw new DsrError(ErrorCode.LAB, `missing commands: ${missing.join(', ')}; install them with: apt-get install -y ${pkgs}`);
+  }
+}
+
+const cidr = (address: string) => `${address}/${PREFIX_LEN}`;
+const counterChains = (port: string) => ({ rx: `${port}_in`, tx: `${port}_out` });
+
+/** One netdev table: per storage port an ingress and an egress chain counting TCP. */
+function counterRuleset(plan: LabPlan): string {
+  const chain = (name: string, hook: string, dev: string) =>
+    `  chain ${name} { type filter hook ${hook} device "${dev}" priority 0; policy accept; meta l4proto tcp counter; }`;
+  const chains = plan.ports.flatMap((p) => {
+    const { rx, tx } = counterChains(p.name);
+    return [chain(rx, 'ingress', p.name), chain(tx, 'egress', p.name)];
+  });
+  return [`table netdev ${COUNTER_TABLE} {`, ...chains, '}', ''].join('\n');
+}
+
+async function buildNetwork(plan: LabPlan, signal?: AbortSignal): Promise<void> {
+  await settleAll(Object.values(plan.namespaces).map((ns) => addNetns(ns, signal)));
+  const dsrNs = plan.dsr.namespace;
+  const { client, heartbeat, heartbeatPeer, bridge, host } = IFACES;
+  await ipBatch(
+    dsrNs,
+    'wire the dsr namespace',
+    [
+      'link set lo up',
+      `link add ${client} type veth peer name ${host} netns ${plan.client.namespace}`,
+      `addr add ${cidr(ADDRESSES.dsrClient)} dev ${client}`,
+      `link set ${client} up`,
+      `link add ${heartbeat} type veth peer name ${heartbeatPeer}`,
+      `addr add ${cidr(ADDRESSES.dsrHeartbeat)} dev ${heartbeat}`,
+      `link set ${heartbeat} up`,
+      `link add ${bridge} type bridge`,
+      `addr add ${cidr(ADDRESSES.dsrStorage)} dev ${bridge}`,
+      `link set ${bridge} up`,
+      ...plan.ports.flatMap((p) => {
+        const server = plan.servers.find((s) => s.port === p.name);
+        // An empty port's peer stays here, down: the port exists but has no carrier.
+        const peer = server ? `peer name ${host} netns ${server.namespace}` : `peer name ${p.name}-peer`;
+        return [`link add ${p.name} type veth ${peer}`, `link set ${p.name} master ${bridge}`, `link set ${p.name} up`];
+      }),
+    ],
+    signal,
+  );
+  const hostLines = (address: string) => ['link set lo up', `addr add ${cidr(address)} dev ${host}`, `link set ${host} up`];
+  await settleAll([
+    ipBatch(plan.client.namespace, 'configure the client namespace', hostLines(plan.client.address), signal),
+    ...plan.servers.map((s) => ipBatch(s.namespace, `configure ${s.name}'s namespace`, hostLines(s.address), signal)),
+    // The DSR is a proxy, not a router: the client must never reach a server directly.
+    setSysctl(dsrNs, 'net.ipv4.ip_forward', '0', signal),
+    nftLoad(dsrNs, 'install the storage-port counters', counterRuleset(plan), signal),
+  ]);
+}
+
+/** The DSR's configuration: every share on the servers exporting it (san on server1 and server2). */
+export function labDsrConfig(plan: LabPlan): ConfigInput {
+  const exporters = new Map<string, string[]>();
+  for (const s of plan.servers) for (const sh of s.shares) exporters.set(sh.name, [...(exporters.get(sh.name) ?? []), s.name]);
+  return {
+    name: plan.name,
+    listen: [{ address: ADDRESSES.dsrClient, port: SMB_PORT }],
+    admin: { socket: plan.dsr.adminSocket },
+    credentials: plan.dsr.credentialsPath,
+    servers: Object.fromEntries(plan.servers.map((s) => [s.name, { address: s.address, port: SMB_PORT }])),
+    resources: [...exporters].map(([name, servers]) => ({ name, servers })),
+    log: { level: 'info', file: plan.dsr.logFile },
+  };
+}
+
+function writeDsrFiles(plan: LabPlan): void {
+  const config = labDsrConfig(plan);
+  resolveConfig(config, plan.dsr.configPath);
+  writeFileSync(plan.dsr.configPath, toYaml(config));
+  const table = new CredentialTable(plan.dsr.credentialsPath);
+  for (const u of LAB_USERS) table.set(u.name, u.password);
+  table.save();
+}
+
+/** dist/src/cli/main.js: beside this module when compiled, the checkout's build when run from source (tsx). */
+function dsrMainScript(): string {
+  const rel = import.meta.url.endsWith('.ts') ? '../../dist/src/cli/main.js' : '../cli/main.js';
+  return fileURLToPath(new URL(rel, import.meta.url));
+}
+
+async function startDsr(plan: LabPlan, log: Logger, signal?: AbortSignal): Promise<number> {
+  const main = dsrMainScript();
+  if (!existsSync(main)) throw new DsrError(ErrorCode.LAB, `start the DSR: ${main} does not exist; run npm run build (or use --no-dsr)`);
+  const started = Date.now();
+  const pid = await startDaemon({
+    what: 'the DSR',
+    namespace: plan.dsr.namespace,
+    argv: [process.execPath, '--enable-source-maps', main, 'serve', '--config', plan.dsr.configPath],
+    outFile: plan.dsr.outFile,
+    port: SMB_PORT,
+    address: ADDRESSES.dsrClient,
+    timeoutMs: DSR_START_MS,
+    logs: { log: plan.dsr.logFile },
+    signal,
+  });
+  log.info({ event: 'lab.dsr.started', pid, ms: Date.now() - started });
+  return pid;
+}
+
+async function build(plan: LabPlan, withDsr: boolean, log: Logger, signal?: AbortSignal): Promise<Record<string, number>> {
+  mkdirSync(plan.stateDir, { recursive: true, mode: 0o755 });
+  const files = async () => {
+    await ensureLabUsers(log);
+    await settleAll(plan.servers.map((s) => prepareServer(s, signal)));
+    if (withDsr) writeDsrFiles(plan);
+  };
+  await settleAll([files(), buildNetwork(plan, signal)]);
+  log.info({ event: 'lab.network.ready', namespaces: Object.values(plan.namespaces) });
+  const pids: Record<string, number> = {};
+  await settleAll(plan.servers.map(async (s) => (pids[s.name] = await startSmbd(s, log, signal))));
+  // After the servers, so a DSR that probes them at start finds them up.
+  if (withDsr) pids.dsr = await startDsr(plan, log, signal);
+  return pids;
+}
+
+/**
+ * Brings a lab up and returns its status. An existing healthy lab with the same server count
+ * and DSR setting is left alone; anything else under that name is torn down and rebuilt. On
+ * failure it tears down what it made and throws DsrError(LAB); bad options throw DsrError(USAGE).
+ */
+export async function labUp(opts: LabOptions = {}): Promise<LabStatus> {
+  const name = opts.name ?? DEFAULT_LAB_NAME;
+  const servers = opts.servers ?? DEFAULT_SERVERS;
+  const withDsr = opts.dsr ?? true;
+  checkLabName(name);
+  checkServerCount(servers);
+  const log = component(opts.log ?? silentLogger, 'lab', { lab: name });
+  requirePrerequisites();
+  const plan = labPlan(name, servers);
+  const state = readState(name);
+  const current = await labStatus(name);
+  if (current.up && state?.servers === servers && state.dsr === withDsr) {
+    log.info({ event: 'lab.up', reused: true });
+    return current;
+  }
+  if (state || existsSync(plan.stateDir) || existsSync(plan.dataDir) || allNamespaces(name).some(netnsExists)) {
+    log.info({ event: 'lab.rebuild', reason: current.up ? 'different shape' : 'not healthy' });
+    await labDown(name, opts.log);
+  }
+  const started = Date.now();
+  try {
+    opts.signal?.throwIfAborted();
+    const pids = await build(plan, withDsr, log, opts.signal);
+    writeState(plan, { version: 1, name, servers, dsr: withDsr, created: new Date().toISOString(), pids });
+  } catch (e) {
+    log.error({ event: 'lab.up.failed', err: errorMessage(e) });
+    await labDown(name, opts.log).catch((e2: unknown) => log.error({ event: 'lab.down.failed', err: errorMessage(e2) }));
+    if (opts.signal?.aborted) throw new DsrError(ErrorCode.LAB, `lab up ${name} was interrupted; the lab was torn down`, { cause: e });
+    if (e instanceof DsrError && e.code === ErrorCode.LAB) throw e;
+    throw new DsrError(ErrorCode.LAB, `lab up ${name}: ${errorMessage(e)}`, { cause: e });
+  }
+  log.info({ event: 'lab.up', servers, dsr: withDsr, ms: Date.now() - started });
+  return labStatus(name);
+}
+
+function removeIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Another lab still lives there, or it is already gone.
+  }
+}
+
+function otherLabsRemain(): boolean {
+  return [RUN_ROOT, DATA_ROOT].some((root) => existsSync(root) && readdirSync(root).length > 0);
+}
+
+/**
+ * Removes a lab: its processes (everything in its namespaces), namespaces and directories, and the
+ * lab users when no other lab remains. Safe on a half-built lab and on one that is already gone.
+ */
+export async function labDown(name: string = DEFAULT_LAB_NAME, logger?: Logger): Promise<void> {
+  checkLabName(name);
+  const log = component(logger ?? silentLogger, 'lab', { lab: name });
+  const stateDir = labStateDir(name);
+  const state = readState(name);
+  const namespaces = allNamespaces(name);
+  // A recorded daemon whose namespace lost its name is found by its command line, which names our state directory.
+  const strays = Object.values(state?.pids ?? {}).filter((pid) => pidCommandLine(pid).includes(`${stateDir}/`));
+  let pids = [...namespaces.flatMap(netnsPids), ...strays];
+  for (let round = 1; pids.length > 0; round++) {
+    if (round > 3) throw new DsrError(ErrorCode.LAB, `lab down ${name}: processes ${pids.join(', ')} survive SIGKILL`);
+    // Rescan: a server may fork a child between the scan and the signal.
+    pids = [...(await killPids(pids)), ...namespaces.flatMap(netnsPids)];
+  }
+  await settleAll(namespaces.map(deleteNetns));
+  rmSync(stateDir, { recursive: true, force: true });
+  rmSync(labDataDir(name), { recursive: true, force: true });
+  removeIfEmpty(RUN_ROOT);
+  removeIfEmpty(DATA_ROOT);
+  if (!otherLabsRemain()) await removeLabUsers(log);
+  log.info({ event: 'lab.down' });
+}
+
+const zeroCounter: PacketCounter = { packets: 0, bytes: 0 };
+
+/** The lab as recorded in its state file, checked against the namespaces, processes and links that exist. */
+export async function labStatus(name: string = DEFAULT_LAB_NAME): Promise<LabStatus> {
+  checkLabName(name);
+  const state = readState(name);
+  // Without a state file, describe whatever server namespaces are left.
+  const leftover = Array.from({ length: MAX_SERVERS }, (_, i) => i + 1).filter((i) => netnsExists(serverNamespace(name, i)));
+  const count = state?.servers ?? Math.max(0, ...leftover);
+  const plan = labPlan(name, count);
+  const dsrNs = plan.dsr.namespace;
+  const dsrExists = netnsExists(dsrNs);
+  const [carriers, counters] = await Promise.all([
+    dsrExists ? linkCarriers(dsrNs).catch(() => new Map<string, boolean>()) : new Map<string, boolean>(),
+    dsrExists ? nftChainCounters(dsrNs, COUNTER_TABLE).catch(() => new Map<string, PacketCounter>()) : new Map<string, PacketCounter>(),
+  ]);
+  const running = (pid: number | undefined, ns: string) => pid !== undefined && pidAlive(pid) && pidInNetns(pid, ns);
+  const servers = plan.servers.map((s) => {
+    const smbdPid = state?.pids[s.name];
+    return {
+      name: s.name,
+      namespace: s.namespace,
+      address: s.address,
+      netbiosName: s.netbiosName,
+      port: s.port,
+      shares: s.shares,
+      ...(smbdPid !== undefined && { smbdPid }),
+      running: running(smbdPid, s.namespace),
+      logDir: s.logDir,
+    };
+  });
+  const dsrPid = state?.pids.dsr;
+  const dsrRunning = running(dsrPid, dsrNs);
+  const up =
+    state !== undefined &&
+    Object.values(plan.namespaces).every(netnsExists) &&
+    servers.every((s) => s.running) &&
+    (!state.dsr || dsrRunning);
+  return {
+    name,
+    up,
+    namespaces: plan.namespaces,
+    client: plan.client,
+    dsr: {
+      namespace: dsrNs,
+      clientAddress: ADDRESSES.dsrClient,
+      storageAddress: ADDRESSES.dsrStorage,
+      heartbeatAddress: ADDRESSES.dsrHeartbeat,
+      port: SMB_PORT,
+      configPath: plan.dsr.configPath,
+      adminSocket: plan.dsr.adminSocket,
+      logFile: plan.dsr.logFile,
+      ...(dsrPid !== undefined && { pid: dsrPid }),
+      running: dsrRunning,
+      enabled: state?.dsr ?? false,
+    },
+    servers,
+    users: LAB_USERS.map((u) => ({ ...u })),
+    ports: plan.ports.map((p) => {
+      const rx = counters.get(counterChains(p.name).rx) ?? zeroCounter;
+      const tx = counters.get(counterChains(p.name).tx) ?? zeroCounter;
+      return {
+        ...p,
+        carrier: carriers.get(p.name) ?? false,
+        tcp: { rxPackets: rx.packets, txPackets: tx.packets, rxBytes: rx.bytes, txBytes: tx.bytes },
+      };
+    }),
+  };
+}
+
+/**
+ * Runs argv on a lab host ('client', 'dsr', 'server1'..'server4'). A non-zero exit is returned,
+ * not thrown; a time limit kills the command and returns code 124.
+ */
+export async function labExec(
+  name: string,
+  host: string,
+  argv: string[],
+  opts: Pick<RunOptions, 'input' | 'timeoutMs' | 'inherit'> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  checkLabName(name);
+  const ns = hostNamespace(name, host);
+  if (ns === undefined) {
+    throw new DsrError(ErrorCode.USAGE, `unknown lab host ${JSON.stringify(host)}: client, dsr or server1..server${MAX_SERVERS}`);
+  }
+  if (argv.length === 0) throw new DsrError(ErrorCode.USAGE, 'no command given');
+  if (!netnsExists(ns)) {
+    const hint = netnsExists(dsrNamespace(name)) ? `namespace ${ns} does not exist` : `the lab is not up; run: dsr lab up --name ${name}`;
+    throw new DsrError(ErrorCode.LAB, `lab ${name} has no host ${host} (${hint})`);
+  }
+  return runIn(ns, argv, opts);
+}
