@@ -5,9 +5,8 @@
  */
 import type { Command } from 'commander';
 import { adminCall } from '../control/admin.js';
-import { labDown, labExec, labStatus, labUp, type LabStatus } from '../lab/lab.js';
+import { DEFAULT_LAB_NAME, labDown, labExec, labStatus, labUp, type LabStatus } from '../lab/lab.js';
 
-const DEMO_LAB = 'dsrlab';
 
 interface Step {
   title: string;
@@ -29,32 +28,33 @@ export function registerDemoCommand(program: Command): void {
     .command('demo')
     .description('bring the lab up, run real SMB clients against the DSR, print what happened, tear it down')
     .option('--servers <n>', 'storage servers in the lab (1-4)', (v) => Number.parseInt(v, 10), 3)
+    .option('--name <name>', 'lab name', DEFAULT_LAB_NAME)
     .option('--keep', 'leave the lab running afterwards')
-    .action(async (o: { servers: number; keep?: boolean }) => {
+    .action(async (o: { servers: number; name: string; keep?: boolean }) => {
       let failed = false;
       const onSignal = () => {
-        void labDown(DEMO_LAB).finally(() => process.exit(130));
+        void labDown(o.name).finally(() => process.exit(130));
       };
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       try {
-        failed = await runDemo(o.servers);
+        failed = await runDemo(o.name, o.servers);
       } finally {
         if (!o.keep) {
           say('\n== tearing the lab down');
-          await labDown(DEMO_LAB);
+          await labDown(o.name);
           say('   done: namespaces, smbd and DSR processes, state removed');
         } else {
-          say(`\n== lab left running (dsr lab status --name ${DEMO_LAB}; dsr lab down --name ${DEMO_LAB})`);
+          say(`\n== lab left running (dsr lab status --name ${o.name}; dsr lab down --name ${o.name})`);
         }
       }
       if (failed) process.exitCode = 1;
     });
 }
 
-async function runDemo(servers: number): Promise<boolean> {
+async function runDemo(name: string, servers: number): Promise<boolean> {
   say(`== bringing the lab up: client, DSR and ${servers} Samba servers in network namespaces`);
-  const lab = await labUp({ name: DEMO_LAB, servers });
+  const lab = await labUp({ name, servers });
   const dsr = lab.dsr.clientAddress;
   const [user] = lab.users;
   if (!user) throw new Error('the lab has no users');
@@ -74,7 +74,7 @@ async function runDemo(servers: number): Promise<boolean> {
   for (const [i, step] of steps.entries()) {
     say(`\n== ${i + 1}. ${step.title}`);
     say(`   $ ${step.argv.join(' ')}`);
-    const r = await labExec(DEMO_LAB, 'client', step.argv, { timeoutMs: 30_000 });
+    const r = await labExec(name, 'client', step.argv, { timeoutMs: 30_000 });
     const lines = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.trim() !== '' && (step.filter ? step.filter(l) : true));
     for (const l of lines) say(`   ${l.trimEnd()}`);
     const wantFailure = i === steps.length - 1;
@@ -83,7 +83,7 @@ async function runDemo(servers: number): Promise<boolean> {
     failed ||= !ok;
   }
 
-  const after = storageTcpPackets(await labStatus(DEMO_LAB));
+  const after = storageTcpPackets(await labStatus(name));
   say(`\n== storage side (source Fig. 5): TCP packets on the switch ports during all of the above: ${after - before}`);
   say('   session setup and share listing are answered by the DSR alone; no server was contacted');
   failed ||= after !== before;

@@ -14,14 +14,11 @@ import { labDown, labDsrConfig, labExec, labStatus, labUp, type LabStatus } from
 import { netnsExists, netnsPids } from '../../src/lab/netns.js';
 import { pidAlive } from '../../src/lab/process.js';
 import { smbConf } from '../../src/lab/smbd.js';
+import { ALICE, BOB, labSkip, uniqueLabName } from '../helpers/lab.js';
 import { allNamespaces, hostNamespace, labDataDir, labPlan, labStateDir } from '../../src/lab/topology.js';
 
-const skip = process.getuid?.() === 0 ? false : 'needs root: the lab creates network namespaces, Unix users and runs smbd';
-if (skip) console.log(`# lab tests skipped: ${skip}`);
-
-const uniqueName = () => `dt${randomBytes(2).toString('hex')}`;
-const ALICE = 'dsralice%Alice-Pass-1';
-const BOB = 'dsrbob%Bob-Pass-2';
+const skip = labSkip;
+const uniqueName = uniqueLabName;
 
 /** Disk shares a server lists to smbclient -L, from the machine-readable (-g) output. */
 async function listShares(lab: string, address: string): Promise<string[]> {
