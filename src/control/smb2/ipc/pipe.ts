@@ -105,8 +105,7 @@ interface PendingCall {
 }
 
 export class RpcPipe {
-  /** Set when the byte stream can no longer be framed; the SMB layer answers STATUS_PIPE_DISCONNECTED. */
-  broken = false;
+  private isBroken = false;
   private input: Buffer = Buffer.alloc(0);
   private readonly output: Buffer[] = [];
   private readonly contexts = new Map<number, RpcInterface>();
@@ -123,6 +122,11 @@ export class RpcPipe {
     private readonly ifaces: readonly RpcInterface[],
   ) {}
 
+  /** Set when the byte stream can no longer be framed; the SMB layer then answers STATUS_PIPE_DISCONNECTED. */
+  get broken(): boolean {
+    return this.isBroken;
+  }
+
   /** Bytes of all queued response messages (for FSCTL_PIPE_PEEK and the busy check of a transceive). */
   get available(): number {
     return this.output.reduce((n, m) => n + m.length, 0);
@@ -130,9 +134,9 @@ export class RpcPipe {
 
   /** Client bytes: any number of whole or partial PDUs. Responses are queued for read(). */
   write(data: Buffer): void {
-    if (this.broken) return;
+    if (this.isBroken) return;
     this.input = this.input.length === 0 ? Buffer.from(data) : Buffer.concat([this.input, data]);
-    while (!this.broken && this.input.length >= RPC_HEADER_SIZE) {
+    while (this.input.length >= RPC_HEADER_SIZE) {
       let header: RpcHeader;
       try {
         header = decodeHeader(this.input);
@@ -171,7 +175,7 @@ export class RpcPipe {
   }
 
   private break(): void {
-    this.broken = true;
+    this.isBroken = true;
     this.input = Buffer.alloc(0);
     this.output.length = 0;
     this.contexts.clear();
@@ -189,10 +193,11 @@ export class RpcPipe {
     } catch (e) {
       if (!(e instanceof WireError)) throw e;
       const minorOk = header.rpc_vers_minor <= 1;
+      const minor = minorOk ? header.rpc_vers_minor : 0;
       if (header.PTYPE === PType.BIND) {
-        this.nak(header.call_id, minorOk ? header.rpc_vers_minor : 0, minorOk ? RejectReason.REASON_NOT_SPECIFIED : RejectReason.PROTOCOL_VERSION_NOT_SUPPORTED);
+        this.nak(header.call_id, minor, minorOk ? RejectReason.REASON_NOT_SPECIFIED : RejectReason.PROTOCOL_VERSION_NOT_SUPPORTED);
       } else {
-        this.fault(header.call_id, minorOk ? header.rpc_vers_minor : 0, 0, NcaStatus.nca_s_proto_error);
+        this.fault(header.call_id, minor, 0, NcaStatus.nca_s_proto_error);
       }
       return;
     }
@@ -247,11 +252,15 @@ export class RpcPipe {
   private negotiate(elem: PContElem): PResult {
     const reject = (reason: number): PResult => ({ result: ContResult.provider_rejection, reason, transfer_syntax: NULL_SYNTAX });
     const features = elem.transfer_syntaxes.length === 1 ? featureBits(elem.transfer_syntaxes[0]!) : undefined;
-    if (features !== undefined) return { result: ContResult.negotiate_ack, reason: features & SUPPORTED_FEATURES, transfer_syntax: NULL_SYNTAX };
+    if (features !== undefined) {
+      return { result: ContResult.negotiate_ack, reason: features & SUPPORTED_FEATURES, transfer_syntax: NULL_SYNTAX };
+    }
     const major = elem.abstract_syntax.if_version & 0xffff;
     const minor = elem.abstract_syntax.if_version >>> 16;
     // A server interface serves clients of the same major version and an equal or older minor one.
-    const iface = this.ifaces.find((i) => sameUuid(i.uuid, elem.abstract_syntax.if_uuid) && i.version[0] === major && minor <= i.version[1]);
+    const iface = this.ifaces.find(
+      (i) => sameUuid(i.uuid, elem.abstract_syntax.if_uuid) && i.version[0] === major && minor <= i.version[1],
+    );
     if (iface === undefined) return reject(ProviderReason.abstract_syntax_not_supported);
     if (!elem.transfer_syntaxes.some(isNdr)) return reject(ProviderReason.proposed_transfer_syntaxes_not_supported);
     this.contexts.set(elem.p_cont_id, iface);
@@ -313,10 +322,10 @@ export class RpcPipe {
       if (!last) this.discarding = pdu.call_id;
       this.fault(pdu.call_id, pdu.rpc_vers_minor, pdu.p_cont_id, NcaStatus.nca_s_proto_error);
     };
-    if (pdu.auth_verifier !== undefined || first === (this.pending !== undefined) || (!first && this.pending?.call_id !== pdu.call_id)) {
-      return refuse();
-    }
-    const call = this.pending ?? { call_id: pdu.call_id, p_cont_id: pdu.p_cont_id, opnum: pdu.opnum, rpc_vers_minor: pdu.rpc_vers_minor, chunks: [], size: 0 };
+    const continues = this.pending !== undefined && this.pending.call_id === pdu.call_id;
+    if (pdu.auth_verifier !== undefined || (first ? this.pending !== undefined : !continues)) return refuse();
+    const { call_id, p_cont_id, opnum, rpc_vers_minor } = pdu;
+    const call = this.pending ?? { call_id, p_cont_id, opnum, rpc_vers_minor, chunks: [], size: 0 };
     call.size += pdu.stub.length;
     if (call.size > MAX_REQUEST_STUB) return refuse();
     call.chunks.push(pdu.stub);
@@ -329,16 +338,16 @@ export class RpcPipe {
   }
 
   private dispatch(call: PendingCall, stub: Buffer): void {
+    const fault = (status: number, didNotExecute: boolean) => this.fault(call.call_id, call.rpc_vers_minor, call.p_cont_id, status, didNotExecute);
     const iface = this.contexts.get(call.p_cont_id);
-    if (iface === undefined) return this.fault(call.call_id, call.rpc_vers_minor, call.p_cont_id, NcaStatus.nca_s_unknown_if, true);
+    if (iface === undefined) return fault(NcaStatus.nca_s_unknown_if, true);
     let out: Buffer;
     try {
       out = iface.call(call.opnum, stub);
     } catch (e) {
-      if (e instanceof RpcFaultError) {
-        return this.fault(call.call_id, call.rpc_vers_minor, call.p_cont_id, e.status, e.status === NcaStatus.nca_s_op_rng_error);
-      }
-      if (e instanceof WireError) return this.fault(call.call_id, call.rpc_vers_minor, call.p_cont_id, NcaStatus.nca_s_fault_ndr);
+      // An opnum out of range never ran; any other fault happened during the call.
+      if (e instanceof RpcFaultError) return fault(e.status, e.status === NcaStatus.nca_s_op_rng_error);
+      if (e instanceof WireError) return fault(NcaStatus.nca_s_fault_ndr, false);
       throw e;
     }
     this.respond(call, out);

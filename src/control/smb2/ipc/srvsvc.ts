@@ -58,15 +58,17 @@ const SHI_USES_UNLIMITED = 0xffffffff;
 /** The structure of `share` at `level`, which must be one of SHARE_INFO_LEVELS. */
 function shareInfo(level: number, s: CatalogShare): ShareInfo {
   const path = s.path ?? '';
+  // STYPE_SPECIAL is the sign bit: `STYPE_IPC | STYPE_SPECIAL` is negative in JavaScript.
+  const type = s.type >>> 0;
   switch (level) {
     case 0:
       return { shi0_netname: s.name };
     case 1:
-      return { shi1_netname: s.name, shi1_type: s.type, shi1_remark: s.comment };
+      return { shi1_netname: s.name, shi1_type: type, shi1_remark: s.comment };
     case 2:
       return {
         shi2_netname: s.name,
-        shi2_type: s.type,
+        shi2_type: type,
         shi2_remark: s.comment,
         shi2_permissions: 0,
         shi2_max_uses: SHI_USES_UNLIMITED,
@@ -75,11 +77,11 @@ function shareInfo(level: number, s: CatalogShare): ShareInfo {
         shi2_passwd: null,
       };
     case 501:
-      return { shi501_netname: s.name, shi501_type: s.type, shi501_remark: s.comment, shi501_flags: 0 };
+      return { shi501_netname: s.name, shi501_type: type, shi501_remark: s.comment, shi501_flags: 0 };
     case 502:
       return {
         shi502_netname: s.name,
-        shi502_type: s.type,
+        shi502_type: type,
         shi502_remark: s.comment,
         shi502_permissions: 0,
         shi502_max_uses: SHI_USES_UNLIMITED,
