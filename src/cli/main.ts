@@ -136,6 +136,21 @@ program
     else for (const [k, v] of Object.entries(s)) process.stdout.write(`${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}\n`);
   });
 
+program
+  .command('offload')
+  .description('the fast path')
+  .command('show')
+  .description('the session and tree rules pushed to the fast path, and why traffic stays in user space')
+  .addOption(socketOption())
+  .addOption(jsonOption())
+  .action(async (o: { socket: string; json?: boolean }) => {
+    const s = (await adminCall(o.socket, 'offload.show')) as { kind: string; sessions: Record<string, unknown>[]; trees: Record<string, unknown>[] };
+    if (o.json) return printJson(s);
+    process.stdout.write(`fast path: ${s.kind}\n`);
+    printTable(s.sessions, [['sessionId', 'SESSION'], ['connectionId', 'CONN'], ['pass', 'PASSED TO USER SPACE BECAUSE']]);
+    printTable(s.trees, [['sessionId', 'SESSION'], ['treeId', 'TREE'], ['share', 'SHARE'], ['pass', 'PASSED TO USER SPACE BECAUSE']]);
+  });
+
 registerLabCommands(program);
 registerDemoCommand(program);
 

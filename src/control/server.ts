@@ -15,6 +15,7 @@ import { OpenTable } from './tables/opens.js';
 import { ResourceTable } from './tables/resources.js';
 import { SessionTable } from './tables/sessions.js';
 import { TreeTable } from './tables/trees.js';
+import { MemoryOffload } from '../offload/offload.js';
 
 export class DsrServer {
   readonly ctx: DsrContext;
@@ -33,6 +34,7 @@ export class DsrServer {
       opens: new OpenTable(),
       resources: ResourceTable.fromConfig(config),
       credentials: CredentialTable.load(config.credentials),
+      offload: new MemoryOffload(),
       startTime: toFiletime(new Date()),
     };
   }
@@ -77,13 +79,14 @@ export class DsrServer {
   }
 
   private adminHandlers(): Record<string, () => unknown> {
-    const { sessions, trees, opens, resources } = this.ctx;
+    const { sessions, trees, opens, resources, offload } = this.ctx;
     return {
       'session.list': () => sessions.list(),
       'tree.list': () => trees.list(),
       'open.list': () => opens.list(),
       'resource.list': () => resources.list(),
       'server.list': () => resources.listServers(),
+      'offload.show': () => offload.snapshot(),
       status: () => ({
         name: this.config.name,
         pid: process.pid,

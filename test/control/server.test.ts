@@ -17,6 +17,7 @@ import { encodeNegotiateRequest } from '../../src/control/wire/smb2/negotiate.js
 import { encodeReadRequest } from '../../src/control/wire/smb2/read.js';
 import { encodeReservedBody } from '../../src/control/wire/smb2/simple.js';
 import { decodeTreeConnectResponse, encodeTreeConnectRequest } from '../../src/control/wire/smb2/tree.js';
+import { mutate, rng } from '../fuzz/mutate.js';
 import { startTestServer, type TestServer, USERS } from '../helpers/server.js';
 
 let ts: TestServer;
@@ -123,8 +124,14 @@ describe('session setup answered by the DSR itself', () => {
     await assert.rejects(treeConnect(c, 'nosuchshare'), (e: unknown) => e instanceof Smb2StatusError && e.status === NtStatus.STATUS_BAD_NETWORK_NAME);
     const trees = (await adminCall(ts.adminSocket, 'tree.list')) as { share: string; kind: string }[];
     assert.deepEqual(trees.map((t) => [t.share, t.kind]), [['IPC$', 'ipc']]);
+    // The fast path's rules mirror the tables: one session, its IPC$ tree kept in user space.
+    const rules = (await adminCall(ts.adminSocket, 'offload.show')) as { sessions: { pass?: string }[]; trees: { share: string; pass: string }[] };
+    assert.equal(rules.sessions.length, 1);
+    assert.deepEqual(rules.trees.map((t) => [t.share, t.pass]), [['IPC$', 'local-tree']]);
     c.close();
     await drained();
+    assert.deepEqual(ts.server.ctx.offload.snapshot().sessions, []);
+    assert.deepEqual(ts.server.ctx.offload.snapshot().trees, []);
   });
 });
 
@@ -270,6 +277,44 @@ describe('bad input: an NTSTATUS or a clean close, one log line, nothing leaked'
     } finally {
       await quick.stop();
     }
+  });
+
+  test('300 mutated requests over the socket: each answered or the connection closed, the server lives on', { timeout: 60000 }, async () => {
+    const rand = rng(7);
+    const seedBodies: [number, Buffer][] = [
+      [Smb2Command.TREE_CONNECT, encodeTreeConnectRequest({ Flags: 0, Path: '\\\\127.0.0.1\\IPC$' })],
+      [Smb2Command.CREATE, encodeCreateRequest({ SecurityFlags: 0, RequestedOplockLevel: 0, ImpersonationLevel: 2, SmbCreateFlags: 0n, Reserved: 0n, DesiredAccess: 0x0012019f, FileAttributes: 0, ShareAccess: 3, CreateDisposition: 1, CreateOptions: 0, Name: 'srvsvc', CreateContexts: [] })],
+      [Smb2Command.READ, encodeReadRequest({ Padding: 0, Flags: 0, Length: 1024, Offset: 0n, FileId: { Persistent: 1n, Volatile: 1n }, MinimumCount: 0, Channel: 0, RemainingBytes: 0, ReadChannelInfo: Buffer.alloc(0) })],
+      [Smb2Command.ECHO, encodeReservedBody()],
+      [Smb2Command.LOGOFF, encodeReservedBody()],
+    ];
+    let c = await login();
+    let tid = await treeConnect(c, 'IPC$');
+    let answered = 0;
+    let closed = 0;
+    for (let i = 0; i < 300; i++) {
+      const [command, body] = seedBodies[i % seedBodies.length]!;
+      let mutatedBody = body;
+      for (let k = 0; k < 1 + (i % 3); k++) mutatedBody = mutate(mutatedBody, rand);
+      const id = c.takeMessageId();
+      c.sendRaw(encodeMessage(header({ Command: command, MessageId: id, Credit: 4, CreditCharge: 1, SessionId: c.sessionId, TreeId: tid }), mutatedBody));
+      try {
+        await c.expect(id, command);
+        answered++;
+        if (command === Smb2Command.LOGOFF) throw new Error('logged off');
+      } catch {
+        if (!c.isClosed) c.close();
+        closed++;
+        c = await login();
+        tid = await treeConnect(c, 'IPC$');
+      }
+    }
+    assert.ok(answered > 100, `${answered} answered, ${closed} closed`);
+    c.close();
+    await drained();
+    const fresh = await login();
+    fresh.close();
+    await drained();
   });
 
   test('an SMB1 negotiate offering SMB 2.??? is answered with 0x02FF', async () => {

@@ -28,6 +28,7 @@ import type { ConnectionState, DsrContext, Smb2Reply, Smb2Request } from './cont
 import { CreditWindow } from './credits.js';
 import { COMMANDS, errorReply } from './dispatch.js';
 import { answerSmb1Negotiate } from './negotiate.js';
+import { destroySession } from './session-setup.js';
 import { signReply, verifyRequest } from './signing.js';
 
 const ALL_ONES_64 = 0xffffffffffffffffn;
@@ -310,11 +311,7 @@ export class Smb2Connection {
     if (this.authTimer) clearTimeout(this.authTimer);
     this.authTimer = undefined;
     this.closed = true;
-    for (const s of this.ctx.sessions.byConnection(this.state.id)) {
-      this.ctx.opens.release(s.sessionId);
-      this.ctx.trees.deleteSession(s.sessionId);
-      this.ctx.sessions.delete(s.sessionId);
-    }
+    for (const s of this.ctx.sessions.byConnection(this.state.id)) destroySession(this.ctx, s);
     this.onClose(this);
   }
 }

@@ -5,6 +5,7 @@
 import type { SpnegoServer } from '../auth/spnego.js';
 import type { PreauthIntegrity } from '../auth/smb2-signing.js';
 import type { Config } from '../config.js';
+import type { Offload } from '../../offload/offload.js';
 import type { Logger } from '../log.js';
 import type { CredentialTable } from '../tables/credentials.js';
 import type { OpenTable } from '../tables/opens.js';
@@ -22,6 +23,8 @@ export interface DsrContext {
   readonly opens: OpenTable;
   readonly resources: ResourceTable;
   readonly credentials: CredentialTable;
+  /** The fast path's copy of the session and tree rules. */
+  readonly offload: Offload;
   /** When the DSR started, as a FILETIME. */
   readonly startTime: bigint;
 }

@@ -43,6 +43,8 @@ export interface Command {
   readonly session: SessionRule;
   /** The TreeId must name a tree of the session (3.3.5.2.11). */
   readonly tree: boolean;
+  /** Decodes the body of `msg`, throwing the WireError a malformed one deserves (used by `run`, and by the fuzzer). */
+  validate(msg: Buffer): void;
   run(req: Smb2Request): Smb2Reply | Promise<Smb2Reply>;
 }
 
@@ -67,6 +69,9 @@ function command<T>(spec: CommandSpec<T>): Command {
   return {
     session: spec.session,
     tree: spec.tree,
+    validate(msg) {
+      spec.decode(msg);
+    },
     run(req) {
       const body = spec.decode(req.msg);
       if (spec.size) {

@@ -4,6 +4,7 @@
  * credential table, generates and stores the SessionId, and derives the session's keys. Not
  * one packet goes to a storage server.
  */
+import { PassReason } from '../../offload/offload.js';
 import { signingAlgorithm, signingKey } from '../auth/smb2-signing.js';
 import { SpnegoServer } from '../auth/spnego.js';
 import { AuthError, errorMessage } from '../errors.js';
@@ -35,6 +36,7 @@ export function destroySession(ctx: DsrContext, session: Session): void {
   ctx.opens.release(session.sessionId);
   ctx.trees.deleteSession(session.sessionId);
   ctx.sessions.delete(session.sessionId);
+  ctx.offload.removeSession(session.sessionId);
 }
 
 export function handleSessionSetup(req: Smb2Request, body: SessionSetupRequest): Smb2Reply {
@@ -106,6 +108,7 @@ export function handleSessionSetup(req: Smb2Request, body: SessionSetupRequest):
       s.secrets = { sessionKey: Buffer.from(r.sessionKey), signingKey: signingKey(s.dialect, r.sessionKey, pending.preauth?.value) };
     }
     s.state = 'valid';
+    ctx.offload.upsertSession({ connectionId: conn.id, sessionId: s.sessionId, dialect: s.dialect, pass: !hasKey ? PassReason.NO_KEY : s.signingRequired ? PassReason.SIGNED : undefined });
     closePreviousSession(ctx, s, body.PreviousSessionId);
   }
   ctx.log.info(

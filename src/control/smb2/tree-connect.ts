@@ -2,6 +2,7 @@
  * TREE_CONNECT and TREE_DISCONNECT (MS-SMB2 3.3.5.7, 3.3.5.8). IPC$ is the DSR's own tree;
  * every other name is looked up in the resource table (source Fig. 6, step 610).
  */
+import { PassReason } from '../../offload/offload.js';
 import { NtStatus } from '../wire/ntstatus.js';
 import { ShareFlags, ShareType } from '../wire/smb2/constants.js';
 import { encodeReservedBody } from '../wire/smb2/simple.js';
@@ -24,6 +25,7 @@ export function handleTreeConnect(req: Smb2Request, body: TreeConnectRequest): S
   if (share === undefined) return errorReply(NtStatus.STATUS_BAD_NETWORK_NAME);
   if (share.toUpperCase() === 'IPC$') {
     const tree = req.ctx.trees.add(session.sessionId, 'IPC$', 'ipc');
+    req.ctx.offload.upsertTree({ connectionId: req.conn.id, sessionId: session.sessionId, treeId: tree.treeId, share: 'IPC$', pass: PassReason.LOCAL_TREE });
     req.ctx.log.debug({ event: 'tree.connected', share: 'IPC$', tree: tree.treeId }, 'IPC$ connected');
     return {
       status: NtStatus.STATUS_SUCCESS,
@@ -52,5 +54,6 @@ export function handleTreeDisconnect(req: Smb2Request): Smb2Reply {
   const tree = req.tree!;
   req.ctx.opens.release(sessionId, tree.treeId);
   req.ctx.trees.delete(sessionId, tree.treeId);
+  req.ctx.offload.removeTree(sessionId, tree.treeId);
   return { status: NtStatus.STATUS_SUCCESS, body: encodeReservedBody() };
 }
