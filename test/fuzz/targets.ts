@@ -10,28 +10,19 @@ import { splitCompound } from '../../src/control/wire/smb2/compound.js';
 import { decodeHeader } from '../../src/control/wire/smb2/header.js';
 import { fuzzSeeds as authSeeds, fuzzTargets as authTargets } from '../control/auth/fuzz-targets.js';
 import { captureNames, capture, fuzzTargets as rpcTargets } from '../control/wire/fuzz-targets-rpc.js';
-import * as capturesB from '../control/wire/smb2/captures-b.js';
+import * as capturesB from '../control/wire/smb2/captures.js';
 import { fuzzTargets as targetsA } from '../control/wire/smb2/fuzz-targets-a.js';
 import { fuzzTargets as targetsB } from '../control/wire/smb2/fuzz-targets-b.js';
+import { onlyTypedErrors } from '../helpers/wire.js';
 
 export type Target = (data: Buffer) => void;
 
 /** Real SMB2 messages (requests and responses) captured from Samba, as seeds. */
 const smb2Messages: Buffer[] = Object.values(capturesB).flatMap((group) => Object.values(group as Record<string, Buffer>));
 
-function wireErrorsOnly(fn: Target): Target {
-  return (data) => {
-    try {
-      fn(data);
-    } catch (e) {
-      if (!(e instanceof WireError)) throw e;
-    }
-  };
-}
-
 const serverTargets: Record<string, Target> = {
   /** What a connection does with a frame before any handler runs. */
-  'smb2.request-validation': wireErrorsOnly((frame) => {
+  'smb2.request-validation': onlyTypedErrors((frame) => {
     for (const msg of splitCompound(frame)) {
       const hdr = decodeHeader(msg);
       try {
@@ -42,7 +33,7 @@ const serverTargets: Record<string, Target> = {
     }
   }),
   /** The transport framing, fed in chunks split where the first byte says. */
-  'netbios.frames': wireErrorsOnly((data) => {
+  'netbios.frames': onlyTypedErrors((data) => {
     const d = new FrameDecoder(1 << 16);
     const cut = data.length ? data[0]! % (data.length + 1) : 0;
     d.push(data.subarray(0, cut));

@@ -17,7 +17,6 @@ import {
   encodeAuthenticateMessage,
   encodeNegotiateMessage,
   encodeNtlmV2ClientChallenge,
-  fileTime,
   findAvPair,
   hasSessionSecurity,
   lmV2Response,
@@ -33,6 +32,7 @@ import {
   NtlmSigner,
   usesKeyExchange,
 } from './ntlm.js';
+import { fileTime } from '../filetime.js';
 
 export interface NtlmClientOptions {
   user: string;
@@ -46,19 +46,19 @@ export interface NtlmClientOptions {
 }
 
 /** What the client offers (MS-NLMP 3.1.5.1.1); the CHALLENGE's flags narrow it. */
-export const NTLM_CLIENT_FLAGS =
-  (F.NTLMSSP_NEGOTIATE_UNICODE |
-  F.NTLMSSP_REQUEST_TARGET |
-  F.NTLMSSP_NEGOTIATE_SIGN |
-  F.NTLMSSP_NEGOTIATE_SEAL |
-  F.NTLMSSP_NEGOTIATE_NTLM |
-  F.NTLMSSP_NEGOTIATE_ALWAYS_SIGN |
-  F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY |
-  F.NTLMSSP_NEGOTIATE_VERSION |
-  F.NTLMSSP_NEGOTIATE_128 |
-  F.NTLMSSP_NEGOTIATE_KEY_EXCH |
-  F.NTLMSSP_NEGOTIATE_56) >>>
-  0;
+export const NTLM_CLIENT_FLAGS = [
+  F.NTLMSSP_NEGOTIATE_UNICODE,
+  F.NTLMSSP_REQUEST_TARGET,
+  F.NTLMSSP_NEGOTIATE_SIGN,
+  F.NTLMSSP_NEGOTIATE_SEAL,
+  F.NTLMSSP_NEGOTIATE_NTLM,
+  F.NTLMSSP_NEGOTIATE_ALWAYS_SIGN,
+  F.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY,
+  F.NTLMSSP_NEGOTIATE_VERSION,
+  F.NTLMSSP_NEGOTIATE_128,
+  F.NTLMSSP_NEGOTIATE_KEY_EXCH,
+  F.NTLMSSP_NEGOTIATE_56,
+].reduce((all: number, f) => (all | f) >>> 0, 0);
 
 /** One NTLM exchange on the client side. */
 export class NtlmClient extends NtlmSigner {

@@ -21,7 +21,6 @@ import {
   decodeToken,
   encodeAvPairs,
   encodeChallengeMessage,
-  fileTime,
   hasSessionSecurity,
   MsvAvFlags,
   NegotiateFlags as F,
@@ -36,6 +35,7 @@ import {
   usesKeyExchange,
   withZeroMic,
 } from './ntlm.js';
+import { fileTime } from '../filetime.js';
 
 /** What the server needs from the credential table (CredentialTable satisfies it). */
 export interface CredentialLookup {

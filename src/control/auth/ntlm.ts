@@ -474,11 +474,6 @@ export function computeMic(exportedSessionKey: Buffer, negotiate: Buffer, challe
   return hmacMd5(exportedSessionKey, negotiate, challenge, authenticateZeroMic);
 }
 
-/** FILETIME (100 ns since 1601) of a Unix time in milliseconds. */
-export function fileTime(unixMs: number): bigint {
-  return (BigInt(Math.floor(unixMs)) + 11644473600000n) * 10000n;
-}
-
 // --- session security (MS-NLMP 3.4) --------------------------------------------------------
 
 export type NtlmRole = 'client' | 'server';

@@ -87,6 +87,14 @@ export class Reader {
   }
 }
 
+/**
+ * Encoders get a WireError, not a RangeError, for a value its field cannot hold (a name too
+ * long for a 16-bit length, say). 32-bit fields also take int32 bit patterns (JS `|` results).
+ */
+function checkRange(v: number, min: number, max: number, what: string): void {
+  if (!Number.isInteger(v) || v < min || v > max) throw new WireError(ErrorCode.WIRE_ENCODE, `${v} does not fit a ${what} field`);
+}
+
 export class Writer {
   private buf: Buffer;
   pos = 0;
@@ -104,18 +112,21 @@ export class Writer {
   }
 
   u8(v: number): this {
+    checkRange(v, 0, 0xff, 'u8');
     this.ensure(1);
     this.buf.writeUInt8(v, this.pos);
     this.pos += 1;
     return this;
   }
   u16(v: number): this {
+    checkRange(v, 0, 0xffff, 'u16');
     this.ensure(2);
     this.buf.writeUInt16LE(v, this.pos);
     this.pos += 2;
     return this;
   }
   u32(v: number): this {
+    checkRange(v, -0x80000000, 0xffffffff, 'u32');
     this.ensure(4);
     this.buf.writeUInt32LE(v >>> 0, this.pos);
     this.pos += 4;
@@ -128,12 +139,14 @@ export class Writer {
     return this;
   }
   u16be(v: number): this {
+    checkRange(v, 0, 0xffff, 'u16');
     this.ensure(2);
     this.buf.writeUInt16BE(v, this.pos);
     this.pos += 2;
     return this;
   }
   u32be(v: number): this {
+    checkRange(v, -0x80000000, 0xffffffff, 'u32');
     this.ensure(4);
     this.buf.writeUInt32BE(v >>> 0, this.pos);
     this.pos += 4;
@@ -161,10 +174,12 @@ export class Writer {
     return this.zeros(at - this.pos);
   }
   setU16(at: number, v: number): this {
+    checkRange(v, 0, 0xffff, 'u16');
     this.buf.writeUInt16LE(v, at);
     return this;
   }
   setU32(at: number, v: number): this {
+    checkRange(v, -0x80000000, 0xffffffff, 'u32');
     this.buf.writeUInt32LE(v >>> 0, at);
     return this;
   }

@@ -6,7 +6,6 @@
  * The tests use the captures as fixtures. Every target lets a WireError pass and rethrows
  * anything else.
  */
-import { WireError } from '../../../src/control/errors.js';
 import { openPipe } from '../../../src/control/smb2/ipc/pipe.js';
 import { type ShareCatalog, srvsvcInterface } from '../../../src/control/smb2/ipc/srvsvc.js';
 import { decodePdu, encodePdu } from '../../../src/control/wire/dcerpc.js';
@@ -19,6 +18,7 @@ import {
   decodeNetrShareGetInfoResponse,
   ShareType,
 } from '../../../src/control/wire/srvsvc.js';
+import { onlyTypedErrors } from '../../helpers/wire.js';
 
 const CAPTURES = {
   /** rpcclient and smbclient bind to srvsvc v3.0 with NDR 2.0 only (call_id 1). */
@@ -156,28 +156,19 @@ export const captureCatalog: ShareCatalog = {
   ],
 };
 
-function wireErrorsOnly(fn: (data: Buffer) => void): (data: Buffer) => void {
-  return (data) => {
-    try {
-      fn(data);
-    } catch (e) {
-      if (!(e instanceof WireError)) throw e;
-    }
-  };
-}
 
 export const fuzzTargets: { [name: string]: (data: Buffer) => void } = {
   /** Any PDU that decodes must re-encode to the same bytes. */
-  'dcerpc.pdu': wireErrorsOnly((data) => {
+  'dcerpc.pdu': onlyTypedErrors((data) => {
     const again = encodePdu(decodePdu(data));
     if (!again.equals(data)) throw new Error(`PDU re-encodes differently: ${data.toString('hex')} -> ${again.toString('hex')}`);
   }),
-  'srvsvc.NetrShareEnum.request': wireErrorsOnly((data) => void decodeNetrShareEnumRequest(data)),
-  'srvsvc.NetrShareEnum.response': wireErrorsOnly((data) => void decodeNetrShareEnumResponse(data)),
-  'srvsvc.NetrShareGetInfo.request': wireErrorsOnly((data) => void decodeNetrShareGetInfoRequest(data)),
-  'srvsvc.NetrShareGetInfo.response': wireErrorsOnly((data) => void decodeNetrShareGetInfoResponse(data)),
-  'srvsvc.NetrServerGetInfo.request': wireErrorsOnly((data) => void decodeNetrServerGetInfoRequest(data)),
-  'srvsvc.NetrServerGetInfo.response': wireErrorsOnly((data) => void decodeNetrServerGetInfoResponse(data)),
+  'srvsvc.NetrShareEnum.request': onlyTypedErrors((data) => void decodeNetrShareEnumRequest(data)),
+  'srvsvc.NetrShareEnum.response': onlyTypedErrors((data) => void decodeNetrShareEnumResponse(data)),
+  'srvsvc.NetrShareGetInfo.request': onlyTypedErrors((data) => void decodeNetrShareGetInfoRequest(data)),
+  'srvsvc.NetrShareGetInfo.response': onlyTypedErrors((data) => void decodeNetrShareGetInfoResponse(data)),
+  'srvsvc.NetrServerGetInfo.request': onlyTypedErrors((data) => void decodeNetrServerGetInfoRequest(data)),
+  'srvsvc.NetrServerGetInfo.response': onlyTypedErrors((data) => void decodeNetrServerGetInfoResponse(data)),
   /**
    * A bound srvsvc pipe fed arbitrary bytes: it must never throw, and whatever it answers must
    * be well-formed PDUs.

@@ -3,11 +3,10 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { ErrorCode, WireError } from '../../../src/control/errors.js';
 import { NdrReader, NdrWriter, readStruct, structWireSize, writeStruct } from '../../../src/control/wire/ndr.js';
-import { assertOnlyWireErrors } from '../../helpers/wire.js';
+import { assertOnlyWireErrors, hex } from '../../helpers/wire.js';
 import { captureStub } from './fuzz-targets-rpc.js';
 
 const isWireError = (code?: ErrorCode) => (e: unknown) => e instanceof WireError && (code === undefined || e.code === code);
-const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
 const ENTRY = [
   ['name', 'wstring'],

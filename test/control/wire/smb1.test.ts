@@ -9,8 +9,7 @@ import {
   type Smb1NegotiateRequest,
   smb1OffersSmb2,
 } from '../../../src/control/wire/smb1.js';
-import { assertRoundTrip, assertTruncationsTyped } from '../../helpers/wire.js';
-import { assertMutationsTyped, encodeError, hex, rec, wireError } from './smb2/fuzz-targets-a.js';
+import { assertMutationsTyped, assertRoundTrip, assertTruncationsTyped, encodeError, hex, rec, wireError } from '../../helpers/wire.js';
 
 // Captured on loopback: smbclient 4.17.12 with "client min protocol = NT1" opens with this SMB1
 // multi-protocol NEGOTIATE offering NT LANMAN 1.0, NT LM 0.12, SMB 2.002 and SMB 2.???.

@@ -6,8 +6,7 @@
 import { ErrorCode, WireError } from '../../errors.js';
 import { decodeUtf16, encodeUtf16, Reader, sliceField, Writer } from '../cursor.js';
 import { NtStatus } from '../ntstatus.js';
-import { bodyReader, bodyWriter, placeBuffer } from './message.js';
-import { finishVariableBody } from './negotiate.js';
+import { bodyReader, bodyWriter, finishVariableBody, placeBuffer } from './message.js';
 
 /** MS-SMB2 2.2.2.1 ErrorId. */
 export const ErrorId = {

@@ -58,6 +58,33 @@ export function placeBuffer(w: Writer, data: Buffer, what: string, offset?: numb
   return offset;
 }
 
+/** Checks that a value fits a 16-bit length, count or offset field. */
+export function checkU16(value: number, what: string): number {
+  if (!Number.isInteger(value) || value < 0 || value > 0xffff) {
+    throw new WireError(ErrorCode.WIRE_ENCODE, `${what} ${value} does not fit 16 bits`);
+  }
+  return value;
+}
+
+/**
+ * Places a buffer described by a 16-bit (offset, length) pair whose placeholder is at `at`
+ * (as the SMB2 security buffers are) and patches the pair.
+ */
+export function placeBuffer16(w: Writer, at: number, data: Buffer, what: string, offset?: number): void {
+  checkU16(data.length, `${what} length`);
+  const used = placeBuffer(w, data, what, offset);
+  w.setU16(at, checkU16(used, `${what} offset`)).setU16(at + 2, data.length);
+}
+
+/**
+ * finishBody for a body with an odd StructureSize: such a size promises at least one byte of
+ * variable part, so one zero byte is added when nothing follows the fixed part (MS-SMB2 2.2).
+ */
+export function finishVariableBody(w: Writer, structureSize: number): Buffer {
+  if (w.pos === fixedEnd(structureSize)) w.zeros(1);
+  return finishBody(w);
+}
+
 /** One SMB2 message: header then body. */
 export function encodeMessage(h: Smb2Header, body: Buffer): Buffer {
   const w = new Writer(SMB2_HEADER_SIZE + body.length);

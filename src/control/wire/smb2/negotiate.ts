@@ -10,7 +10,7 @@ import { ErrorCode, WireError } from '../../errors.js';
 import { decodeUtf16, encodeUtf16, Reader, sliceField, type Writer } from '../cursor.js';
 import { NtStatus } from '../ntstatus.js';
 import { NegotiateContextType, Smb2Dialect } from './constants.js';
-import { bodyReader, bodyWriter, finishBody, fixedEnd, placeBuffer } from './message.js';
+import { bodyReader, bodyWriter, checkU16, finishBody, finishVariableBody, fixedEnd, placeBuffer16 } from './message.js';
 
 /** MS-SMB2 2.2.3.1.3 CompressionAlgorithms (also the algorithm ids of 2.2.42). */
 export const CompressionAlgorithm = {
@@ -163,33 +163,6 @@ export interface NegotiateResponse {
 const REQUEST_SIZE = 36;
 const RESPONSE_SIZE = 65;
 const CONTEXT_HEADER_SIZE = 8;
-
-/** Checks that a value fits a 16-bit length, count or offset field. */
-export function checkU16(value: number, what: string): number {
-  if (!Number.isInteger(value) || value < 0 || value > 0xffff) {
-    throw new WireError(ErrorCode.WIRE_ENCODE, `${what} ${value} does not fit 16 bits`);
-  }
-  return value;
-}
-
-/**
- * Places a buffer described by a 16-bit (offset, length) pair whose placeholder is at `at`
- * (as the SMB2 security buffers are) and patches the pair.
- */
-export function placeBuffer16(w: Writer, at: number, data: Buffer, what: string, offset?: number): void {
-  checkU16(data.length, `${what} length`);
-  const used = placeBuffer(w, data, what, offset);
-  w.setU16(at, checkU16(used, `${what} offset`)).setU16(at + 2, data.length);
-}
-
-/**
- * finishBody for a body with an odd StructureSize: such a size promises at least one byte of
- * variable part, so one zero byte is added when nothing follows the fixed part (MS-SMB2 2.2).
- */
-export function finishVariableBody(w: Writer, structureSize: number): Buffer {
-  if (w.pos === fixedEnd(structureSize)) w.zeros(1);
-  return finishBody(w);
-}
 
 function checkGuid(guid: Buffer, what: string): Buffer {
   if (guid.length !== 16) throw new WireError(ErrorCode.WIRE_ENCODE, `${what} must be 16 bytes, got ${guid.length}`);

@@ -1,7 +1,6 @@
 /** SESSION_SETUP (MS-SMB2 2.2.5, 2.2.6). Flag constants are in constants.ts. */
 import { sliceField } from '../cursor.js';
-import { bodyReader, bodyWriter, fixedEnd } from './message.js';
-import { finishVariableBody, placeBuffer16 } from './negotiate.js';
+import { bodyReader, bodyWriter, finishVariableBody, fixedEnd, placeBuffer16 } from './message.js';
 
 /** MS-SMB2 2.2.5 SMB2 SESSION_SETUP Request. */
 export interface SessionSetupRequest {

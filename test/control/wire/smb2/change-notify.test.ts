@@ -10,8 +10,8 @@ import {
   encodeChangeNotifyResponse,
 } from '../../../../src/control/wire/smb2/change-notify.js';
 import { Smb2Command } from '../../../../src/control/wire/smb2/constants.js';
-import { changeNotifyCaptures as cap } from './captures-b.js';
-import { assertInvalid, bytes, checkCodec, fileId, u16, u32 } from './helpers-b.js';
+import { changeNotifyCaptures as cap } from './captures.js';
+import { assertInvalid, bytes, checkCodec, fileId, u16, u32 } from './codec-checks.js';
 
 checkCodec({
   name: 'CHANGE_NOTIFY request',

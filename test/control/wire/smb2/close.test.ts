@@ -10,8 +10,8 @@ import {
 } from '../../../../src/control/wire/smb2/close.js';
 import { Smb2Command } from '../../../../src/control/wire/smb2/constants.js';
 import { FileAttributes } from '../../../../src/control/wire/smb2/create.js';
-import { closeCaptures as cap } from './captures-b.js';
-import { checkCodec, fileId, u16, u32, u64 } from './helpers-b.js';
+import { closeCaptures as cap } from './captures.js';
+import { checkCodec, fileId, u16, u32, u64 } from './codec-checks.js';
 
 checkCodec({
   name: 'CLOSE request',

@@ -16,8 +16,8 @@ import {
   encodeCreateResponse,
   OplockLevel,
 } from '../../../../src/control/wire/smb2/create.js';
-import { createCaptures as cap } from './captures-b.js';
-import { assertInvalid, bytes, checkCodec, fileId, frame, u16, u32, u64, u8, utf16 } from './helpers-b.js';
+import { createCaptures as cap } from './captures.js';
+import { assertInvalid, bytes, checkCodec, fileId, frame, u16, u32, u64, u8, utf16 } from './codec-checks.js';
 
 const { createReqRoot, createReqSmallTxt, createReqLeaseDurableV2, createReqMxAcAlSiDHnQTWrp, createReqAppInstance } = cap;
 const { createReqLeaseV2, createReqDH2C, createReqDHnC, createReqQFid } = cap;

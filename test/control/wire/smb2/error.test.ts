@@ -18,8 +18,7 @@ import {
 } from '../../../../src/control/wire/smb2/error.js';
 import { header } from '../../../../src/control/wire/smb2/header.js';
 import { encodeMessage } from '../../../../src/control/wire/smb2/message.js';
-import { assertRoundTrip, assertTruncationsTyped } from '../../../helpers/wire.js';
-import { assertMutationsTyped, encodeError, hex, rec, wireError } from './fuzz-targets-a.js';
+import { assertMutationsTyped, assertRoundTrip, assertTruncationsTyped, encodeError, hex, rec, wireError } from '../../../helpers/wire.js';
 
 const msg = (body: Buffer, Status: number = NtStatus.STATUS_ACCESS_DENIED): Buffer =>
   encodeMessage(header({ Command: Smb2Command.CREATE, Status, Flags: 1 }), body);

@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { Smb2Command } from '../../../../src/control/wire/smb2/constants.js';
 import { decodeFlushRequest, encodeFlushRequest } from '../../../../src/control/wire/smb2/flush.js';
-import { flushCaptures as cap } from './captures-b.js';
-import { checkCodec, fileId, u16, u32 } from './helpers-b.js';
+import { flushCaptures as cap } from './captures.js';
+import { checkCodec, fileId, u16, u32 } from './codec-checks.js';
 
 checkCodec({
   name: 'FLUSH request',

@@ -3,7 +3,6 @@
  * valid 64-byte header for whole-message decoders), re-encodes whatever decodes, and rethrows
  * anything that is not a WireError. Pure and fast; the driver supplies the bytes.
  */
-import { WireError } from '../../../../src/control/errors.js';
 import * as changeNotify from '../../../../src/control/wire/smb2/change-notify.js';
 import * as close from '../../../../src/control/wire/smb2/close.js';
 import * as ctx from '../../../../src/control/wire/smb2/create-contexts.js';
@@ -17,25 +16,18 @@ import * as oplock from '../../../../src/control/wire/smb2/oplock.js';
 import * as queryDirectory from '../../../../src/control/wire/smb2/query-directory.js';
 import * as read from '../../../../src/control/wire/smb2/read.js';
 import * as write from '../../../../src/control/wire/smb2/write.js';
+import { onlyTypedErrors } from '../../../helpers/wire.js';
 
 const HEADER = encodeHeader(header({ Command: 0 }));
 
-function only(run: () => unknown): void {
-  try {
-    run();
-  } catch (e) {
-    if (!(e instanceof WireError)) throw e;
-  }
-}
-
 /** A target for a decoder of raw bytes (context data, IOCTL payloads). */
 function raw<T>(decode: (b: Buffer) => T, encode: (v: T) => Buffer): (data: Buffer) => void {
-  return (data) => only(() => encode(decode(data)));
+  return onlyTypedErrors((data) => encode(decode(data)));
 }
 
 /** A target for a decoder of whole messages: `data` is the body. */
 function body<T>(decode: (msg: Buffer) => T, encode: (v: T) => Buffer): (data: Buffer) => void {
-  return (data) => only(() => encode(decode(Buffer.concat([HEADER, data]))));
+  return onlyTypedErrors((data) => encode(decode(Buffer.concat([HEADER, data]))));
 }
 
 export const fuzzTargets: { [name: string]: (data: Buffer) => void } = {

@@ -14,8 +14,8 @@ import {
   FileInformationClass,
   type SetInfoResponse,
 } from '../../../../src/control/wire/smb2/info.js';
-import { infoCaptures as cap } from './captures-b.js';
-import { assertInvalid, bytes, checkCodec, fileId, u16, u32, u8 } from './helpers-b.js';
+import { infoCaptures as cap } from './captures.js';
+import { assertInvalid, bytes, checkCodec, fileId, u16, u32, u8 } from './codec-checks.js';
 
 checkCodec({
   name: 'QUERY_INFO request',

@@ -16,8 +16,8 @@ import {
   pipeTransceiveRequest,
   pipeTransceiveResponse,
 } from '../../../../src/control/wire/smb2/ioctl.js';
-import { ioctlCaptures as cap } from './captures-b.js';
-import { assertInvalid, bytes, checkCodec, fileId, guid, u16, u32 } from './helpers-b.js';
+import { ioctlCaptures as cap } from './captures.js';
+import { assertInvalid, bytes, checkCodec, fileId, guid, u16, u32 } from './codec-checks.js';
 
 checkCodec({
   name: 'IOCTL request',

@@ -11,8 +11,8 @@ import {
   LockFlags,
   type LockRequest,
 } from '../../../../src/control/wire/smb2/lock.js';
-import { lockCaptures as cap } from './captures-b.js';
-import { assertInvalid, checkCodec, fileId, frame, u16, u32, u64 } from './helpers-b.js';
+import { lockCaptures as cap } from './captures.js';
+import { assertInvalid, checkCodec, fileId, frame, u16, u32, u64 } from './codec-checks.js';
 
 const lockRequest: fc.Arbitrary<LockRequest> = fc.record({
   LockSequenceNumber: fc.integer({ min: 0, max: 15 }),

@@ -26,8 +26,7 @@ import {
   RdmaTransformId,
   TransportCapabilitiesFlags,
 } from '../../../../src/control/wire/smb2/negotiate.js';
-import { assertRoundTrip, assertTruncationsTyped } from '../../../helpers/wire.js';
-import { assertMutationsTyped, encodeError, hex, rec, wireError } from './fuzz-targets-a.js';
+import { assertMutationsTyped, assertRoundTrip, assertTruncationsTyped, encodeError, hex, rec, wireError } from '../../../helpers/wire.js';
 
 const msg = (body: Buffer): Buffer => encodeMessage(header({ Command: Smb2Command.NEGOTIATE }), body);
 /** Re-encodes a decoded capture behind its original header. */

@@ -17,8 +17,8 @@ import {
   LeaseBreakNotificationFlags,
   type OplockBreakMessage,
 } from '../../../../src/control/wire/smb2/oplock.js';
-import { oplockCaptures as cap } from './captures-b.js';
-import { assertInvalid, checkCodec, fileId, frame, guid, u16, u32, u64, u8 } from './helpers-b.js';
+import { oplockCaptures as cap } from './captures.js';
+import { assertInvalid, checkCodec, fileId, frame, guid, u16, u32, u64, u8 } from './codec-checks.js';
 
 const oplockBreak = fc.record({ OplockLevel: u8, Reserved: u8, Reserved2: u32, FileId: fileId });
 const leaseBreakNotification = fc.record({

@@ -10,8 +10,8 @@ import {
   encodeQueryDirectoryResponse,
   QueryDirectoryFlags,
 } from '../../../../src/control/wire/smb2/query-directory.js';
-import { queryDirectoryCaptures as cap } from './captures-b.js';
-import { assertInvalid, bytes, checkCodec, fileId, u32, u8, utf16 } from './helpers-b.js';
+import { queryDirectoryCaptures as cap } from './captures.js';
+import { assertInvalid, bytes, checkCodec, fileId, u32, u8, utf16 } from './codec-checks.js';
 
 checkCodec({
   name: 'QUERY_DIRECTORY request',

@@ -10,8 +10,8 @@ import {
   encodeReadResponse,
   type ReadResponse,
 } from '../../../../src/control/wire/smb2/read.js';
-import { readCaptures as cap } from './captures-b.js';
-import { assertInvalid, bytes, checkCodec, fileId, frame, u32, u64, u8 } from './helpers-b.js';
+import { readCaptures as cap } from './captures.js';
+import { assertInvalid, bytes, checkCodec, fileId, frame, u32, u64, u8 } from './codec-checks.js';
 
 checkCodec({
   name: 'READ request',

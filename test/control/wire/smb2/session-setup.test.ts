@@ -13,8 +13,7 @@ import {
   type SessionSetupRequest,
   type SessionSetupResponse,
 } from '../../../../src/control/wire/smb2/session-setup.js';
-import { assertRoundTrip, assertTruncationsTyped } from '../../../helpers/wire.js';
-import { assertMutationsTyped, encodeError, hex, rec, wireError } from './fuzz-targets-a.js';
+import { assertMutationsTyped, assertRoundTrip, assertTruncationsTyped, encodeError, hex, rec, wireError } from '../../../helpers/wire.js';
 
 const msg = (body: Buffer): Buffer => encodeMessage(header({ Command: Smb2Command.SESSION_SETUP }), body);
 const again = (capture: Buffer, body: Buffer): Buffer => Buffer.concat([capture.subarray(0, 64), body]);

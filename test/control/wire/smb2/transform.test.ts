@@ -16,8 +16,7 @@ import {
   type TransformHeader,
   TransformHdr,
 } from '../../../../src/control/wire/smb2/transform.js';
-import { assertTruncationsTyped } from '../../../helpers/wire.js';
-import { assertMutationsTyped, encodeError, hex, rec, wireError } from './fuzz-targets-a.js';
+import { assertMutationsTyped, assertTruncationsTyped, encodeError, hex, rec, wireError } from '../../../helpers/wire.js';
 
 /** Transform errors end the connection, so they carry no NTSTATUS. */
 const framingError = (pattern: RegExp) => wireError(pattern, true);

@@ -9,8 +9,8 @@ import {
   encodeWriteResponse,
   type WriteRequest,
 } from '../../../../src/control/wire/smb2/write.js';
-import { writeCaptures as cap } from './captures-b.js';
-import { assertInvalid, bytes, checkCodec, fileId, frame, u16, u32, u64 } from './helpers-b.js';
+import { writeCaptures as cap } from './captures.js';
+import { assertInvalid, bytes, checkCodec, fileId, frame, u16, u32, u64 } from './codec-checks.js';
 
 checkCodec({
   name: 'WRITE request',

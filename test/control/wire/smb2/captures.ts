@@ -6,7 +6,7 @@
  * smb2.notify.valid-req, smb2.compound_async.flush_close, smb2.read.position,
  * smb2.rename.close-full-information, smb2.fileid.fileid). Signatures and ids are as captured.
  */
-import { hex } from './helpers-b.js';
+import { hex } from '../../../helpers/wire.js';
 
 /** CREATE. */
 export const createCaptures = {
