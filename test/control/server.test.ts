@@ -4,6 +4,7 @@
  * NTSTATUS or a clean close, never a crash or a leaked session.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { adminCall } from '../../src/control/admin.js';
 import { Smb2Client, Smb2StatusError } from '../../src/control/smb2/client.js';
@@ -132,6 +133,34 @@ describe('session setup answered by the DSR itself', () => {
     await drained();
     assert.deepEqual(ts.server.ctx.offload.snapshot().sessions, []);
     assert.deepEqual(ts.server.ctx.offload.snapshot().trees, []);
+  });
+});
+
+describe('anonymous logons follow the auth.guest setting (real smbclient on loopback)', () => {
+  // The server runs in this process, so the client must not block the event loop.
+  const list = (port: number, ...auth: string[]) =>
+    new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
+      execFile('smbclient', ['-g', '-L', '//127.0.0.1', '-p', String(port), '-m', 'SMB3', ...auth], { timeout: 20000 }, (err, stdout, stderr) => {
+        resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      });
+    });
+
+  test('refused by default, accepted as a null session when guests are allowed', async () => {
+    const refused = await list(ts.port, '-N');
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stdout + refused.stderr, /NT_STATUS_LOGON_FAILURE/);
+    const named = await list(ts.port, '-U', `alice%${USERS.alice}`);
+    assert.equal(named.status, 0, named.stderr);
+    assert.deepEqual(named.stdout.split('\n').filter((l) => /^(Disk|IPC)\|/.test(l)).map((l) => l.split('|')[1]).sort(), ['IPC$', 'data1', 'san']);
+    const open = await startTestServer({ auth: { guest: true } });
+    try {
+      const anon = await list(open.port, '-N');
+      assert.equal(anon.status, 0, anon.stderr);
+      assert.match(anon.stdout, /^Disk\|san\|/m);
+      assert.ok(open.logs.some((l) => l.event === 'session.established' && l.kind === 'anonymous'));
+    } finally {
+      await open.stop();
+    }
   });
 });
 
