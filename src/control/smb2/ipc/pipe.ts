@@ -276,26 +276,21 @@ export class RpcPipe {
     this.xmitFrag = Math.min(pdu.max_recv_frag, MAX_FRAG);
     this.recvFrag = Math.min(pdu.max_xmit_frag, MAX_FRAG);
     if (pdu.assoc_group_id !== 0) this.assocGroupId = pdu.assoc_group_id;
-    this.send({
-      PTYPE: PType.BIND_ACK,
-      rpc_vers_minor: pdu.rpc_vers_minor,
-      pfc_flags: PfcFlags.PFC_FIRST_FRAG | PfcFlags.PFC_LAST_FRAG,
-      packed_drep: DREP_LITTLE_ENDIAN,
-      call_id: pdu.call_id,
-      max_xmit_frag: this.xmitFrag,
-      max_recv_frag: this.recvFrag,
-      assoc_group_id: this.assocGroupId,
-      sec_addr: Buffer.from(`\\PIPE\\${this.name}\0`, 'latin1'),
-      p_result_list: { p_results: pdu.p_context_elem.p_cont_elem.map((e) => this.negotiate(e)) },
-    });
+    this.acceptContexts(pdu, PType.BIND_ACK, Buffer.from(`\\PIPE\\${this.name}\0`, 'latin1'));
   }
 
   private alterContext(pdu: BindPdu): void {
     if (!this.bound || pdu.auth_verifier !== undefined || pdu.p_context_elem.p_cont_elem.length === 0) {
       return this.fault(pdu.call_id, pdu.rpc_vers_minor, 0, NcaStatus.nca_s_proto_error);
     }
+    // An alter_context_resp carries no secondary address (C706 12.6.4.2).
+    this.acceptContexts(pdu, PType.ALTER_CONTEXT_RESP, Buffer.alloc(0));
+  }
+
+  /** bind_ack or alter_context_resp: the negotiated fragment sizes and one result per offered context. */
+  private acceptContexts(pdu: BindPdu, PTYPE: typeof PType.BIND_ACK | typeof PType.ALTER_CONTEXT_RESP, sec_addr: Buffer): void {
     this.send({
-      PTYPE: PType.ALTER_CONTEXT_RESP,
+      PTYPE,
       rpc_vers_minor: pdu.rpc_vers_minor,
       pfc_flags: PfcFlags.PFC_FIRST_FRAG | PfcFlags.PFC_LAST_FRAG,
       packed_drep: DREP_LITTLE_ENDIAN,
@@ -303,7 +298,7 @@ export class RpcPipe {
       max_xmit_frag: this.xmitFrag,
       max_recv_frag: this.recvFrag,
       assoc_group_id: this.assocGroupId,
-      sec_addr: Buffer.alloc(0),
+      sec_addr,
       p_result_list: { p_results: pdu.p_context_elem.p_cont_elem.map((e) => this.negotiate(e)) },
     });
   }

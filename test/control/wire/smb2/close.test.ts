@@ -11,7 +11,7 @@ import {
 import { Smb2Command } from '../../../../src/control/wire/smb2/constants.js';
 import { FileAttributes } from '../../../../src/control/wire/smb2/create.js';
 import { closeCaptures as cap } from './captures.js';
-import { checkCodec, fileId, u16, u32, u64 } from './codec-checks.js';
+import { checkCodec, fileId, openAttributes, u16, u32 } from './codec-checks.js';
 
 checkCodec({
   name: 'CLOSE request',
@@ -31,13 +31,7 @@ checkCodec({
   arbitrary: fc.record({
     Flags: u16,
     Reserved: u32,
-    CreationTime: u64,
-    LastAccessTime: u64,
-    LastWriteTime: u64,
-    ChangeTime: u64,
-    AllocationSize: u64,
-    EndofFile: u64,
-    FileAttributes: u32,
+    ...openAttributes,
   }),
 });
 

@@ -24,6 +24,16 @@ export const bytes = (maxLength: number): fc.Arbitrary<Buffer> => fc.uint8Array(
 export const bytesOf = (length: number): fc.Arbitrary<Buffer> => fc.uint8Array({ minLength: length, maxLength: length }).map((b) => Buffer.from(b));
 export const guid = bytesOf(16);
 export const fileId: fc.Arbitrary<FileId> = fc.record({ Persistent: u64, Volatile: u64 });
+/** The OpenAttributes fields (CREATE and CLOSE responses), to spread into a record model. */
+export const openAttributes = {
+  CreationTime: u64,
+  LastAccessTime: u64,
+  LastWriteTime: u64,
+  ChangeTime: u64,
+  AllocationSize: u64,
+  EndofFile: u64,
+  FileAttributes: u32,
+};
 /** Any UTF-16 code units, lone surrogates included (they survive the round trip). */
 export const utf16 = (maxLength: number): fc.Arbitrary<string> => fc.string({ unit: 'binary', maxLength });
 

@@ -17,7 +17,7 @@ import {
   OplockLevel,
 } from '../../../../src/control/wire/smb2/create.js';
 import { createCaptures as cap } from './captures.js';
-import { assertInvalid, bytes, checkCodec, fileId, frame, u16, u32, u64, u8, utf16 } from './codec-checks.js';
+import { assertInvalid, bytes, checkCodec, fileId, frame, openAttributes, u16, u32, u64, u8, utf16 } from './codec-checks.js';
 
 const { createReqRoot, createReqSmallTxt, createReqLeaseDurableV2, createReqMxAcAlSiDHnQTWrp, createReqAppInstance } = cap;
 const { createReqLeaseV2, createReqDH2C, createReqDHnC, createReqQFid } = cap;
@@ -48,13 +48,7 @@ const createResponse: fc.Arbitrary<CreateResponse> = fc.record({
   OplockLevel: u8,
   Flags: u8,
   CreateAction: u32,
-  CreationTime: u64,
-  LastAccessTime: u64,
-  LastWriteTime: u64,
-  ChangeTime: u64,
-  AllocationSize: u64,
-  EndofFile: u64,
-  FileAttributes: u32,
+  ...openAttributes,
   Reserved2: u32,
   FileId: fileId,
   CreateContexts: contexts,
