@@ -6,7 +6,7 @@
  * connection with one log line.
  */
 import type { Socket } from 'node:net';
-import { DsrError, errorMessage, ProtocolError, WireError } from '../errors.js';
+import { AuthError, errorMessage, ProtocolError, WireError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Session } from '../tables/sessions.js';
 import type { Tree } from '../tables/trees.js';
@@ -138,12 +138,9 @@ export class Smb2Connection {
       }
       if (out.length > 0) this.sendReplies(out);
     } catch (e) {
-      if (e instanceof Disconnect || (e instanceof WireError && e.status === undefined) || (e instanceof ProtocolError && e.status === undefined)) {
-        this.close(e.message);
-        return;
-      }
-      if (e instanceof WireError) {
-        // A frame whose compound framing is broken cannot be answered message by message.
+      // Errors that reach the frame level break its framing (a bad header, a NextCommand out of
+      // bounds): the frame cannot be answered message by message, so the connection closes.
+      if (e instanceof Disconnect || e instanceof WireError || e instanceof ProtocolError) {
         this.close(e.message);
         return;
       }
@@ -233,14 +230,10 @@ export class Smb2Connection {
     try {
       r = await def.run(req);
     } catch (e) {
-      if (e instanceof WireError && e.status !== undefined) {
-        this.log.info({ event: 'conn.bad_request', command: smb2CommandName(hdr.Command), err: e.message }, 'malformed request refused');
-        r = errorReply(e.status);
-      } else if ((e instanceof ProtocolError && e.status !== undefined) || (e instanceof DsrError && 'status' in e && typeof e.status === 'number')) {
-        r = errorReply((e as { status: number }).status);
-      } else {
-        throw e;
-      }
+      // A typed error with a status is answered with it; one without ends the connection.
+      if (!(e instanceof WireError || e instanceof ProtocolError || e instanceof AuthError) || e.status === undefined) throw e;
+      this.log.info({ event: 'conn.bad_request', command: smb2CommandName(hdr.Command), err: e.message }, 'request refused');
+      r = errorReply(e.status);
     }
     if (r.disconnect) throw new Disconnect(r.disconnect);
     const replySession = r.signWith ?? (r.unsigned ? undefined : (r.sessionId !== undefined ? this.ctx.sessions.get(r.sessionId) : session));
