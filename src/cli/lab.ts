@@ -3,8 +3,8 @@
  * Human output by default, `--json` for scripts; errors propagate to main's handler (one line, exit 1).
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { errorMessage } from '../control/errors.js';
-import { DEFAULT_LAB_NAME, labDown, labExec, labStatus, labUp, type LabStatus } from '../lab/lab.js';
+import { DsrError, ErrorCode, errorMessage } from '../control/errors.js';
+import { DEFAULT_LAB_NAME, labDirectPath, labDown, labExec, labStatus, labUp, type LabStatus } from '../lab/lab.js';
 import { DEFAULT_SERVERS, MAX_SERVERS } from '../lab/topology.js';
 import { printJson, printTable } from './output.js';
 
@@ -145,6 +145,17 @@ export function registerLabCommands(program: Command): void {
       const status = await labStatus(o.name);
       if (o.json) printJson(status);
       else printStatus(status);
+    });
+
+  lab
+    .command('direct')
+    .description('route the client straight to the servers through the dsr namespace (on), or isolate them again (off); for direct-path baselines')
+    .argument('<on|off>')
+    .addOption(nameOption())
+    .action(async (state: string, o: { name: string }) => {
+      if (state !== 'on' && state !== 'off') throw new DsrError(ErrorCode.USAGE, `expected on or off, got ${JSON.stringify(state)}`);
+      await labDirectPath(o.name, state === 'on');
+      process.stdout.write(`lab ${o.name}: direct path ${state}\n`);
     });
 
   lab

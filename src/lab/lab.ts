@@ -100,6 +100,8 @@ export interface LabStatus {
     running: boolean;
     /** False for a lab brought up with `dsr: false`. */
     enabled: boolean;
+    /** The dsr namespace routes client <-> servers (`labDirectPath`), for direct-path baselines only. */
+    directPath: boolean;
   };
   servers: {
     name: string;
@@ -184,6 +186,8 @@ function requirePrerequisites(): void {
 }
 
 const cidr = (address: string) => `${address}/${PREFIX_LEN}`;
+/** The /24 an address sits in. */
+const subnet = (address: string) => `${address.replace(/\.\d+$/, '.0')}/${PREFIX_LEN}`;
 const counterChains = (port: string) => ({ rx: `${port}_in`, tx: `${port}_out` });
 
 /** One netdev table: per storage port an ingress and an egress chain counting TCP. */
@@ -433,6 +437,7 @@ export async function labStatus(name: string = DEFAULT_LAB_NAME): Promise<LabSta
       ...(dsrPid !== undefined && { pid: dsrPid }),
       running: dsrRunning,
       enabled: state?.dsr ?? false,
+      directPath: dsrExists && (await ipForwarding(dsrNs)),
     },
     servers,
     users: LAB_USERS.map((u) => ({ ...u })),
@@ -446,6 +451,30 @@ export async function labStatus(name: string = DEFAULT_LAB_NAME): Promise<LabSta
       };
     }),
   };
+}
+
+async function ipForwarding(ns: string): Promise<boolean> {
+  const r = await runIn(ns, ['sysctl', '-n', 'net.ipv4.ip_forward']);
+  return r.code === 0 && r.stdout.trim() === '1';
+}
+
+/**
+ * Turns the dsr namespace into a plain router between the client and the servers (or back).
+ * Benchmarks and the smbtorture comparison use it to measure the direct path over the same
+ * wires; the DSR itself never needs it, and a lab is built without it.
+ */
+export async function labDirectPath(name: string, on: boolean): Promise<void> {
+  checkLabName(name);
+  const plan = labPlan(name, readState(name)?.servers ?? 0);
+  if (!netnsExists(plan.dsr.namespace)) throw new DsrError(ErrorCode.LAB, `lab ${name} is not up; run: dsr lab up --name ${name}`);
+  const verb = on ? 'replace' : 'del';
+  const route = (to: string, via: string) => [`route ${verb} ${to} via ${via}`];
+  const quiet = (p: Promise<void>) => (on ? p : p.catch(() => undefined));
+  await settleAll([
+    setSysctl(plan.dsr.namespace, 'net.ipv4.ip_forward', on ? '1' : '0'),
+    quiet(ipBatch(plan.client.namespace, 'route the client to the servers', route(subnet(ADDRESSES.dsrStorage), ADDRESSES.dsrClient))),
+    ...plan.servers.map((s) => quiet(ipBatch(s.namespace, `route ${s.name} to the client`, route(subnet(ADDRESSES.client), ADDRESSES.dsrStorage)))),
+  ]);
 }
 
 /**

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { resolveConfig } from '../../src/control/config.js';
 import { DsrError, ErrorCode } from '../../src/control/errors.js';
-import { labDown, labDsrConfig, labExec, labStatus, labUp, type LabStatus } from '../../src/lab/lab.js';
+import { labDirectPath, labDown, labDsrConfig, labExec, labStatus, labUp, type LabStatus } from '../../src/lab/lab.js';
 import { netnsExists, netnsPids } from '../../src/lab/netns.js';
 import { pidAlive } from '../../src/lab/process.js';
 import { smbConf } from '../../src/lab/smbd.js';
@@ -177,6 +177,18 @@ describe('a 3-server lab without the DSR', { skip }, () => {
     assert.equal((await labExec(name, 'client', route)).code, 0);
     t.after(() => labExec(name, 'client', ['ip', 'route', 'del', '198.18.1.0/24']));
     assert.notEqual((await tcpConnect(name, 'client', '198.18.1.11', 1500)).code, 0, 'routed via the DSR');
+  });
+
+  test('the opt-in direct path routes the client to the servers, and off isolates them again', async () => {
+    await labDirectPath(name, true);
+    try {
+      assert.equal((await labStatus(name)).dsr.directPath, true);
+      assert.equal((await tcpConnect(name, 'client', '198.18.1.12')).code, 0);
+    } finally {
+      await labDirectPath(name, false);
+    }
+    assert.equal((await labStatus(name)).dsr.directPath, false);
+    assert.notEqual((await tcpConnect(name, 'client', '198.18.1.12', 1500)).code, 0);
   });
 
   test('storage ports: sp1..sp3 have carrier, the empty sp4 has none', async () => {
