@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import type { Session } from '../tables/sessions.js';
 import type { Tree } from '../tables/trees.js';
 import { FrameDecoder } from '../wire/netbios.js';
-import { NtStatus } from '../wire/ntstatus.js';
+import { NtStatus, ntStatusName } from '../wire/ntstatus.js';
 import { joinCompound, splitCompound } from '../wire/smb2/compound.js';
 import {
   SMB1_PROTOCOL_ID,
@@ -363,6 +363,9 @@ export class Smb2Connection {
       }
       credit = this.credits.grant(f.req.Credit);
     } else {
+      if (this.log.isLevelEnabled('debug')) {
+        this.log.debug({ event: 'fwd.done', command: smb2CommandName(h.Command), status: ntStatusName(h.Status), server: f.forward.route.link.server.name }, 'forwarded request answered');
+      }
       f.forward.complete(m, h, chain);
       // 3.3.4.3: credits of an async request were granted with its interim response.
       credit = f.asyncId === undefined ? this.credits.grant(f.req.Credit) : 0;

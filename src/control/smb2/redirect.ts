@@ -143,6 +143,8 @@ function toBackendHeader(msg: Buffer, route: Route, related: boolean): void {
   setTreeId(msg, route.backendTreeId);
   let flags = getFlags(msg) & KEPT_FLAGS;
   if (related) flags |= Smb2Flags.RELATED_OPERATIONS;
+  // I/O priority is 3.1.1 only; an older server refuses a request that carries it.
+  if (dialect < Smb2Dialect.SMB311) flags &= ~Smb2Flags.PRIORITY_MASK;
   if (dialect < Smb2Dialect.SMB300) {
     // ChannelSequence and replays are SMB 3.x; a 2.x server wants the field zero.
     flags &= ~Smb2Flags.REPLAY_OPERATION;
