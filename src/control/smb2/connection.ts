@@ -33,6 +33,7 @@ import { COMMANDS, errorReply } from './dispatch.js';
 import { answerSmb1Negotiate } from './negotiate.js';
 import { destroySession } from './session-setup.js';
 import { signReply, verifyRequest } from './signing.js';
+import { sendFrame } from './transport.js';
 
 const ALL_ONES_64 = 0xffffffffffffffffn;
 
@@ -461,13 +462,7 @@ export class Smb2Connection {
   }
 
   private send(payload: Buffer): void {
-    if (this.closed) return;
-    const h = Buffer.allocUnsafe(4);
-    h.writeUInt32BE(payload.length, 0);
-    this.socket.cork();
-    this.socket.write(h);
-    this.socket.write(payload);
-    this.socket.uncork();
+    if (!this.closed) sendFrame(this.socket, payload);
   }
 
   /** Closes the connection with one log line saying why. */
