@@ -134,6 +134,14 @@ const scenarios: Record<string, () => Promise<void>> = {
     b.close();
   },
 
+  /** Shares whose server refuses them or cannot be reached. */
+  async refusals() {
+    const c = await logon();
+    const tc = async (share: string) => status(await c.request(Smb2Command.TREE_CONNECT, encodeTreeConnectRequest({ Flags: 0, Path: `\\\\dsr\\${share}` }), { allowError: true }));
+    out({ missing: await tc('missing'), ghost: await tc('ghost'), data1: await tc('data1') });
+    c.close();
+  },
+
   /** Related chains stay on one server; unrelated members for two servers come back in order, in one frame. */
   async compound() {
     const c = await logon();
