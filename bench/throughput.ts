@@ -15,9 +15,8 @@
  *   node dist/bench/throughput.js [--size-mib 1024] [--ops 1000] [--runs 3] [--keep] [--name LAB] [--json]
  *
  * Needs root. Brings up its own one-server lab (or reuses the lab --name names if it is up, and
- * then leaves it up) and tears it down unless --keep. A path that fails (the DSR refusing a tree
- * connect with NT_STATUS_NOT_SUPPORTED before redirection exists) shows its error; the others go
- * on. Exit status: 0; 1 on a harness error (lab, haproxy, or the direct or haproxy path
+ * then leaves it up) and tears it down unless --keep. A path that fails (say, a DSR build that
+ * refuses tree connects with NT_STATUS_NOT_SUPPORTED) shows its error; the others go on. Exit status: 0; 1 on a harness error (lab, haproxy, or the direct or haproxy path
  * failing); 2 when any get returned bytes that differ from the source.
  */
 import { createHash, randomBytes } from 'node:crypto';
