@@ -16,8 +16,9 @@
  *
  * Needs root. Brings up its own one-server lab (or reuses the lab --name names if it is up, and
  * then leaves it up) and tears it down unless --keep. A path that fails (say, a DSR build that
- * refuses tree connects with NT_STATUS_NOT_SUPPORTED) shows its error; the others go on. Exit status: 0; 1 on a harness error (lab, haproxy, or the direct or haproxy path
- * failing); 2 when any get returned bytes that differ from the source.
+ * refuses tree connects with NT_STATUS_NOT_SUPPORTED) shows its error; the others go on.
+ * Exit status: 0; 1 on a harness error (lab, haproxy, or the direct or haproxy path failing);
+ * 2 when any get returned bytes that differ from the source.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, mkdirSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
