@@ -33,6 +33,7 @@ import { encodeMessage } from '../wire/smb2/message.js';
 import { decodeNegotiateResponse, encodeNegotiateRequest, findNegotiateContext, type NegotiateResponse } from '../wire/smb2/negotiate.js';
 import { decodeSessionSetupResponse, encodeSessionSetupRequest } from '../wire/smb2/session-setup.js';
 import { encodeReservedBody } from '../wire/smb2/simple.js';
+import { sendFrame } from './transport.js';
 
 /** MessageId of unsolicited messages: oplock and lease break notifications (MS-SMB2 3.3.4.6). */
 export const UNSOLICITED_MESSAGE_ID = 0xffffffffffffffffn;
@@ -111,6 +112,15 @@ export interface InFlight {
 interface Pending {
   out: Outbound;
   handle: InFlight;
+}
+
+/** Hands a response to its request; a response the caller cannot use (malformed body) fails that request alone. */
+function deliver(out: Outbound, msg: Buffer, hdr: Smb2Header): void {
+  try {
+    out.onResponse(msg, hdr);
+  } catch (e) {
+    out.onError(e instanceof Error ? e : new Error(String(e)));
+  }
 }
 
 export class Smb2Client {
@@ -207,13 +217,15 @@ export class Smb2Client {
 
   private onResponseFrame(frame: Buffer): void {
     for (const h of this.onFrame) h(frame);
-    let msgs: Buffer[];
     try {
-      msgs = splitCompound(frame);
+      this.dispatchResponses(splitCompound(frame));
     } catch (e) {
+      // A server that breaks framing or headers cannot be trusted with the rest of the stream.
       this.fail(e as Error);
-      return;
     }
+  }
+
+  private dispatchResponses(msgs: Buffer[]): void {
     for (const msg of msgs) {
       const hdr = decodeHeader(msg);
       this.credits += hdr.Credit;
@@ -225,7 +237,7 @@ export class Smb2Client {
       if (!p) continue;
       if (hdr.Status === NtStatus.STATUS_PENDING && hdr.Flags & Smb2Flags.ASYNC_COMMAND) {
         p.handle.asyncId = hdr.AsyncId;
-        p.out.onResponse(msg, hdr);
+        deliver(p.out, msg, hdr);
         continue;
       }
       this.pending.delete(hdr.MessageId);
@@ -235,7 +247,7 @@ export class Smb2Client {
         p.out.onError(new ProtocolError(`response to MessageId ${hdr.MessageId} has a bad signature`));
         continue;
       }
-      p.out.onResponse(msg, hdr);
+      deliver(p.out, msg, hdr);
     }
     this.drain();
   }
@@ -295,16 +307,7 @@ export class Smb2Client {
       o.onSent?.(msg);
       at = end;
     }
-    this.writeFrame(frame);
-  }
-
-  private writeFrame(payload: Buffer): void {
-    const h = Buffer.allocUnsafe(4);
-    h.writeUInt32BE(payload.length, 0);
-    this.socket.cork();
-    this.socket.write(h);
-    this.socket.write(payload);
-    this.socket.uncork();
+    sendFrame(this.socket, frame);
   }
 
   /**
@@ -335,7 +338,7 @@ export class Smb2Client {
     });
     const msg = encodeMessage(h, encodeReservedBody());
     if (session?.signs && session.signKey) signMessage(msg, session.signKey, session.signAlg);
-    this.writeFrame(msg);
+    sendFrame(this.socket, msg);
     return true;
   }
 

@@ -33,6 +33,7 @@ import { COMMANDS, errorReply } from './dispatch.js';
 import { answerSmb1Negotiate } from './negotiate.js';
 import { destroySession } from './session-setup.js';
 import { signReply, verifyRequest } from './signing.js';
+import { sendFrame } from './transport.js';
 
 const ALL_ONES_64 = 0xffffffffffffffffn;
 
@@ -188,7 +189,7 @@ export class Smb2Connection {
       const batches = new Map<BackendLink, Batch>();
       let related: Related = { status: NtStatus.STATUS_SUCCESS };
       for (let i = 0; i < msgs.length; i++) {
-        const r = await this.handleMessage(msgs[i]!, i > 0 ? related : undefined, batches);
+        const r = await this.handleMessage(msgs[i]!, i > 0 ? related : undefined, batches, i === msgs.length - 1);
         if (!r) continue;
         slots.push(r.out);
         related = r.related;
@@ -226,6 +227,7 @@ export class Smb2Connection {
     msg: Buffer,
     prev: Related | undefined,
     batches: Map<BackendLink, Batch>,
+    last: boolean,
   ): Promise<{ out: Slot; related: Related } | undefined> {
     const hdr = decodeHeader(msg);
     if (hdr.Flags & Smb2Flags.SERVER_TO_REDIR) throw new Disconnect('client sent a message flagged as a response');
@@ -298,15 +300,22 @@ export class Smb2Connection {
       relatedFileId: isRelated ? prev.fileId : undefined,
       relatedForward: isRelated ? prev.forward : undefined,
     };
-    let r: Smb2Reply;
-    try {
-      r = await def.run(req);
-    } catch (e) {
-      // A typed error with a status is answered with it; one without ends the connection.
-      if (!(e instanceof WireError || e instanceof ProtocolError || e instanceof AuthError) || e.status === undefined) throw e;
-      this.log.info({ event: 'conn.bad_request', command: smb2CommandName(hdr.Command), err: e.message }, 'request refused');
-      r = errorReply(e.status);
+    const ran = this.run(def.run, req);
+    // A tree connect may wait seconds for a server; the frames behind it do not, so a slow or
+    // dead server stays invisible to the client's other shares. Only when nothing follows it in
+    // its frame (a related member would need its tree).
+    if (hdr.Command === Smb2Command.TREE_CONNECT && last) {
+      const out = ran.then(
+        (r) => this.reply(hdr, r, session, isRelated),
+        (e: unknown) => {
+          this.log.error({ event: 'conn.internal_error', err: errorMessage(e), stack: (e as Error)?.stack }, 'internal error; closing connection');
+          this.close('internal error');
+          return this.reply(hdr, errorReply(NtStatus.STATUS_INTERNAL_ERROR), session, isRelated);
+        },
+      );
+      return { out, related: { status: NtStatus.STATUS_SUCCESS } };
     }
+    const r = await ran;
     if (r.disconnect) throw new Disconnect(r.disconnect);
     if (r.forward && session) {
       return { out: this.forwardMessage(hdr, session, tree, isRelated, r.forward, batches), related: { session, tree, forward: r.forward, status: NtStatus.STATUS_SUCCESS } };
@@ -315,6 +324,17 @@ export class Smb2Connection {
     const out = this.reply(hdr, r, replySession, isRelated);
     const fileId = r.createdFileId ?? (isRelated ? prev.fileId : undefined);
     return { out, related: { session: session ?? replySession, tree: tree ?? (r.treeId !== undefined && session ? this.ctx.trees.get(session.sessionId, r.treeId) : undefined), fileId, status: r.status } };
+  }
+
+  /** Runs a handler; a typed error with a status is answered with it, one without ends the connection. */
+  private async run(handler: (req: Smb2Request) => Smb2Reply | Promise<Smb2Reply>, req: Smb2Request): Promise<Smb2Reply> {
+    try {
+      return await handler(req);
+    } catch (e) {
+      if (!(e instanceof WireError || e instanceof ProtocolError || e instanceof AuthError) || e.status === undefined) throw e;
+      this.log.info({ event: 'conn.bad_request', command: smb2CommandName(req.hdr.Command), err: e.message }, 'request refused');
+      return errorReply(e.status);
+    }
   }
 
   /** Queues a message for its server; the returned slot is filled by the server's first response. */
@@ -461,13 +481,7 @@ export class Smb2Connection {
   }
 
   private send(payload: Buffer): void {
-    if (this.closed) return;
-    const h = Buffer.allocUnsafe(4);
-    h.writeUInt32BE(payload.length, 0);
-    this.socket.cork();
-    this.socket.write(h);
-    this.socket.write(payload);
-    this.socket.uncork();
+    if (!this.closed) sendFrame(this.socket, payload);
   }
 
   /** Closes the connection with one log line saying why. */

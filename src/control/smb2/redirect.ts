@@ -202,27 +202,21 @@ export function forward(req: Smb2Request, onFinal?: (msg: Buffer, hdr: Smb2Heade
     if ('status' in named) return errorReply(named.status);
   }
   const { open, chained } = named;
+  return forwarded(req, route, (msg, hdr, chain) => {
+    const target = open ?? (chained ? (chain.lastOpen as Open<FileOpen> | undefined) : undefined);
+    // An IOCTL response echoes the FileId; the client must see its own.
+    if (hdr.Command === Smb2Command.IOCTL && hdr.Status === NtStatus.STATUS_SUCCESS && target && msg.length >= SMB2_HEADER_SIZE + IOCTL_RESPONSE_FILE_ID_AT + 16) {
+      setFileId(msg, SMB2_HEADER_SIZE + IOCTL_RESPONSE_FILE_ID_AT, target.fileId);
+    }
+    onFinal?.(msg, hdr, target);
+  });
+}
+
+/** The reply that sends a request, its header rewritten for the route's server, to that server. */
+function forwarded(req: Smb2Request, route: Route, complete: Forward['complete']): Smb2Reply {
   const related = req.related && req.relatedForward?.route.link === route.link;
   toBackendHeader(req.msg, route, related);
-  const clientFileId = at !== undefined ? (open?.fileId ?? undefined) : undefined;
-  return {
-    status: NtStatus.STATUS_PENDING,
-    body: Buffer.alloc(0),
-    forward: {
-      route,
-      msg: req.msg,
-      related,
-      complete(msg, hdr, chain) {
-        const target = open ?? (chained ? (chain.lastOpen as Open<FileOpen> | undefined) : undefined);
-        // An IOCTL response echoes the FileId; the client must see its own.
-        if (hdr.Command === Smb2Command.IOCTL && hdr.Status === NtStatus.STATUS_SUCCESS && msg.length >= SMB2_HEADER_SIZE + IOCTL_RESPONSE_FILE_ID_AT + 16) {
-          const echoed = target?.fileId ?? clientFileId;
-          if (echoed) setFileId(msg, SMB2_HEADER_SIZE + IOCTL_RESPONSE_FILE_ID_AT, echoed);
-        }
-        onFinal?.(msg, hdr, target);
-      },
-    },
-  };
+  return { status: NtStatus.STATUS_PENDING, body: Buffer.alloc(0), forward: { route, msg: req.msg, related, complete } };
 }
 
 /** CREATE on a redirected tree: the response's FileId becomes a DSR FileId in the open table. */
@@ -232,39 +226,28 @@ export function forwardCreate(req: Smb2Request, body: CreateRequest): Smb2Reply 
   const tree = req.tree!;
   const route = routeOf(req, tree);
   if (!route) return errorReply(NtStatus.STATUS_NETWORK_NAME_DELETED);
-  const related = req.related && req.relatedForward?.route.link === route.link;
-  toBackendHeader(req.msg, route, related);
-  return {
-    status: NtStatus.STATUS_PENDING,
-    body: Buffer.alloc(0),
-    forward: {
-      route,
-      msg: req.msg,
-      related,
-      complete(msg, hdr, chain) {
-        chain.lastOpen = undefined;
-        if (hdr.Status !== NtStatus.STATUS_SUCCESS || !ctx.sessions.get(session.sessionId) || !ctx.trees.get(session.sessionId, tree.treeId)) return;
-        const res = decodeCreateResponse(msg);
-        const lease = findCreateContext(res.CreateContexts, CreateContextName.SMB2_CREATE_REQUEST_LEASE);
-        const l = lease ? decodeLease(lease.Data) : undefined;
-        const file: FileOpen = {
-          server: route.link.server.name,
-          backendFileId: res.FileId,
-          DesiredAccess: body.DesiredAccess,
-          ShareAccess: body.ShareAccess,
-          CreateOptions: body.CreateOptions,
-          CreateDisposition: body.CreateDisposition,
-          FileAttributes: body.FileAttributes,
-          oplockLevel: res.OplockLevel,
-          lease: l ? { key: Buffer.from(l.LeaseKey), state: l.LeaseState } : undefined,
-          locks: [],
-        };
-        const open = ctx.opens.add(session.sessionId, tree.treeId, body.Name, 'file', file);
-        setFileId(msg, SMB2_HEADER_SIZE + CREATE_RESPONSE_FILE_ID_AT, open.fileId);
-        chain.lastOpen = open;
-      },
-    },
-  };
+  return forwarded(req, route, (msg, hdr, chain) => {
+    chain.lastOpen = undefined;
+    if (hdr.Status !== NtStatus.STATUS_SUCCESS || !ctx.sessions.get(session.sessionId) || !ctx.trees.get(session.sessionId, tree.treeId)) return;
+    const res = decodeCreateResponse(msg);
+    const lease = findCreateContext(res.CreateContexts, CreateContextName.SMB2_CREATE_REQUEST_LEASE);
+    const l = lease ? decodeLease(lease.Data) : undefined;
+    const file: FileOpen = {
+      server: route.link.server.name,
+      backendFileId: res.FileId,
+      DesiredAccess: body.DesiredAccess,
+      ShareAccess: body.ShareAccess,
+      CreateOptions: body.CreateOptions,
+      CreateDisposition: body.CreateDisposition,
+      FileAttributes: body.FileAttributes,
+      oplockLevel: res.OplockLevel,
+      lease: l ? { key: Buffer.from(l.LeaseKey), state: l.LeaseState } : undefined,
+      locks: [],
+    };
+    const open = ctx.opens.add(session.sessionId, tree.treeId, body.Name, 'file', file);
+    setFileId(msg, SMB2_HEADER_SIZE + CREATE_RESPONSE_FILE_ID_AT, open.fileId);
+    chain.lastOpen = open;
+  });
 }
 
 /** CLOSE: the open leaves the table once the server closed it (or says it was never open). */

@@ -134,6 +134,19 @@ const scenarios: Record<string, () => Promise<void>> = {
     b.close();
   },
 
+  /** Shares whose server refuses them or cannot be reached. */
+  async refusals() {
+    const c = await logon();
+    const tc = async (share: string) => status(await c.request(Smb2Command.TREE_CONNECT, encodeTreeConnectRequest({ Flags: 0, Path: `\\\\dsr\\${share}` }), { allowError: true }));
+    const missing = await tc('missing');
+    // The unreachable server holds up its own tree connect, not the one sent after it.
+    const order: string[] = [];
+    const ghost = tc('ghost').then((st) => (order.push('ghost'), st));
+    const data1 = tc('data1').then((st) => (order.push('data1'), st));
+    out({ missing, ghost: await ghost, data1: await data1, order });
+    c.close();
+  },
+
   /** Related chains stay on one server; unrelated members for two servers come back in order, in one frame. */
   async compound() {
     const c = await logon();

@@ -120,7 +120,10 @@ describe('redirect and multiplex through the DSR (lab)', { skip: labSkip }, () =
     config.admin = { socket: socketB };
     config.log = { level: 'info', file: logB };
     config.servers.server1.dialects = ['2.1'];
-    config.limits = { backendIdleSeconds: 1 };
+    config.limits = { backendIdleSeconds: 1, backendTimeoutSeconds: 2 };
+    // A share the server does not have, and a server that does not exist on the storage side.
+    config.servers.ghost = { address: '198.18.1.99' };
+    config.resources.push({ name: 'missing', servers: ['server1'], remoteName: 'nosuchshare' }, { name: 'ghost', servers: ['ghost'] });
     const path = join(dir, 'dsr-b.yaml');
     writeFileSync(path, stringifyYaml(config), { mode: 0o600 });
     dsrB = spawn('ip', ['netns', 'exec', lab.dsr.namespace, process.execPath, CLI, 'serve', '--config', path], { stdio: 'ignore' });
@@ -209,6 +212,11 @@ describe('redirect and multiplex through the DSR (lab)', { skip: labSkip }, () =
       chargeLie: 'STATUS_INVALID_PARAMETER',
       unknownShare: 'STATUS_BAD_NETWORK_NAME',
     });
+  });
+
+  test("a server's refusal comes back with its NTSTATUS; an unreachable server is STATUS_BAD_NETWORK_PATH and holds up nothing else", async () => {
+    const [r] = await worker('refusals', PORT_B);
+    assert.deepEqual(r, { missing: 'STATUS_BAD_NETWORK_NAME', ghost: 'STATUS_BAD_NETWORK_PATH', data1: 'STATUS_SUCCESS', order: ['data1', 'ghost'] });
   });
 
   test('compounds: a related chain stays whole on one server; unrelated members on two servers come back in order in one frame', async () => {
