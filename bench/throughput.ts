@@ -28,7 +28,7 @@ import { DsrError, ErrorCode, errorMessage, SystemError } from '../src/control/e
 import { component, createLogger } from '../src/control/log.js';
 import { labDirectPath, labDown, labStatus, labUp, type LabStatus } from '../src/lab/lab.js';
 import { runIn } from '../src/lab/netns.js';
-import { missingCommands, oneLine, sleep } from '../src/lab/process.js';
+import { missingCommands, must, oneLine, sleep } from '../src/lab/process.js';
 import { labDataDir, labStateDir } from '../src/lab/topology.js';
 import { clockTicks, processSeconds, systemBusySeconds } from './lib/cpu.js';
 import { startHaproxy, type Haproxy } from './lib/haproxy.js';
@@ -190,6 +190,8 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs }: Options): Promise<n
       const local = dir === 'put' ? source : `${workDir}/got-${p.id}.bin`;
       if (dir === 'get') rmSync(local, { force: true });
       const argv = ['smbclient', `//${p.host}/${SHARE}`, '-p', String(p.port), '-U', `${user.name}%${user.password}`, '-c', `${dir} ${dir === 'put' ? `${local} ${remote}` : `${remote} ${local}`}`];
+      // Write back the previous transfer's dirty pages first, so their flush does not land inside this one.
+      await must('sync before a transfer', ['sync'], { signal: stop.signal });
       const quiet0 = systemBusySeconds(hz);
       await sleep(BACKGROUND_MS);
       const cpu0 = systemBusySeconds(hz);
