@@ -12,7 +12,11 @@
  * turn, so drift hits them alike. Prints a table per path, the ratios to direct and the
  * issue's goals (>= 0.70 of direct throughput, <= 1.30 x direct p50 latency); no test asserts speed.
  *
- *   node dist/bench/throughput.js [--size-mib 1024] [--ops 1000] [--runs 3] [--keep] [--name LAB] [--json]
+ *   node dist/bench/throughput.js [--size-mib 1024] [--ops 1000] [--runs 3] [--settle-seconds 30]
+ *                                 [--keep] [--name LAB] [--json]
+ *
+ * Before each transfer it waits up to --settle-seconds for the machine to go idle, and records
+ * how busy it still was: the report warns when other work may have skewed the figures.
  *
  * Needs root. Brings up its own one-server lab (or reuses the lab --name names if it is up, and
  * then leaves it up) and tears it down unless --keep. A path that fails (say, a DSR build that
@@ -41,25 +45,30 @@ const SMALL_FILE = 'bench-small.bin';
 const SMALL_FILE_BYTES = 1 << 20;
 const GIB = 2 ** 30;
 const CHUNK = 8 << 20;
-/** How long the machine's idle load is sampled before each transfer. */
+/** The window in which the machine's idle load is sampled before each transfer... */
 const BACKGROUND_MS = 500;
+/** ...and the load (cores) below which it counts as idle. */
+const IDLE_CORES = 0.1;
 
 const { values } = parseArgs({
   options: {
     'size-mib': { type: 'string', default: '1024' },
     ops: { type: 'string', default: '1000' },
     runs: { type: 'string', default: '3' },
+    'settle-seconds': { type: 'string', default: '30' },
     keep: { type: 'boolean', default: false },
     name: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
 
-function positive(flag: string, text: string | undefined): number {
+function integer(flag: string, text: string | undefined, min: number): number {
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new DsrError(ErrorCode.USAGE, `--${flag} must be a positive integer, not ${JSON.stringify(text)}`);
+  if (!Number.isInteger(n) || n < min) throw new DsrError(ErrorCode.USAGE, `--${flag} must be an integer >= ${min}, not ${JSON.stringify(text)}`);
   return n;
 }
+const positive = (flag: string, text: string | undefined) => integer(flag, text, 1);
+const nonNegative = (flag: string, text: string | undefined) => integer(flag, text, 0);
 
 const name = values.name ?? `tb${randomBytes(2).toString('hex')}`;
 const log = component(createLogger('info'), 'bench', { bench: 'throughput', lab: name });
@@ -126,10 +135,16 @@ interface Options {
   sizeMiB: number;
   ops: number;
   runs: number;
+  settleSeconds: number;
 }
 
 async function main(): Promise<number> {
-  const opts: Options = { sizeMiB: positive('size-mib', values['size-mib']), ops: positive('ops', values.ops), runs: positive('runs', values.runs) };
+  const opts: Options = {
+    sizeMiB: positive('size-mib', values['size-mib']),
+    ops: positive('ops', values.ops),
+    runs: positive('runs', values.runs),
+    settleSeconds: nonNegative('settle-seconds', values['settle-seconds']),
+  };
   if (process.getuid?.() !== 0) throw new DsrError(ErrorCode.USAGE, 'needs root: it builds a network-namespace lab');
   const missing = missingCommands(['smbclient', 'haproxy', 'getconf']);
   if (missing.length) throw new DsrError(ErrorCode.LAB, `missing commands: ${missing.join(', ')}; install them with: apt-get install -y smbclient haproxy libc-bin`);
@@ -146,7 +161,7 @@ async function main(): Promise<number> {
 
 const newPath = (spec: Omit<Path, 'put' | 'get' | 'sha256' | 'openClose' | 'read4k'>): Path => ({ ...spec, put: [], get: [], sha256: [], openClose: [], read4k: [] });
 
-async function bench(lab: LabStatus, { sizeMiB, ops, runs }: Options): Promise<number> {
+async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Options): Promise<number> {
   const sizeBytes = sizeMiB * 2 ** 20;
   const hz = await clockTicks();
   const server = lab.servers[0];
@@ -184,6 +199,20 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs }: Options): Promise<n
     ];
     if (!lab.dsr.running) paths[2]!.transferError = paths[2]!.smallOpsError = `lab ${name} runs no DSR`;
 
+    /**
+     * Waits, up to --settle-seconds, for a moment when the machine is idle (other jobs on a shared
+     * machine skew both speed and whole-machine CPU); returns the cores busy in the last window.
+     */
+    const settle = async (): Promise<number> => {
+      const deadline = Date.now() + settleSeconds * 1000;
+      for (;;) {
+        const before = systemBusySeconds(hz);
+        await sleep(BACKGROUND_MS);
+        const cores = (systemBusySeconds(hz) - before) / (BACKGROUND_MS / 1000);
+        if (cores < IDLE_CORES || Date.now() >= deadline) return cores;
+      }
+    };
+
     /** One smbclient command in the client namespace, with the CPU it cost the machine and the relay. */
     const transfer = async (p: Path, dir: 'put' | 'get', run: number): Promise<Sample> => {
       const remote = `bench-${p.id}.bin`;
@@ -192,10 +221,8 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs }: Options): Promise<n
       const argv = ['smbclient', `//${p.host}/${SHARE}`, '-p', String(p.port), '-U', `${user.name}%${user.password}`, '-c', `${dir} ${dir === 'put' ? `${local} ${remote}` : `${remote} ${local}`}`];
       // Write back the previous transfer's dirty pages first, so their flush does not land inside this one.
       await must('sync before a transfer', ['sync'], { signal: stop.signal });
-      const quiet0 = systemBusySeconds(hz);
-      await sleep(BACKGROUND_MS);
+      const backgroundCores = await settle();
       const cpu0 = systemBusySeconds(hz);
-      const backgroundCores = (cpu0 - quiet0) / (BACKGROUND_MS / 1000);
       const relay0 = p.relayPid === undefined ? undefined : processSeconds(p.relayPid, hz);
       const r = await runIn(lab.client.namespace, argv, { timeoutMs: 120_000 + sizeMiB * 1000, signal: stop.signal });
       const cpu1 = systemBusySeconds(hz);
@@ -216,6 +243,7 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs }: Options): Promise<n
     };
 
     const smallOps = async (p: Path, run: number): Promise<void> => {
+      await settle();
       const argv = [process.execPath, '--enable-source-maps', WORKER, p.host, String(p.port), SHARE, SMALL_FILE, `${share.path}/${SMALL_FILE}`, String(ops), user.name, user.password];
       const r = await runIn(lab.client.namespace, argv, { timeoutMs: 120_000 + ops * 100, signal: stop.signal });
       if (r.code !== 0) throw new SystemError(ErrorCode.LAB, `run ${run}`, oneLine(r.stderr || r.stdout, 3));
@@ -278,6 +306,7 @@ function transferSummary(samples: Sample[]): TransferSummary | undefined {
     runs: samples.map((s) => Number(s.mbps.toFixed(1))),
     systemCpuPerGiB: median(samples.map((s) => s.systemCpuPerGiB)),
     backgroundCores: median(samples.map((s) => s.backgroundCores)),
+    backgroundRuns: samples.map((s) => Number(s.backgroundCores.toFixed(2))),
     ...(relay.length > 0 && { relayCpuPerGiB: median(relay) }),
   };
 }

@@ -13,7 +13,7 @@ export const GOAL_MIN_THROUGHPUT_RATIO = 0.7;
 /** ...and stays within this multiple of direct median latency. */
 export const GOAL_MAX_LATENCY_RATIO = 1.3;
 /** Idle load (cores) above which the report warns that the machine was not quiet. */
-const BUSY_MACHINE_CORES = 0.1;
+const BUSY_MACHINE_CORES = 0.2;
 
 export interface Latency {
   n: number;
@@ -31,6 +31,8 @@ export interface TransferSummary {
   systemCpuPerGiB: number;
   /** Cores already busy just before each transfer (median): load the bench did not cause, which systemCpuPerGiB includes. */
   backgroundCores: number;
+  /** The same, per run. */
+  backgroundRuns: number[];
   /** The relay process's own CPU seconds per GiB; absent on the direct path (the kernel routes). */
   relayCpuPerGiB?: number;
 }
@@ -189,10 +191,10 @@ export function formatReport(r: ThroughputReport): string {
     ...r.paths.filter((p) => p.id !== 'direct').map((p) => goalLine(p.id, r.goals[p.id]) + (p.id === 'haproxy' ? ' (reference: a plain L4 relay)' : '')),
   ];
   const errors = r.paths.flatMap((p) => p.errors.map((e) => `  ${p.id}: ${e}`));
-  const background = Math.max(...r.paths.flatMap((p) => [p.get?.backgroundCores ?? 0, p.put?.backgroundCores ?? 0]));
+  const background = Math.max(...r.paths.flatMap((p) => [...(p.get?.backgroundRuns ?? []), ...(p.put?.backgroundRuns ?? [])]));
   const out = [...head, ...legend, '', table(rows), '', table(ratioRows), '', ...goalLines];
   if (background >= BUSY_MACHINE_CORES) {
-    out.push('', `note: up to ${background.toFixed(2)} cores were busy before transfers began: other work on this machine inflates sys CPU and slows every path`);
+    out.push('', `note: up to ${background.toFixed(2)} cores were busy as a transfer began: other work on this machine inflates sys CPU and slows every path (see backgroundRuns in --json)`);
   }
   if (!r.intact) out.push('', 'DATA MISMATCH: a get returned bytes that differ from the source file');
   if (errors.length) out.push('', 'errors:', ...errors);

@@ -43,8 +43,8 @@ describe('bench/throughput pieces (pure)', () => {
       address: 'a:1',
       via: 'v',
       ...(errors.length === 0 && {
-        get: { mbps: get, runs: [get], systemCpuPerGiB: 1, backgroundCores: 0 },
-        put: { mbps: get, runs: [get], systemCpuPerGiB: 1, backgroundCores: 0 },
+        get: { mbps: get, runs: [get], systemCpuPerGiB: 1, backgroundCores: 0, backgroundRuns: [0] },
+        put: { mbps: get, runs: [get], systemCpuPerGiB: 1, backgroundCores: 0, backgroundRuns: [0] },
         openClose: { n: 10, p50, p99: p50 * 2 },
         read4k: { n: 10, p50, p99: p50 * 2 },
       }),
@@ -74,7 +74,7 @@ describe('bench/throughput (lab)', { skip: labSkip }, () => {
     const name = uniqueLabName();
     let report: ThroughputReport;
     try {
-      const r = await run([process.execPath, BENCH, '--size-mib', '8', '--ops', String(OPS), '--runs', '1', '--json', '--name', name], { timeoutMs: 110_000 });
+      const r = await run([process.execPath, BENCH, '--size-mib', '8', '--ops', String(OPS), '--runs', '1', '--settle-seconds', '0', '--json', '--name', name], { timeoutMs: 110_000 });
       assert.equal(r.code, 0, `bench exited ${r.code}: ${r.stderr.slice(-2000)}`);
       report = JSON.parse(r.stdout) as ThroughputReport;
     } finally {
