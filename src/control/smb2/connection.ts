@@ -418,6 +418,7 @@ export class Smb2Connection {
   /** CANCEL (MS-SMB2 3.3.5.16): found by AsyncId or MessageId, passed to the server working on it. */
   private cancel(hdr: Smb2Header): void {
     const f = hdr.Flags & Smb2Flags.ASYNC_COMMAND ? this.asyncs.get(hdr.AsyncId) : this.inflight.get(hdr.MessageId);
+    this.log.debug({ event: 'conn.cancel', async: (hdr.Flags & Smb2Flags.ASYNC_COMMAND) !== 0, messageId: String(hdr.MessageId), asyncId: String(hdr.AsyncId), inflight: [...this.inflight.keys()].map(String), found: f !== undefined, sent: f?.handle?.messageId !== undefined }, 'CANCEL');
     if (!f?.handle || f.session.sessionId !== hdr.SessionId) return;
     if (f.forward.route.link.client.cancel(f.handle, f.forward.route.bs.session)) return;
     // Still waiting for server credits: withdrawn here, so the DSR answers it.

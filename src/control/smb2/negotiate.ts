@@ -34,8 +34,13 @@ import { errorReply } from './replies.js';
 
 /** 2.0.2 has no multi-credit requests, so no message may exceed 64 KiB (MS-SMB2 3.3.5.4). */
 const SMB202_MAX_IO = 65536;
-/** Preference order when a 3.1.1 client offers several signing algorithms. */
-const SIGNING_PREFERENCE = [SigningAlgorithm.AES_CMAC, SigningAlgorithm.HMAC_SHA256, SigningAlgorithm.AES_GMAC];
+/**
+ * Preference order when a 3.1.1 client offers several signing algorithms: AES-GMAC first, as
+ * Samba and Windows Server 2022 choose. It is also the only one under which clients put the real
+ * MessageId in a CANCEL sent before the interim response (Samba bug 14855; Windows does the
+ * same), so only then can such a CANCEL be routed to the right server.
+ */
+const SIGNING_PREFERENCE = [SigningAlgorithm.AES_GMAC, SigningAlgorithm.AES_CMAC, SigningAlgorithm.HMAC_SHA256];
 
 function serverSecurityMode(ctx: DsrContext): number {
   return Smb2SecurityMode.SIGNING_ENABLED | (ctx.config.smb2.signing === 'required' ? Smb2SecurityMode.SIGNING_REQUIRED : 0);
