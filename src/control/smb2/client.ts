@@ -33,6 +33,7 @@ import { encodeMessage } from '../wire/smb2/message.js';
 import { decodeNegotiateResponse, encodeNegotiateRequest, findNegotiateContext, type NegotiateResponse } from '../wire/smb2/negotiate.js';
 import { decodeSessionSetupResponse, encodeSessionSetupRequest } from '../wire/smb2/session-setup.js';
 import { encodeReservedBody } from '../wire/smb2/simple.js';
+import { framePool } from './frame-pool.js';
 import { sendFrame } from './transport.js';
 
 /** MessageId of unsolicited messages: oplock and lease break notifications (MS-SMB2 3.3.4.6). */
@@ -94,12 +95,18 @@ export interface Outbound {
   /** A complete request message, header included; MessageId, NextCommand and Signature are overwritten. */
   msg: Buffer;
   session: ClientSession | undefined;
-  /** Every response to it: the interim STATUS_PENDING one (if any) and the final one. */
-  onResponse(msg: Buffer, hdr: Smb2Header): void;
+  /**
+   * Every response to it: the interim STATUS_PENDING one (if any) and the final one. `release`
+   * is given when the message is the only one in a pooled frame: whoever keeps `msg` past this
+   * call calls it once done with the bytes (else the frame is left to the garbage collector).
+   */
+  onResponse(msg: Buffer, hdr: Smb2Header, release?: () => void): void;
   /** The connection failed before the final response. */
   onError(e: Error): void;
   /** Sees the message exactly as sent (preauth integrity hashing). */
   onSent?(msg: Buffer): void;
+  /** Runs once the socket no longer needs the message's bytes. */
+  onWritten?(): void;
 }
 
 /** Where a sent request is: its MessageId once sent, its AsyncId once the server went async. */
@@ -115,9 +122,9 @@ interface Pending {
 }
 
 /** Hands a response to its request; a response the caller cannot use (malformed body) fails that request alone. */
-function deliver(out: Outbound, msg: Buffer, hdr: Smb2Header): void {
+function deliver(out: Outbound, msg: Buffer, hdr: Smb2Header, release?: () => void): void {
   try {
-    out.onResponse(msg, hdr);
+    out.onResponse(msg, hdr, release);
   } catch (e) {
     out.onError(e instanceof Error ? e : new Error(String(e)));
   }
@@ -137,7 +144,7 @@ export class Smb2Client {
   private readonly pending = new Map<bigint, Pending>();
   /** Chains waiting for credits, in order. */
   private readonly waiting: { items: Outbound[]; handles: InFlight[] }[] = [];
-  private readonly decoder = new FrameDecoder(NETBIOS_MAX_LENGTH);
+  private readonly decoder = new FrameDecoder(NETBIOS_MAX_LENGTH, (n) => framePool.take(n));
   private closedError: Error | undefined;
   /** Every frame that arrived, for tests that look at raw bytes. */
   readonly onFrame: ((frame: Buffer) => void)[] = [];
@@ -226,6 +233,8 @@ export class Smb2Client {
   }
 
   private dispatchResponses(msgs: Buffer[]): void {
+    // Only a frame holding one message can be handed on whole (a compound's parts share it).
+    const release = msgs.length === 1 ? () => framePool.release(msgs[0]!) : undefined;
     for (const msg of msgs) {
       const hdr = decodeHeader(msg);
       this.credits += hdr.Credit;
@@ -247,7 +256,7 @@ export class Smb2Client {
         p.out.onError(new ProtocolError(`response to MessageId ${hdr.MessageId} has a bad signature`));
         continue;
       }
-      deliver(p.out, msg, hdr);
+      deliver(p.out, msg, hdr, release);
     }
     this.drain();
   }
@@ -293,6 +302,8 @@ export class Smb2Client {
       handles[i]!.messageId = id;
       this.pending.set(id, { out: o, handle: handles[i]! });
     });
+    // A message sent alone may come from inside a client's compound: it must not point past itself.
+    if (items.length === 1) items[0]!.msg.writeUInt32LE(0, Hdr.NextCommand);
     const frame = items.length === 1 ? items[0]!.msg : joinCompound(items.map((o) => o.msg));
     let at = 0;
     for (const o of items) {
@@ -307,7 +318,13 @@ export class Smb2Client {
       o.onSent?.(msg);
       at = end;
     }
-    sendFrame(this.socket, frame);
+    if (items.length === 1) {
+      sendFrame(this.socket, frame, items[0]!.onWritten);
+    } else {
+      // joinCompound copied the messages: their own buffers are free already.
+      sendFrame(this.socket, frame);
+      for (const o of items) o.onWritten?.();
+    }
   }
 
   /**

@@ -34,6 +34,7 @@ import { answerSmb1Negotiate } from './negotiate.js';
 import { destroySession } from './session-setup.js';
 import { signReply, verifyRequest } from './signing.js';
 import { decryptMessage, encryptMessage, transformSessionId } from '../auth/smb2-encryption.js';
+import { framePool } from './frame-pool.js';
 import { sendFrame } from './transport.js';
 
 /** Thrown inside the pipeline when the connection must be closed. */
@@ -45,6 +46,8 @@ interface Outgoing {
   signWith: Session | undefined;
   onWire: ((msg: Buffer) => void) | undefined;
   after: (() => void) | undefined;
+  /** Gives the bytes of `msg` back (a server's pooled frame) once they are on the wire or copied. */
+  release?: () => void;
 }
 
 /** What one message of a frame left for the next one (MS-SMB2 3.3.5.2.7.2). */
@@ -135,7 +138,7 @@ export class Smb2Connection {
       backends,
       routes: new WeakMap(),
     };
-    this.decoder = new FrameDecoder(ctx.config.maxFrameBytes);
+    this.decoder = new FrameDecoder(ctx.config.maxFrameBytes, (n) => framePool.take(n));
     this.credits = new CreditWindow(ctx.config.smb2.maxCredits);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -186,7 +189,10 @@ export class Smb2Connection {
       }
       if (protocol === SMB2_COMPRESSION_PROTOCOL_ID) throw new Disconnect('compressed message, but compression was not negotiated');
       let encryptedBy: Session | undefined;
-      if (protocol === SMB2_TRANSFORM_PROTOCOL_ID) ({ plain: frame, session: encryptedBy } = this.decrypt(frame));
+      if (protocol === SMB2_TRANSFORM_PROTOCOL_ID) {
+        ({ plain: frame, session: encryptedBy } = this.decrypt(frame));
+        framePool.release(received);
+      }
       const msgs = splitCompound(frame);
       const slots: Slot[] = [];
       const batches = new Map<BackendLink, Batch>();
@@ -197,6 +203,9 @@ export class Smb2Connection {
         slots.push(r.out);
         related = r.related;
       }
+      // A frame that is one forwarded message goes back to the pool once the server has it.
+      const only = msgs.length === 1 && batches.size === 1 ? [...batches.values()][0]!.items[0] : undefined;
+      if (only) only.onWritten = () => framePool.release(frame);
       for (const [link, b] of batches) {
         const handles = link.client.send(b.items);
         b.forwarded.forEach((f, i) => (f.handle = handles[i]));
@@ -384,7 +393,7 @@ export class Smb2Connection {
       items.push({
         msg: fwd.msg,
         session: fwd.route.bs.session,
-        onResponse: (m, h) => deliver(this.fromBackend(f, m, h, chain)),
+        onResponse: (m, h, release) => deliver({ ...this.fromBackend(f, m, h, chain), release }),
         onError: (e) => {
           this.log.debug({ event: 'conn.backend_error', server: link.server.name, err: e.message }, 'request lost with its server');
           this.finish(f);
@@ -499,7 +508,10 @@ export class Smb2Connection {
 
   /** Signs (or, for a request that came encrypted, encrypts) and sends a frame of replies. */
   private sendReplies(out: Outgoing[], encryptWith?: Session): void {
-    if (this.closed) return;
+    if (this.closed) {
+      for (const o of out) o.release?.();
+      return;
+    }
     // One message goes out as it is (a server's 8 MiB READ response is not copied).
     const frame = out.length === 1 ? out[0]!.msg : joinCompound(out.map((o) => o.msg));
     if (out.length === 1) frame.writeUInt32LE(0, Hdr.NextCommand);
@@ -514,12 +526,21 @@ export class Smb2Connection {
       at = end;
     }
     const enc = encryptWith?.secrets?.encryption;
-    this.send(enc ? encryptMessage(frame, enc.out, enc.cipher, encryptWith!.sessionId, enc.nonces) : frame);
+    const payload = enc ? encryptMessage(frame, enc.out, enc.cipher, encryptWith!.sessionId, enc.nonces) : frame;
+    // Sent as is, a message's bytes are free once written; joined or encrypted, they were copied.
+    const releases = out.map((o) => o.release).filter((r): r is () => void => r !== undefined);
+    if (payload === out[0]!.msg) {
+      this.send(payload, releases[0]);
+    } else {
+      this.send(payload);
+      for (const r of releases) r();
+    }
     for (const o of out) o.after?.();
   }
 
-  private send(payload: Buffer): void {
-    if (!this.closed) sendFrame(this.socket, payload);
+  private send(payload: Buffer, written?: () => void): void {
+    if (!this.closed) sendFrame(this.socket, payload, written);
+    else written?.();
   }
 
   /** Closes the connection with one log line saying why. */

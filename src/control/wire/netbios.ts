@@ -36,7 +36,11 @@ export class FrameDecoder {
   /** Payload length of the frame being collected, or -1 while its header is incomplete. */
   private want = -1;
 
-  constructor(readonly maxFrame: number) {
+  /** `alloc` provides the buffer a frame spanning several chunks is assembled in (a pool, for large frames). */
+  constructor(
+    readonly maxFrame: number,
+    private readonly alloc: (n: number) => Buffer = Buffer.allocUnsafe,
+  ) {
     if (maxFrame <= 0 || maxFrame > NETBIOS_MAX_LENGTH) {
       throw new WireError(ErrorCode.WIRE_ENCODE, `maxFrame ${maxFrame} outside 1..${NETBIOS_MAX_LENGTH}`);
     }
@@ -88,7 +92,7 @@ export class FrameDecoder {
       this.chunks.shift();
       return first;
     }
-    const out = Buffer.allocUnsafe(n);
+    const out = this.alloc(n);
     let at = 0;
     while (at < n) {
       const c = this.chunks[0]!;
