@@ -116,6 +116,7 @@ export class Smb2Connection {
       this.log.child({ component: 'backend' }),
       (link, msg) => this.onBreak(link, msg),
       (link, why) => this.onBackendLost(link, why),
+      () => this.state.dialect,
     );
     ctx.pools.set(id, backends);
     this.state = {
