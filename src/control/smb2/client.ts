@@ -36,6 +36,9 @@ import { encodeReservedBody } from '../wire/smb2/simple.js';
 import { framePool } from './frame-pool.js';
 import { sendFrame } from './transport.js';
 
+/** Bytes of a segmented response kept together at its start: header and fixed body part. */
+const SEGMENT_HEAD = 256;
+
 /** MessageId of unsolicited messages: oplock and lease break notifications (MS-SMB2 3.3.4.6). */
 export const UNSOLICITED_MESSAGE_ID = 0xffffffffffffffffn;
 
@@ -60,6 +63,8 @@ export interface Smb2ClientOptions {
   timeoutMs?: number;
   /** Source address to connect from. */
   localAddress?: string;
+  /** Responses of this many bytes or more may be handed on as received chunks (`Outbound.onSegments`). */
+  segmentAbove?: number;
 }
 
 export interface Smb2Response {
@@ -107,6 +112,12 @@ export interface Outbound {
   onSent?(msg: Buffer): void;
   /** Runs once the socket no longer needs the message's bytes. */
   onWritten?(): void;
+  /**
+   * Takes a large final response as the chunks it arrived in, the header in the first (at
+   * least 256 bytes), instead of one assembled buffer: for passing it on without a copy. Not
+   * used for a signed response, which must be verified whole.
+   */
+  onSegments?(segments: Buffer[], hdr: Smb2Header): void;
 }
 
 /** Where a sent request is: its MessageId once sent, its AsyncId once the server went async. */
@@ -159,14 +170,17 @@ export class Smb2Client {
   ) {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
-      let frames: Buffer[];
+      let frames: (Buffer | Buffer[])[];
       try {
-        frames = this.decoder.push(chunk);
+        frames = options.segmentAbove ? this.decoder.pushSegmented(chunk, options.segmentAbove, SEGMENT_HEAD) : this.decoder.push(chunk);
       } catch (e) {
         this.fail(e as Error);
         return;
       }
-      for (const f of frames) this.onResponseFrame(f);
+      for (const f of frames) {
+        if (Array.isArray(f)) this.onSegmentedFrame(f);
+        else this.onResponseFrame(f);
+      }
     });
     socket.on('error', (e) => this.fail(e));
     socket.on('close', () => this.fail(new DsrError(ErrorCode.PROTOCOL, 'connection closed by the server')));
@@ -230,6 +244,33 @@ export class Smb2Client {
       // A server that breaks framing or headers cannot be trusted with the rest of the stream.
       this.fail(e as Error);
     }
+  }
+
+  /** A large frame as received chunks: passed on as such when its request takes them, else assembled. */
+  private onSegmentedFrame(segments: Buffer[]): void {
+    let hdr: Smb2Header;
+    try {
+      hdr = decodeHeader(segments[0]!);
+    } catch (e) {
+      this.fail(e as Error);
+      return;
+    }
+    const p = hdr.NextCommand === 0 ? this.pending.get(hdr.MessageId) : undefined;
+    const interim = hdr.Status === NtStatus.STATUS_PENDING && (hdr.Flags & Smb2Flags.ASYNC_COMMAND) !== 0;
+    const mustVerify = p?.out.session?.signs === true && (hdr.Flags & Smb2Flags.SIGNED) !== 0;
+    if (!p?.out.onSegments || interim || mustVerify || this.onFrame.length > 0) {
+      this.onResponseFrame(Buffer.concat(segments));
+      return;
+    }
+    this.credits += hdr.Credit;
+    this.pending.delete(hdr.MessageId);
+    p.handle.done = true;
+    try {
+      p.out.onSegments(segments, hdr);
+    } catch (e) {
+      p.out.onError(e instanceof Error ? e : new Error(String(e)));
+    }
+    this.drain();
   }
 
   private dispatchResponses(msgs: Buffer[]): void {

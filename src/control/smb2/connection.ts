@@ -10,7 +10,7 @@ import { AuthError, errorMessage, ProtocolError, WireError } from '../errors.js'
 import type { Logger } from '../log.js';
 import type { Session } from '../tables/sessions.js';
 import type { Tree } from '../tables/trees.js';
-import { FrameDecoder } from '../wire/netbios.js';
+import { encodeFrameHeader, FrameDecoder } from '../wire/netbios.js';
 import { NtStatus, ntStatusName } from '../wire/ntstatus.js';
 import { joinCompound, splitCompound } from '../wire/smb2/compound.js';
 import {
@@ -48,6 +48,8 @@ interface Outgoing {
   after: (() => void) | undefined;
   /** Gives the bytes of `msg` back (a server's pooled frame) once they are on the wire or copied. */
   release?: () => void;
+  /** A server's large response as the chunks it arrived in; `msg` is the first, its header rewritten. */
+  segments?: Buffer[];
 }
 
 /** What one message of a frame left for the next one (MS-SMB2 3.3.5.2.7.2). */
@@ -199,7 +201,7 @@ export class Smb2Connection {
       const batches = new Map<BackendLink, Batch>();
       let related: Related = { status: NtStatus.STATUS_SUCCESS };
       for (let i = 0; i < msgs.length; i++) {
-        const r = await this.handleMessage(msgs[i]!, i > 0 ? related : undefined, batches, i === msgs.length - 1, encryptedBy);
+        const r = await this.handleMessage(msgs[i]!, i > 0 ? related : undefined, batches, { last: i === msgs.length - 1, alone: msgs.length === 1 }, encryptedBy);
         if (!r) continue;
         slots.push(r.out);
         related = r.related;
@@ -240,7 +242,7 @@ export class Smb2Connection {
     msg: Buffer,
     prev: Related | undefined,
     batches: Map<BackendLink, Batch>,
-    last: boolean,
+    place: { last: boolean; alone: boolean },
     encryptedBy: Session | undefined,
   ): Promise<{ out: Slot; related: Related } | undefined> {
     const hdr = decodeHeader(msg);
@@ -331,7 +333,7 @@ export class Smb2Connection {
     // A tree connect may wait seconds for a server; the frames behind it do not, so a slow or
     // dead server stays invisible to the client's other shares. Only when nothing follows it in
     // its frame (a related member would need its tree).
-    if (hdr.Command === Smb2Command.TREE_CONNECT && last) {
+    if (hdr.Command === Smb2Command.TREE_CONNECT && place.last) {
       const out = ran.then(
         (r) => this.reply(hdr, r, session, isRelated),
         (e: unknown) => {
@@ -345,7 +347,7 @@ export class Smb2Connection {
     const r = await ran;
     if (r.disconnect) throw new Disconnect(r.disconnect);
     if (r.forward && session) {
-      return { out: this.forwardMessage(hdr, session, tree, isRelated, r.forward, batches, encryptedBy), related: { session, tree, forward: r.forward, status: NtStatus.STATUS_SUCCESS } };
+      return { out: this.forwardMessage(hdr, session, tree, isRelated, r.forward, batches, encryptedBy, place.alone), related: { session, tree, forward: r.forward, status: NtStatus.STATUS_SUCCESS } };
     }
     const replySession = r.signWith ?? (r.unsigned ? undefined : (r.sessionId !== undefined ? this.ctx.sessions.get(r.sessionId) : session));
     const out = this.reply(hdr, r, replySession, isRelated);
@@ -373,6 +375,7 @@ export class Smb2Connection {
     fwd: Forward,
     batches: Map<BackendLink, Batch>,
     encryptWith: Session | undefined,
+    alone: boolean,
   ): Promise<Outgoing> {
     const f: Forwarded = { req: hdr, session, tree, related, forward: fwd, handle: undefined, asyncId: undefined, firstSent: undefined, encryptWith };
     this.inflight.set(hdr.MessageId, f);
@@ -391,10 +394,14 @@ export class Smb2Connection {
           void f.firstSent!.then(() => this.sendReplies([o], f.encryptWith));
         }
       };
+      // A READ answered alone, neither signed nor encrypted toward the client, passes through
+      // as the chunks it arrived in: no copy of its data.
+      const passThrough = alone && hdr.Command === Smb2Command.READ && !encryptWith && !(session.secrets && ((hdr.Flags & Smb2Flags.SIGNED) !== 0 || session.signingRequired));
       items.push({
         msg: fwd.msg,
         session: fwd.route.bs.session,
         onResponse: (m, h, release) => deliver({ ...this.fromBackend(f, m, h, chain), release }),
+        ...(passThrough ? { onSegments: (segments: Buffer[], h: Smb2Header) => deliver({ ...this.fromBackend(f, segments[0]!, h, chain), segments }) } : {}),
         onError: (e) => {
           this.log.debug({ event: 'conn.backend_error', server: link.server.name, err: e.message }, 'request lost with its server');
           this.finish(f);
@@ -513,6 +520,11 @@ export class Smb2Connection {
       for (const o of out) o.release?.();
       return;
     }
+    const segments = out.length === 1 && !encryptWith ? out[0]!.segments : undefined;
+    if (segments) {
+      this.sendSegments(segments);
+      return;
+    }
     // One message goes out as it is (a server's 8 MiB READ response is not copied).
     const frame = out.length === 1 ? out[0]!.msg : joinCompound(out.map((o) => o.msg));
     if (out.length === 1) frame.writeUInt32LE(0, Hdr.NextCommand);
@@ -537,6 +549,16 @@ export class Smb2Connection {
       for (const r of releases) r();
     }
     for (const o of out) o.after?.();
+  }
+
+  /** One frame written as the chunks it is made of (a server's READ response passed through). */
+  private sendSegments(segments: Buffer[]): void {
+    segments[0]!.writeUInt32LE(0, Hdr.NextCommand);
+    const length = segments.reduce((n, s) => n + s.length, 0);
+    this.socket.cork();
+    this.socket.write(encodeFrameHeader(length));
+    for (const s of segments) this.socket.write(s);
+    this.socket.uncork();
   }
 
   private send(payload: Buffer, written?: () => void): void {
