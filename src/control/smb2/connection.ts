@@ -16,6 +16,8 @@ import { joinCompound, splitCompound } from '../wire/smb2/compound.js';
 import {
   SMB1_PROTOCOL_ID,
   SMB2_COMPRESSION_PROTOCOL_ID,
+  SessionSetupRequestFlags,
+  SMB2_HEADER_SIZE,
   SMB2_TRANSFORM_PROTOCOL_ID,
   Smb2Command,
   smb2CommandName,
@@ -284,7 +286,9 @@ export class Smb2Connection {
     if (def.session !== 'none') {
       const sid = isRelated ? prev?.session?.sessionId : hdr.SessionId;
       session = sid !== undefined && sid !== 0n ? this.ctx.sessions.get(sid) : undefined;
-      if (session && session.connectionId !== this.state.id) session = undefined;
+      // A binding SESSION_SETUP names a session of another connection (3.3.5.5.2).
+      const binding = hdr.Command === Smb2Command.SESSION_SETUP && msg.length > SMB2_HEADER_SIZE + 2 && (msg[SMB2_HEADER_SIZE + 2]! & SessionSetupRequestFlags.BINDING) !== 0;
+      if (session && session.connectionId !== this.state.id && !binding) session = undefined;
       const allowNew = def.session === 'optional' && (sid === undefined || sid === 0n);
       if (!session && !allowNew) return { out: fail(NtStatus.STATUS_USER_SESSION_DELETED), related: { status: NtStatus.STATUS_USER_SESSION_DELETED } };
       if (session && session.state !== 'valid' && def.session === 'valid') {
@@ -299,7 +303,7 @@ export class Smb2Connection {
     }
 
     // 3.3.5.2.4 signature; an encrypted message is authenticated by its transform instead.
-    if (session && session.secrets && !encryptedBy) {
+    if (session && session.secrets && !encryptedBy && session.connectionId === this.state.id) {
       const signed = (hdr.Flags & Smb2Flags.SIGNED) !== 0;
       if (signed && !verifyRequest(msg, session)) {
         this.log.warn({ event: 'conn.bad_signature', command: smb2CommandName(hdr.Command), session: session.sessionId.toString(16) }, 'request signature does not verify');

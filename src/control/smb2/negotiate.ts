@@ -55,7 +55,8 @@ const CIPHER_PREFERENCE = [Cipher.AES_128_GCM, Cipher.AES_128_CCM, Cipher.AES_25
  * CAP_ENCRYPTION to a client that sets it; 3.1.1 negotiates a cipher in a context instead.
  */
 function serverCapabilities(dialect: number, cipher: number | undefined): number {
-  let caps = dialect >= Smb2Dialect.SMB210 ? Smb2GlobalCap.LARGE_MTU : 0;
+  // Leases pass through to the servers (breaks and acknowledgments are routed by LeaseKey).
+  let caps = dialect >= Smb2Dialect.SMB210 ? Smb2GlobalCap.LARGE_MTU | Smb2GlobalCap.LEASING : 0;
   if (cipher !== undefined && (dialect === Smb2Dialect.SMB300 || dialect === Smb2Dialect.SMB302)) caps |= Smb2GlobalCap.ENCRYPTION;
   return caps;
 }

@@ -12,7 +12,7 @@ import { AuthError, errorMessage } from '../errors.js';
 import type { Session } from '../tables/sessions.js';
 import { formatSessionId } from '../tables/sessions.js';
 import { NtStatus, ntStatusName } from '../wire/ntstatus.js';
-import { dialectName, SessionFlags, SessionSetupRequestFlags, Smb2Dialect, Smb2SecurityMode } from '../wire/smb2/constants.js';
+import { dialectName, SessionFlags, SessionSetupRequestFlags, SigningAlgorithm, Smb2Dialect, Smb2SecurityMode } from '../wire/smb2/constants.js';
 import { encodeSessionSetupResponse, type SessionSetupRequest } from '../wire/smb2/session-setup.js';
 import type { DsrContext, Smb2Reply, Smb2Request } from './context.js';
 import { emptyReply, errorReply } from './replies.js';
@@ -44,10 +44,7 @@ export function destroySession(ctx: DsrContext, session: Session): void {
 
 export function handleSessionSetup(req: Smb2Request, body: SessionSetupRequest): Smb2Reply {
   const { ctx, conn } = req;
-  if (body.Flags & SessionSetupRequestFlags.BINDING) {
-    // Multichannel is not offered, so there is no session to bind a second channel to.
-    return errorReply(NtStatus.STATUS_REQUEST_NOT_ACCEPTED);
-  }
+  if (body.Flags & SessionSetupRequestFlags.BINDING) return refuseBinding(req);
   let session = req.session;
   let pending = session ? conn.authInProgress.get(session.sessionId) : undefined;
   if (!session) {
@@ -143,6 +140,25 @@ export function handleSessionSetup(req: Smb2Request, body: SessionSetupRequest):
     sessionId: s.sessionId,
     ...(sign ? { signWith: s } : { unsigned: true }),
   };
+}
+
+/**
+ * Multichannel is not offered, so no second channel can bind a session; but a client learns why
+ * in the order a server checks it (MS-SMB2 3.3.5.5.2, as Samba applies it): no such session, a
+ * signing algorithm that cannot carry over, an SMB 2.x connection, then no multichannel. The
+ * answer is signed with the session's key, as a failed SESSION_SETUP of a known session is.
+ */
+function refuseBinding(req: Smb2Request): Smb2Reply {
+  const { conn } = req;
+  const s = req.session;
+  if (req.hdr.SessionId === 0n) return errorReply(NtStatus.STATUS_INVALID_PARAMETER);
+  if (!s || s.state !== 'valid') return errorReply(NtStatus.STATUS_USER_SESSION_DELETED);
+  const connAlg = signingAlgorithm(conn.dialect, conn.signingAlgorithmId);
+  const sessAlg = s.signingAlgorithm;
+  const sign = s.secrets ? { signWith: s } : { unsigned: true };
+  if (sessAlg !== undefined && sessAlg >= SigningAlgorithm.AES_GMAC && connAlg !== sessAlg) return { ...errorReply(NtStatus.STATUS_REQUEST_OUT_OF_SEQUENCE), ...sign };
+  if (connAlg >= SigningAlgorithm.AES_GMAC && sessAlg !== connAlg) return { ...errorReply(NtStatus.STATUS_NOT_SUPPORTED), ...sign };
+  return { ...errorReply(NtStatus.STATUS_REQUEST_NOT_ACCEPTED), ...sign };
 }
 
 /** PreviousSessionId (3.3.5.5.3): a reconnecting client's old session of the same user goes away. */
