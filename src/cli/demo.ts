@@ -4,9 +4,16 @@
  * and tears the lab down again.
  */
 import type { Command } from 'commander';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { adminCall } from '../control/admin.js';
+import { errorMessage } from '../control/errors.js';
 import { DEFAULT_LAB_NAME, labDown, labExec, labStatus, labUp, type LabStatus } from '../lab/lab.js';
 
+/** The Fig. 5 steps below; the Fig. 6 step is numbered after them. */
+const DEMO_STEPS = 4;
 
 interface Step {
   title: string;
@@ -87,7 +94,43 @@ async function runDemo(name: string, servers: number): Promise<boolean> {
   say(`\n== storage side (source Fig. 5): TCP packets on the switch ports during all of the above: ${after - before}`);
   say('   session setup and share listing are answered by the DSR alone; no server was contacted');
   failed ||= after !== before;
+  failed = (await redirectStep(name, lab, cred)) || failed;
   const status = (await adminCall(lab.dsr.adminSocket, 'status')) as { sessions: number; connections: number };
   say(`   DSR now holds ${status.sessions} sessions on ${status.connections} connections (clients have logged off)`);
   return failed;
+}
+
+/** Fig. 6: one smbclient session writes and reads a file on a share of every server through the DSR. */
+async function redirectStep(name: string, lab: LabStatus, cred: string): Promise<boolean> {
+  const dir = mkdtempSync(join(tmpdir(), 'dsr-demo-'));
+  try {
+    const data = randomBytes(8 * 1024 * 1024);
+    writeFileSync(join(dir, 'demo.bin'), data);
+    const want = createHash('sha256').update(data).digest('hex');
+    const shares = lab.servers.map((s) => s.shares[0]!);
+    const script = shares.map((s, i) => `${i > 0 ? `tcon ${s.name}; ` : ''}put demo.bin; get demo.bin back-${s.name}.bin`).join('; ');
+    const argv = ['smbclient', `//${lab.dsr.clientAddress}/${shares[0]!.name}`, '-U', cred, '-m', 'SMB3_11', '-c', `lcd ${dir}; ${script}`];
+    say(`\n== ${DEMO_STEPS + 1}. one smbclient session, a share on each server (source Fig. 6): put and get 8 MiB`);
+    say(`   $ ${argv.map((a) => (/[\s;]/.test(a) ? `'${a}'` : a)).join(' ')}`);
+    const before = storageTcpPackets(await labStatus(name));
+    const r = await labExec(name, 'client', argv, { timeoutMs: 60_000 });
+    for (const l of `${r.stdout}${r.stderr}`.split('\n').filter((x) => /putting|getting|tcon/.test(x))) say(`   ${l.trimEnd()}`);
+    let ok = r.code === 0;
+    for (const s of shares) {
+      const back = createHash('sha256').update(readFileSync(join(dir, `back-${s.name}.bin`))).digest('hex');
+      const onDisk = createHash('sha256').update(readFileSync(join(s.path, 'demo.bin'))).digest('hex');
+      const same = back === want && onDisk === want;
+      ok &&= same;
+      say(`   ${s.name}: sha256 sent = read back = on the server's disk: ${same ? 'yes' : 'NO'}`);
+    }
+    const moved = storageTcpPackets(await labStatus(name)) - before;
+    say(`   storage side: ${moved} TCP packets on the switch ports, from the DSR's ${lab.dsr.storageAddress}: the servers never see the client`);
+    say(`   -> ${ok ? 'as expected' : 'UNEXPECTED'} (exit ${r.code})`);
+    return !ok;
+  } catch (e) {
+    say(`   -> UNEXPECTED: ${errorMessage(e)}`);
+    return true;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -109,13 +109,28 @@ liveList('tree', 'tree connects (the connection table, source Fig. 6)', [
   ['treeId', 'TREE'],
   ['share', 'SHARE'],
   ['kind', 'KIND'],
+  ['server', 'SERVER'],
+  ['backendSessionId', 'BACKEND SESSION'],
+  ['backendTreeId', 'BACKEND TREE'],
 ]);
-liveList('open', 'open handles', [
+liveList('open', 'open handles (client FileId -> server and backend FileId)', [
   ['sessionId', 'SESSION'],
   ['treeId', 'TREE'],
   ['fileId', 'FILEID'],
   ['path', 'PATH'],
   ['kind', 'KIND'],
+  ['server', 'SERVER'],
+  ['backendFileId', 'BACKEND FILEID'],
+  ['oplockLevel', 'OPLOCK'],
+  ['lease', 'LEASE'],
+  ['locks', 'LOCKS'],
+]);
+liveList('backend', 'connections and sessions the DSR holds to storage servers, per client connection', [
+  ['connectionId', 'CONNECTION'],
+  ['server', 'SERVER'],
+  ['address', 'ADDRESS'],
+  ['dialect', 'DIALECT'],
+  ['sessions', 'SESSIONS'],
 ]);
 liveList('resource', 'shares and the servers that serve them (the resource table)', [
   ['name', 'SHARE'],

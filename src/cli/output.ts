@@ -16,7 +16,7 @@ export function printTable(rows: Record<string, unknown>[], columns: [key: strin
 
 function formatCell(v: unknown): string {
   if (v === null || v === undefined) return '-';
-  if (Array.isArray(v)) return v.join(',');
+  if (Array.isArray(v)) return v.every((x) => typeof x !== 'object' || x === null) ? v.join(',') : String(v.length);
   if (typeof v === 'object') return JSON.stringify(v);
   return String(v);
 }

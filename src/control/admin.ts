@@ -31,6 +31,7 @@ export class AdminServer {
     rmSync(this.path, { force: true });
     const server = createServer((sock) => {
       let buf = '';
+      let replies: Promise<void> = Promise.resolve();
       sock.setEncoding('utf8');
       sock.on('error', () => sock.destroy());
       sock.on('data', (chunk: string) => {
@@ -44,7 +45,11 @@ export class AdminServer {
         while ((nl = buf.indexOf('\n')) >= 0) {
           const line = buf.slice(0, nl);
           buf = buf.slice(nl + 1);
-          sock.write(JSON.stringify(this.dispatch(line)) + '\n');
+          // Answers go out in request order even when a handler is asynchronous.
+          replies = replies.then(async () => {
+            const r = await this.dispatch(line);
+            if (!sock.destroyed) sock.write(JSON.stringify(r) + '\n');
+          });
         }
       });
     });
@@ -68,7 +73,7 @@ export class AdminServer {
     if (live) throw new DsrError(ErrorCode.ADMIN, `another DSR is already serving the admin socket ${this.path}`);
   }
 
-  private dispatch(line: string): unknown {
+  private async dispatch(line: string): Promise<unknown> {
     let req: { op?: unknown; args?: unknown };
     try {
       req = JSON.parse(line) as typeof req;
@@ -79,7 +84,7 @@ export class AdminServer {
     if (!handler) return { ok: false, error: { code: ErrorCode.ADMIN, message: `unknown operation ${String(req.op)}` } };
     try {
       const args = req.args && typeof req.args === 'object' ? (req.args as Record<string, unknown>) : {};
-      return { ok: true, result: handler(args) };
+      return { ok: true, result: await handler(args) };
     } catch (e) {
       this.log.warn({ event: 'admin.failed', op: req.op, err: errorMessage(e) }, 'admin operation failed');
       return { ok: false, error: { code: e instanceof DsrError ? e.code : ErrorCode.ADMIN, message: errorMessage(e) } };

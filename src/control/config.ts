@@ -22,9 +22,20 @@ const netbiosName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/, 'a Net
 /** Share names as SMB clients type them: no path separators or control characters. */
 const shareName = z.string().min(1).max(80).regex(/^[^\\/:*?"<>|\x00-\x1f]+$/, 'a share name without \\ / : * ? " < > |');
 
+const dialectList = z.array(z.enum(Object.keys(dialectNames) as [DialectName, ...DialectName[]])).min(1);
+
 const serverSchema = z.object({
   address: z.string().min(1),
   port: z.number().int().min(1).max(65535).default(445),
+  /** Dialects offered to this server (all five by default): a server may speak less than the client. */
+  dialects: dialectList.optional(),
+  /**
+   * A service account for this server, used for every client session (its NT hash comes from
+   * the credential table). Without one, each user's own credentials pass through.
+   */
+  account: z.object({ user: z.string().min(1), domain: z.string().default('') }).optional(),
+  /** Sign every request to this server even when it does not require signing. */
+  signing: z.enum(['auto', 'required']).default('auto'),
 });
 
 const resourceSchema = z.object({
@@ -59,7 +70,7 @@ export const configSchema = z
       .default({ guest: false }),
     smb2: z
       .object({
-        dialects: z.array(z.enum(Object.keys(dialectNames) as [DialectName, ...DialectName[]])).min(1).default(['2.0.2', '2.1', '3.0', '3.0.2', '3.1.1']),
+        dialects: dialectList.default(['2.0.2', '2.1', '3.0', '3.0.2', '3.1.1']),
         /** 'required' makes every session sign (RequireMessageSigning, MS-SMB2 3.3.1.5). */
         signing: z.enum(['enabled', 'required']).default('enabled'),
         maxReadSize: z.number().int().min(65536).max(8 * MiB).default(8 * MiB),
@@ -75,8 +86,12 @@ export const configSchema = z
         maxSessionsPerConnection: z.number().int().min(1).default(64),
         /** Seconds a connection may stay without a complete NEGOTIATE + SESSION_SETUP. */
         authTimeoutSeconds: z.number().positive().default(60),
+        /** Seconds a backend session with no tree (and a backend connection with no session) stays open. */
+        backendIdleSeconds: z.number().positive().default(30),
+        /** Seconds to reach a storage server: connect, NEGOTIATE, SESSION_SETUP, TREE_CONNECT each. */
+        backendTimeoutSeconds: z.number().positive().default(10),
       })
-      .default({ maxConnections: 4096, maxSessionsPerConnection: 64, authTimeoutSeconds: 60 }),
+      .default({ maxConnections: 4096, maxSessionsPerConnection: 64, authTimeoutSeconds: 60, backendIdleSeconds: 30, backendTimeoutSeconds: 10 }),
     servers: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/), serverSchema).default({}),
     resources: z.array(resourceSchema).default([]),
     log: z
@@ -100,6 +115,11 @@ export const configSchema = z
     });
   });
 
+/** '3.1.1' -> 0x0311 (names as the configuration spells them). */
+export function dialectValues(names: readonly DialectName[]): number[] {
+  return [...new Set(names.map((d) => dialectNames[d]))].sort((a, b) => a - b);
+}
+
 export type ConfigInput = z.input<typeof configSchema>;
 type Parsed = z.output<typeof configSchema>;
 
@@ -121,7 +141,7 @@ export function resolveConfig(input: unknown, source = 'config'): Config {
   const serverGuid = c.serverGuid
     ? Buffer.from(c.serverGuid, 'hex')
     : createHash('sha256').update(`dsr-server-guid:${c.name}:${c.serverName}`).digest().subarray(0, 16);
-  const dialects = [...new Set(c.smb2.dialects.map((d) => dialectNames[d]))].sort((a, b) => a - b);
+  const dialects = dialectValues(c.smb2.dialects);
   for (const d of dialects) if (!(SMB2_DIALECTS as readonly number[]).includes(d)) throw new DsrError(ErrorCode.CONFIG, `unsupported dialect ${d}`);
   // A WRITE or READ message carries its payload plus a header and fixed part; leave room.
   const maxFrameBytes = Math.max(c.smb2.maxReadSize, c.smb2.maxWriteSize, c.smb2.maxTransactSize) + 64 * 1024;

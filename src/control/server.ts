@@ -36,6 +36,7 @@ export class DsrServer {
       credentials: CredentialTable.load(config.credentials),
       offload: new MemoryOffload(),
       startTime: toFiletime(new Date()),
+      pools: new Map(),
     };
   }
 
@@ -86,6 +87,7 @@ export class DsrServer {
       'open.list': () => opens.list(),
       'resource.list': () => resources.list(),
       'server.list': () => resources.listServers(),
+      'backend.list': async () => (await Promise.all([...this.ctx.pools.entries()].map(async ([connectionId, p]) => (await p.view()).map((b) => ({ connectionId, ...b }))))).flat(),
       'offload.show': () => offload.snapshot(),
       status: () => ({
         name: this.config.name,
@@ -95,6 +97,7 @@ export class DsrServer {
         sessions: sessions.size,
         trees: trees.size,
         opens: opens.size,
+        backendConnections: [...this.ctx.pools.values()].reduce((n, p) => n + p.size, 0),
       }),
     };
   }

@@ -79,9 +79,9 @@ describe('lab plan (pure)', () => {
     assert.equal(c.admin.socket, '/run/dsr/dtab.sock');
     assert.equal(c.credentials, '/run/dsr-lab/dtab/credentials.json');
     assert.deepEqual(c.servers, {
-      server1: { address: '198.18.1.11', port: 445 },
-      server2: { address: '198.18.1.12', port: 445 },
-      server3: { address: '198.18.1.13', port: 445 },
+      server1: { address: '198.18.1.11', port: 445, signing: 'auto' },
+      server2: { address: '198.18.1.12', port: 445, signing: 'auto' },
+      server3: { address: '198.18.1.13', port: 445, signing: 'auto' },
     });
     assert.deepEqual(
       c.resources.map((r) => [r.name, r.servers]).sort(),

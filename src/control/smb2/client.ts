@@ -1,8 +1,13 @@
 /**
  * An SMB2 client connection: NEGOTIATE (all five dialects, 3.1.1 preauth integrity and
  * signing contexts), NTLM session setup with an NT hash, then requests matched to responses
- * by MessageId, signed when the session signs. The DSR uses it toward storage servers; tests
- * use it to drive the DSR with exact bytes, including bytes no well-behaved client sends.
+ * by MessageId. The DSR uses it toward storage servers, with many sessions on one connection
+ * (one per client session, paragraphs 0075-0077); tests use it to drive the DSR with exact
+ * bytes, including bytes no well-behaved client sends.
+ *
+ * This object is the one authority for the connection's MessageIds (MS-SMB2 3.2.4.1.3): every
+ * request, forwarded or its own, takes its ids here, and waits here when the server has not
+ * granted enough credits.
  */
 import { randomBytes } from 'node:crypto';
 import { createConnection, type Socket } from 'node:net';
@@ -11,7 +16,7 @@ import { SpnegoClient } from '../auth/spnego.js';
 import { DsrError, ErrorCode, ProtocolError } from '../errors.js';
 import { encodeFrame, FrameDecoder, NETBIOS_MAX_LENGTH } from '../wire/netbios.js';
 import { NtStatus, ntStatusName } from '../wire/ntstatus.js';
-import { splitCompound } from '../wire/smb2/compound.js';
+import { joinCompound, splitCompound } from '../wire/smb2/compound.js';
 import {
   HashAlgorithm,
   NegotiateContextType,
@@ -23,10 +28,15 @@ import {
   Smb2GlobalCap,
   Smb2SecurityMode,
 } from '../wire/smb2/constants.js';
-import { decodeHeader, header, type Smb2Header } from '../wire/smb2/header.js';
+import { decodeHeader, Hdr, header, setMessageId, type Smb2Header } from '../wire/smb2/header.js';
 import { encodeMessage } from '../wire/smb2/message.js';
 import { decodeNegotiateResponse, encodeNegotiateRequest, findNegotiateContext, type NegotiateResponse } from '../wire/smb2/negotiate.js';
 import { decodeSessionSetupResponse, encodeSessionSetupRequest } from '../wire/smb2/session-setup.js';
+import { encodeReservedBody } from '../wire/smb2/simple.js';
+import { sendFrame } from './transport.js';
+
+/** MessageId of unsolicited messages: oplock and lease break notifications (MS-SMB2 3.3.4.6). */
+export const UNSOLICITED_MESSAGE_ID = 0xffffffffffffffffn;
 
 /** A response whose Status is an error, as seen by the caller of a request. */
 export class Smb2StatusError extends DsrError {
@@ -45,8 +55,10 @@ export interface Smb2ClientOptions {
   dialects?: readonly number[];
   /** Ask the server to sign everything (SecurityMode SIGNING_REQUIRED). */
   requireSigning?: boolean;
-  /** Per-request time limit. */
+  /** Per-request time limit for `request` (forwarded requests have none: a READ may pend forever). */
   timeoutMs?: number;
+  /** Source address to connect from. */
+  localAddress?: string;
 }
 
 export interface Smb2Response {
@@ -63,31 +75,76 @@ export interface RequestOptions {
   flags?: number;
   /** Resolve with error statuses instead of rejecting. */
   allowError?: boolean;
+  /** Session to send on (default: the one `sessionSetup` made). */
+  session?: ClientSession;
 }
 
-interface Waiter {
-  resolve: (r: Smb2Response) => void;
-  reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
-  command: number;
-  allowError: boolean;
+/** One authenticated session on this connection. */
+export interface ClientSession {
+  readonly sessionId: bigint;
+  /** Requests are signed with `signKey` (the server or the caller wants signing). */
+  readonly signs: boolean;
+  readonly signKey: Buffer | undefined;
+  readonly signAlg: number;
+  readonly sessionFlags: number;
+}
+
+/** One message handed to `send`: the caller built it; this client sets MessageId and signs it. */
+export interface Outbound {
+  /** A complete request message, header included; MessageId, NextCommand and Signature are overwritten. */
+  msg: Buffer;
+  session: ClientSession | undefined;
+  /** Every response to it: the interim STATUS_PENDING one (if any) and the final one. */
+  onResponse(msg: Buffer, hdr: Smb2Header): void;
+  /** The connection failed before the final response. */
+  onError(e: Error): void;
+  /** Sees the message exactly as sent (preauth integrity hashing). */
+  onSent?(msg: Buffer): void;
+}
+
+/** Where a sent request is: its MessageId once sent, its AsyncId once the server went async. */
+export interface InFlight {
+  messageId: bigint | undefined;
+  asyncId: bigint | undefined;
+  done: boolean;
+}
+
+interface Pending {
+  out: Outbound;
+  handle: InFlight;
+}
+
+/** Hands a response to its request; a response the caller cannot use (malformed body) fails that request alone. */
+function deliver(out: Outbound, msg: Buffer, hdr: Smb2Header): void {
+  try {
+    out.onResponse(msg, hdr);
+  } catch (e) {
+    out.onError(e instanceof Error ? e : new Error(String(e)));
+  }
 }
 
 export class Smb2Client {
   dialect = 0;
+  /** The session `sessionSetup` made (0 before). */
   sessionId = 0n;
   negotiated: NegotiateResponse | undefined;
-  private signKey: Buffer | undefined;
-  private signAlg: number = SigningAlgorithm.HMAC_SHA256;
+  private defaultSession: ClientSession | undefined;
   private signingAlgorithmId: number | undefined;
   private preauth: PreauthIntegrity | undefined;
   private nextMessageId = 0n;
+  /** Credits granted and not yet used. */
   private credits = 1;
-  private readonly waiters = new Map<bigint, Waiter>();
+  private readonly pending = new Map<bigint, Pending>();
+  /** Chains waiting for credits, in order. */
+  private readonly waiting: { items: Outbound[]; handles: InFlight[] }[] = [];
   private readonly decoder = new FrameDecoder(NETBIOS_MAX_LENGTH);
   private closedError: Error | undefined;
   /** Every frame that arrived, for tests that look at raw bytes. */
   readonly onFrame: ((frame: Buffer) => void)[] = [];
+  /** Oplock and lease break notifications (MessageId all ones). */
+  onUnsolicited: ((msg: Buffer, hdr: Smb2Header) => void) | undefined;
+  /** Runs once when the connection ends, for whatever reason. */
+  onClosed: ((e: Error) => void) | undefined;
 
   private constructor(
     private readonly socket: Socket,
@@ -110,16 +167,24 @@ export class Smb2Client {
 
   static connect(options: Smb2ClientOptions): Promise<Smb2Client> {
     return new Promise((resolve, reject) => {
-      const socket = createConnection({ host: options.host, port: options.port ?? 445 });
+      const socket = createConnection({ host: options.host, port: options.port ?? 445, ...(options.localAddress ? { localAddress: options.localAddress } : {}) });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new DsrError(ErrorCode.PROTOCOL, `connect to ${options.host}:${options.port ?? 445} timed out`));
+      }, options.timeoutMs ?? 10000);
       socket.once('connect', () => {
+        clearTimeout(timer);
         socket.removeListener('error', reject);
         resolve(new Smb2Client(socket, options));
       });
-      socket.once('error', reject);
+      socket.once('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
     });
   }
 
-  /** Resolves when the server closes the connection (or at once if it has). */
+  /** Resolves when the connection ends (or at once if it has). */
   get closed(): Promise<Error> {
     if (this.closedError) return Promise.resolve(this.closedError);
     return new Promise((resolve) => this.socket.once('close', () => resolve(this.closedError ?? new Error('closed'))));
@@ -129,61 +194,195 @@ export class Smb2Client {
     return this.closedError !== undefined;
   }
 
+  /** Requests sent and not finally answered, plus those waiting for credits. */
+  get inFlight(): number {
+    return this.pending.size + this.waiting.reduce((n, w) => n + w.items.length, 0);
+  }
+
+  /** The session `sessionSetup` made. */
+  get session(): ClientSession | undefined {
+    return this.defaultSession;
+  }
+
   private fail(e: Error): void {
-    if (!this.closedError) this.closedError = e;
-    for (const [id, w] of this.waiters) {
-      clearTimeout(w.timer);
-      w.reject(e);
-      this.waiters.delete(id);
-    }
+    if (this.closedError) return;
+    this.closedError = e;
+    const all = [...this.pending.values()].map((p) => p.out);
+    for (const w of this.waiting.splice(0)) all.push(...w.items);
+    this.pending.clear();
+    for (const o of all) o.onError(e);
     this.socket.destroy();
+    this.onClosed?.(e);
   }
 
   private onResponseFrame(frame: Buffer): void {
     for (const h of this.onFrame) h(frame);
-    let msgs: Buffer[];
     try {
-      msgs = splitCompound(frame);
+      this.dispatchResponses(splitCompound(frame));
     } catch (e) {
+      // A server that breaks framing or headers cannot be trusted with the rest of the stream.
       this.fail(e as Error);
-      return;
     }
+  }
+
+  private dispatchResponses(msgs: Buffer[]): void {
     for (const msg of msgs) {
       const hdr = decodeHeader(msg);
       this.credits += hdr.Credit;
-      if (hdr.Status === NtStatus.STATUS_PENDING && hdr.Flags & Smb2Flags.ASYNC_COMMAND) continue;
-      const w = this.waiters.get(hdr.MessageId);
-      if (!w) continue;
-      this.waiters.delete(hdr.MessageId);
-      clearTimeout(w.timer);
-      if (this.signKey && hdr.Flags & Smb2Flags.SIGNED && !verifyMessage(msg, this.signKey, this.signAlg)) {
-        w.reject(new ProtocolError(`response to MessageId ${hdr.MessageId} has a bad signature`));
+      if (hdr.MessageId === UNSOLICITED_MESSAGE_ID) {
+        this.onUnsolicited?.(msg, hdr);
         continue;
       }
-      const ok = hdr.Status === NtStatus.STATUS_SUCCESS || hdr.Status === NtStatus.STATUS_MORE_PROCESSING_REQUIRED || hdr.Status === NtStatus.STATUS_BUFFER_OVERFLOW;
-      if (!ok && !w.allowError) w.reject(new Smb2StatusError(hdr.Status, hdr.Command));
-      else w.resolve({ hdr, msg: Buffer.from(msg) });
+      const p = this.pending.get(hdr.MessageId);
+      if (!p) continue;
+      if (hdr.Status === NtStatus.STATUS_PENDING && hdr.Flags & Smb2Flags.ASYNC_COMMAND) {
+        p.handle.asyncId = hdr.AsyncId;
+        deliver(p.out, msg, hdr);
+        continue;
+      }
+      this.pending.delete(hdr.MessageId);
+      p.handle.done = true;
+      const s = p.out.session;
+      if (s?.signKey && s.signs && hdr.Flags & Smb2Flags.SIGNED && !verifyMessage(msg, s.signKey, s.signAlg)) {
+        p.out.onError(new ProtocolError(`response to MessageId ${hdr.MessageId} has a bad signature`));
+        continue;
+      }
+      deliver(p.out, msg, hdr);
     }
+    this.drain();
+  }
+
+  private charge(msg: Buffer): number {
+    return this.dialect === Smb2Dialect.SMB202 ? 1 : Math.max(msg.readUInt16LE(Hdr.CreditCharge), 1);
+  }
+
+  /**
+   * Sends messages as one compound frame (a single message is a chain of one): each takes
+   * CreditCharge consecutive MessageIds and is signed with its session when that session
+   * signs. Waits, in order, while the server has not granted enough credits.
+   */
+  send(items: Outbound[]): InFlight[] {
+    const handles = items.map(() => ({ messageId: undefined, asyncId: undefined, done: false }));
+    if (this.closedError) {
+      for (const o of items) o.onError(this.closedError);
+      return handles;
+    }
+    this.waiting.push({ items, handles });
+    this.drain();
+    return handles;
+  }
+
+  private drain(): void {
+    while (this.waiting.length > 0 && !this.closedError) {
+      const w = this.waiting[0]!;
+      const need = w.items.reduce((n, o) => n + this.charge(o.msg), 0);
+      // With nothing in flight no credit can arrive; the server would rather refuse than hang.
+      if (need > this.credits && this.pending.size > 0) return;
+      this.waiting.shift();
+      this.transmit(w.items, w.handles);
+    }
+  }
+
+  private transmit(items: Outbound[], handles: InFlight[]): void {
+    items.forEach((o, i) => {
+      const charge = this.charge(o.msg);
+      const id = this.nextMessageId;
+      this.nextMessageId += BigInt(charge);
+      this.credits -= charge;
+      setMessageId(o.msg, id);
+      handles[i]!.messageId = id;
+      this.pending.set(id, { out: o, handle: handles[i]! });
+    });
+    const frame = items.length === 1 ? items[0]!.msg : joinCompound(items.map((o) => o.msg));
+    let at = 0;
+    for (const o of items) {
+      const next = frame.readUInt32LE(at + Hdr.NextCommand);
+      const end = next === 0 ? frame.length : at + next;
+      const msg = frame.subarray(at, end);
+      const s = o.session;
+      const command = msg.readUInt16LE(Hdr.Command);
+      // 3.1.1 servers refuse an unsigned TREE_CONNECT from a signing-capable session (MS-SMB2 3.3.5.2.4).
+      const sign = s?.signs || (command === Smb2Command.TREE_CONNECT && this.dialect === Smb2Dialect.SMB311);
+      if (sign && s?.signKey && command !== Smb2Command.NEGOTIATE) signMessage(msg, s.signKey, s.signAlg);
+      o.onSent?.(msg);
+      at = end;
+    }
+    sendFrame(this.socket, frame);
+  }
+
+  /**
+   * Asks the server to cancel a request (MS-SMB2 3.2.4.24). A request still waiting for
+   * credits is withdrawn instead; returns false then, and the caller answers it itself.
+   */
+  cancel(handle: InFlight, session: ClientSession | undefined): boolean {
+    if (handle.done) return true;
+    if (handle.messageId === undefined) {
+      for (const w of this.waiting) {
+        const i = w.handles.indexOf(handle);
+        if (i < 0) continue;
+        w.handles.splice(i, 1);
+        w.items.splice(i, 1);
+        if (w.items.length === 0) this.waiting.splice(this.waiting.indexOf(w), 1);
+        handle.done = true;
+        return false;
+      }
+      return true;
+    }
+    const isAsync = handle.asyncId !== undefined;
+    const h = header({
+      Command: Smb2Command.CANCEL,
+      MessageId: isAsync ? 0n : handle.messageId,
+      Flags: isAsync ? Smb2Flags.ASYNC_COMMAND : 0,
+      AsyncId: handle.asyncId ?? 0n,
+      SessionId: session?.sessionId ?? 0n,
+    });
+    const msg = encodeMessage(h, encodeReservedBody());
+    if (session?.signs && session.signKey) signMessage(msg, session.signKey, session.signAlg);
+    sendFrame(this.socket, msg);
+    return true;
   }
 
   /** Sends one request and waits for its final response. */
   request(command: number, body: Buffer, o: RequestOptions = {}): Promise<Smb2Response> {
-    const charge = o.creditCharge ?? 1;
-    const messageId = this.nextMessageId;
-    this.nextMessageId += BigInt(Math.max(charge, 1));
-    this.credits -= Math.max(charge, 1);
+    const session = o.session ?? this.defaultSession;
     const h = header({
       Command: command,
-      CreditCharge: this.dialect === Smb2Dialect.SMB202 ? 0 : charge,
+      CreditCharge: this.dialect === Smb2Dialect.SMB202 ? 0 : (o.creditCharge ?? 1),
       Credit: o.creditRequest ?? 64,
       Flags: o.flags ?? 0,
-      MessageId: messageId,
       TreeId: o.treeId ?? 0,
-      SessionId: this.sessionId,
+      SessionId: session?.sessionId ?? this.sessionId,
     });
-    const msg = encodeMessage(h, body);
-    if (this.signKey && command !== Smb2Command.NEGOTIATE) signMessage(msg, this.signKey, this.signAlg);
-    return this.sendAndWait(msg, messageId, command, o.allowError ?? false);
+    return this.exchange(encodeMessage(h, body), session, o.allowError ?? false);
+  }
+
+  /** Sends a built message (MessageId assigned here) and waits for its final response. */
+  private exchange(msg: Buffer, session: ClientSession | undefined, allowError: boolean, onSent?: (m: Buffer) => void): Promise<Smb2Response> {
+    return new Promise((resolve, reject) => {
+      const limit = this.options.timeoutMs ?? 10000;
+      const timer = setTimeout(() => {
+        if (handle.messageId !== undefined) this.pending.delete(handle.messageId);
+        reject(new DsrError(ErrorCode.PROTOCOL, `no response to MessageId ${handle.messageId} within ${limit} ms`));
+      }, limit);
+      const [handle] = this.send([
+        {
+          msg,
+          session,
+          onSent,
+          onResponse: (m, hdr) => {
+            if (!handle?.done) return;
+            clearTimeout(timer);
+            const ok = hdr.Status === NtStatus.STATUS_SUCCESS || hdr.Status === NtStatus.STATUS_MORE_PROCESSING_REQUIRED || hdr.Status === NtStatus.STATUS_BUFFER_OVERFLOW;
+            if (!ok && !allowError) reject(new Smb2StatusError(hdr.Status, hdr.Command));
+            else resolve({ hdr, msg: Buffer.from(m) });
+          },
+          onError: (e) => {
+            clearTimeout(timer);
+            reject(e);
+          },
+        },
+      ]) as [InFlight];
+    });
   }
 
   /** Sends bytes as one frame without looking at them (for malformed-input tests). */
@@ -197,37 +396,38 @@ export class Smb2Client {
   }
 
   /** Waits for the response to a MessageId sent with sendRaw. */
-  expect(messageId: bigint, command: number): Promise<Smb2Response> {
-    return this.wait(messageId, command, true);
+  expect(messageId: bigint, _command: number): Promise<Smb2Response> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    return new Promise((resolve, reject) => {
+      const limit = this.options.timeoutMs ?? 10000;
+      const timer = setTimeout(() => {
+        this.pending.delete(messageId);
+        reject(new DsrError(ErrorCode.PROTOCOL, `no response to MessageId ${messageId} within ${limit} ms`));
+      }, limit);
+      const handle: InFlight = { messageId, asyncId: undefined, done: false };
+      const out: Outbound = {
+        msg: Buffer.alloc(0),
+        session: undefined,
+        onResponse: (m, hdr) => {
+          if (!handle.done) return;
+          clearTimeout(timer);
+          resolve({ hdr, msg: Buffer.from(m) });
+        },
+        onError: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      this.pending.set(messageId, { out, handle });
+    });
   }
 
   /** Reserves a MessageId for a hand-built request (advances the sequence like a real send). */
   takeMessageId(charge = 1): bigint {
     const id = this.nextMessageId;
     this.nextMessageId += BigInt(Math.max(charge, 1));
+    this.credits -= Math.max(charge, 1);
     return id;
-  }
-
-  private sendAndWait(msg: Buffer, messageId: bigint, command: number, allowError: boolean): Promise<Smb2Response> {
-    const p = this.wait(messageId, command, allowError);
-    this.socket.write(encodeFrame(msg));
-    this.preauthSent(command, msg);
-    return p;
-  }
-
-  private wait(messageId: bigint, command: number, allowError: boolean): Promise<Smb2Response> {
-    if (this.closedError) return Promise.reject(this.closedError);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(messageId);
-        reject(new DsrError(ErrorCode.PROTOCOL, `no response to MessageId ${messageId} within ${this.options.timeoutMs ?? 10000} ms`));
-      }, this.options.timeoutMs ?? 10000);
-      this.waiters.set(messageId, { resolve, reject, timer, command, allowError });
-    });
-  }
-
-  private preauthSent(command: number, msg: Buffer): void {
-    if (this.preauth && (command === Smb2Command.NEGOTIATE || command === Smb2Command.SESSION_SETUP)) this.preauth.update(msg);
   }
 
   async negotiate(): Promise<NegotiateResponse> {
@@ -249,7 +449,8 @@ export class Smb2Client {
           }
         : {}),
     });
-    const r = await this.request(Smb2Command.NEGOTIATE, body, { creditCharge: 0, creditRequest: 1 });
+    const msg = encodeMessage(header({ Command: Smb2Command.NEGOTIATE, Credit: 1 }), body);
+    const r = await this.exchange(msg, undefined, false, (m) => this.preauth?.update(m));
     const res = decodeNegotiateResponse(r.msg);
     this.dialect = res.DialectRevision;
     if (this.dialect === Smb2Dialect.SMB311) {
@@ -262,21 +463,31 @@ export class Smb2Client {
     return res;
   }
 
-  /** NTLM logon with the user's NT hash. Rejects with Smb2StatusError (e.g. STATUS_LOGON_FAILURE). */
-  async sessionSetup(user: string, ntHash: Buffer, domain = ''): Promise<{ sessionFlags: number }> {
-    try {
-      return await this.logon(user, ntHash, domain);
-    } catch (e) {
-      // A failed logon leaves no session on the server; the next attempt starts afresh.
-      this.sessionId = 0n;
-      throw e;
-    }
+  /** The server requires every request signed (its NEGOTIATE SecurityMode). */
+  get serverRequiresSigning(): boolean {
+    return ((this.negotiated?.SecurityMode ?? 0) & Smb2SecurityMode.SIGNING_REQUIRED) !== 0;
   }
 
-  private async logon(user: string, ntHash: Buffer, domain: string): Promise<{ sessionFlags: number }> {
+  /**
+   * NTLM logon with the user's NT hash; this session becomes the default for `request`.
+   * Rejects with Smb2StatusError (e.g. STATUS_LOGON_FAILURE).
+   */
+  async sessionSetup(user: string, ntHash: Buffer, domain = ''): Promise<{ sessionFlags: number }> {
+    const s = await this.logon(user, ntHash, domain);
+    this.defaultSession = s;
+    this.sessionId = s.sessionId;
+    return { sessionFlags: s.sessionFlags };
+  }
+
+  /**
+   * One more NTLM session on this connection. Its requests are signed when the server or the
+   * caller requires signing; the final SESSION_SETUP response is verified whenever it is signed.
+   */
+  async logon(user: string, ntHash: Buffer, domain = ''): Promise<ClientSession> {
     const spnego = new SpnegoClient({ user, domain, workstation: 'DSR', ntHash });
     const preauth = this.preauth?.clone();
     let token = spnego.initial();
+    let sessionId = 0n;
     for (;;) {
       const body = encodeSessionSetupRequest({
         Flags: 0,
@@ -286,13 +497,9 @@ export class Smb2Client {
         SecurityBuffer: token,
         PreviousSessionId: 0n,
       });
-      const h = header({ Command: Smb2Command.SESSION_SETUP, CreditCharge: 1, Credit: 64, MessageId: this.takeMessageId(), SessionId: this.sessionId });
-      const msg = encodeMessage(h, body);
-      preauth?.update(msg);
-      const p = this.wait(h.MessageId, Smb2Command.SESSION_SETUP, false);
-      this.socket.write(encodeFrame(msg));
-      const r = await p;
-      this.sessionId = r.hdr.SessionId;
+      const msg = encodeMessage(header({ Command: Smb2Command.SESSION_SETUP, CreditCharge: 1, Credit: 64, SessionId: sessionId }), body);
+      const r = await this.exchange(msg, undefined, false, (m) => preauth?.update(m));
+      sessionId = r.hdr.SessionId;
       const res = decodeSessionSetupResponse(r.msg);
       if (r.hdr.Status === NtStatus.STATUS_MORE_PROCESSING_REQUIRED) {
         preauth?.update(r.msg);
@@ -303,17 +510,21 @@ export class Smb2Client {
       }
       const step = spnego.step(res.SecurityBuffer);
       if (!step.done) throw new ProtocolError('NTLM did not complete');
-      if (res.SessionFlags === 0) {
-        this.signAlg = signingAlgorithm(this.dialect, this.signingAlgorithmId);
-        const key = signingKey(this.dialect, step.sessionKey, preauth?.value);
-        const mustSign = this.dialect === Smb2Dialect.SMB311 || this.options.requireSigning || (this.negotiated!.SecurityMode & Smb2SecurityMode.SIGNING_REQUIRED) !== 0;
-        if (mustSign) {
-          if (!(r.hdr.Flags & Smb2Flags.SIGNED) || !verifyMessage(r.msg, key, this.signAlg)) throw new ProtocolError('the final SESSION_SETUP response is not signed correctly');
-          this.signKey = key;
-        }
+      const signAlg = signingAlgorithm(this.dialect, this.signingAlgorithmId);
+      // Guest and anonymous sessions have no key to sign with (MS-SMB2 3.2.5.3.1).
+      if (res.SessionFlags !== 0) return { sessionId, signs: false, signKey: undefined, signAlg, sessionFlags: res.SessionFlags };
+      const key = signingKey(this.dialect, step.sessionKey, preauth?.value);
+      const signs = this.options.requireSigning === true || this.serverRequiresSigning;
+      if (this.dialect === Smb2Dialect.SMB311 || signs) {
+        if (!(r.hdr.Flags & Smb2Flags.SIGNED) || !verifyMessage(r.msg, key, signAlg)) throw new ProtocolError('the final SESSION_SETUP response is not signed correctly');
       }
-      return { sessionFlags: res.SessionFlags };
+      return { sessionId, signs, signKey: key, signAlg, sessionFlags: res.SessionFlags };
     }
+  }
+
+  /** Ends a session (MS-SMB2 3.2.4.21); the connection stays. */
+  async logoff(session: ClientSession): Promise<void> {
+    await this.request(Smb2Command.LOGOFF, encodeReservedBody(), { session, allowError: true });
   }
 
   close(): void {

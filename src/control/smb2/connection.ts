@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import type { Session } from '../tables/sessions.js';
 import type { Tree } from '../tables/trees.js';
 import { FrameDecoder } from '../wire/netbios.js';
-import { NtStatus } from '../wire/ntstatus.js';
+import { NtStatus, ntStatusName } from '../wire/ntstatus.js';
 import { joinCompound, splitCompound } from '../wire/smb2/compound.js';
 import {
   SMB1_PROTOCOL_ID,
@@ -22,14 +22,18 @@ import {
   Smb2Flags,
 } from '../wire/smb2/constants.js';
 import type { FileId } from '../wire/smb2/file-id.js';
-import { decodeHeader, type Smb2Header } from '../wire/smb2/header.js';
+import { decodeHeader, Hdr, type Smb2Header } from '../wire/smb2/header.js';
 import { encodeMessage } from '../wire/smb2/message.js';
+import { BackendLink, BackendPool } from './backend.js';
+import type { InFlight, Outbound } from './client.js';
 import type { ConnectionState, DsrContext, Smb2Reply, Smb2Request } from './context.js';
 import { CreditWindow } from './credits.js';
+import { breakToClient, type ChainState, dropLinkTrees, type Forward } from './redirect.js';
 import { COMMANDS, errorReply } from './dispatch.js';
 import { answerSmb1Negotiate } from './negotiate.js';
 import { destroySession } from './session-setup.js';
 import { signReply, verifyRequest } from './signing.js';
+import { sendFrame } from './transport.js';
 
 const ALL_ONES_64 = 0xffffffffffffffffn;
 
@@ -44,6 +48,40 @@ interface Outgoing {
   after: (() => void) | undefined;
 }
 
+/** What one message of a frame left for the next one (MS-SMB2 3.3.5.2.7.2). */
+interface Related {
+  session?: Session;
+  tree?: Tree;
+  fileId?: FileId;
+  /** Set when the message went to a server: its status is not known yet. */
+  forward?: Forward;
+  status: number;
+}
+
+/** A client request a server is working on. */
+interface Forwarded {
+  readonly req: Smb2Header;
+  readonly session: Session;
+  readonly tree: Tree | undefined;
+  readonly related: boolean;
+  readonly forward: Forward;
+  handle: InFlight | undefined;
+  /** The DSR's AsyncId once the server went async (MS-SMB2 3.3.4.2). */
+  asyncId: bigint | undefined;
+  /** Settles once the frame holding this request's first response is sent. */
+  firstSent: Promise<void> | undefined;
+}
+
+/** The first response to each message of a frame; forwarded ones arrive later. */
+type Slot = Outgoing | Promise<Outgoing>;
+
+/** The messages of one frame bound for one server: sent as one compound. */
+interface Batch {
+  readonly items: Outbound[];
+  readonly forwarded: Forwarded[];
+  readonly chain: ChainState;
+}
+
 let nextConnectionId = 1;
 
 export class Smb2Connection {
@@ -56,6 +94,10 @@ export class Smb2Connection {
   private closed = false;
   private released = false;
   private authTimer: NodeJS.Timeout | undefined;
+  /** Forwarded requests by the client's MessageId, and by the DSR's AsyncId once async. */
+  private readonly inflight = new Map<bigint, Forwarded>();
+  private readonly asyncs = new Map<bigint, Forwarded>();
+  private nextAsyncId = 1n;
 
   constructor(
     private readonly socket: Socket,
@@ -64,6 +106,14 @@ export class Smb2Connection {
   ) {
     const id = nextConnectionId++;
     const clientAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.log = ctx.log.child({ conn: id, client: clientAddress });
+    const backends = new BackendPool(
+      ctx,
+      this.log.child({ component: 'backend' }),
+      (link, msg) => this.onBreak(link, msg),
+      (link, why) => this.onBackendLost(link, why),
+    );
+    ctx.pools.set(id, backends);
     this.state = {
       id,
       clientAddress,
@@ -80,8 +130,9 @@ export class Smb2Connection {
       maxTransactSize: ctx.config.smb2.maxTransactSize,
       maxReadSize: ctx.config.smb2.maxReadSize,
       maxWriteSize: ctx.config.smb2.maxWriteSize,
+      backends,
+      routes: new WeakMap(),
     };
-    this.log = ctx.log.child({ conn: id, client: clientAddress });
     this.decoder = new FrameDecoder(ctx.config.maxFrameBytes);
     this.credits = new CreditWindow(ctx.config.smb2.maxCredits);
     socket.setNoDelay(true);
@@ -114,6 +165,12 @@ export class Smb2Connection {
     }
   }
 
+  /**
+   * Checks and dispatches every message of a frame in order. Messages for servers are sent
+   * once the whole frame is checked, one compound per server, so related chains stay whole;
+   * the frame's replies go out together when each message has its first response. The next
+   * frame does not wait for servers.
+   */
   private async handleFrame(frame: Buffer): Promise<void> {
     if (this.closed) return;
     try {
@@ -128,15 +185,27 @@ export class Smb2Connection {
         throw new Disconnect('encrypted or compressed message, but neither was negotiated');
       }
       const msgs = splitCompound(frame);
-      const out: Outgoing[] = [];
-      let related: { session?: Session; tree?: Tree; fileId?: FileId; status: number } = { status: NtStatus.STATUS_SUCCESS };
+      const slots: Slot[] = [];
+      const batches = new Map<BackendLink, Batch>();
+      let related: Related = { status: NtStatus.STATUS_SUCCESS };
       for (let i = 0; i < msgs.length; i++) {
-        const r = await this.handleMessage(msgs[i]!, i > 0 ? related : undefined);
+        const r = await this.handleMessage(msgs[i]!, i > 0 ? related : undefined, batches);
         if (!r) continue;
-        out.push(r.out);
+        slots.push(r.out);
         related = r.related;
       }
-      if (out.length > 0) this.sendReplies(out);
+      for (const [link, b] of batches) {
+        const handles = link.client.send(b.items);
+        b.forwarded.forEach((f, i) => (f.handle = handles[i]));
+      }
+      if (slots.length === 0) return;
+      if (slots.every((o): o is Outgoing => !(o instanceof Promise))) {
+        this.sendReplies(slots);
+        return;
+      }
+      // A final response that arrives with its interim one must not overtake it.
+      const frameSent = Promise.all(slots).then((out) => this.sendReplies(out));
+      for (const b of batches.values()) for (const f of b.forwarded) f.firstSent = frameSent;
     } catch (e) {
       // Errors that reach the frame level break its framing (a bad header, a NextCommand out of
       // bounds): the frame cannot be answered message by message, so the connection closes.
@@ -151,12 +220,14 @@ export class Smb2Connection {
 
   /**
    * Runs the MS-SMB2 3.3.5.2 checks for one message and its handler. `prev` is the state left
-   * by the previous message of the same compound frame.
+   * by the previous message of the same compound frame. A message for a server joins its
+   * server's batch and gets a slot that its first response fills.
    */
   private async handleMessage(
     msg: Buffer,
-    prev: { session?: Session; tree?: Tree; fileId?: FileId; status: number } | undefined,
-  ): Promise<{ out: Outgoing; related: { session?: Session; tree?: Tree; fileId?: FileId; status: number } } | undefined> {
+    prev: Related | undefined,
+    batches: Map<BackendLink, Batch>,
+  ): Promise<{ out: Slot; related: Related } | undefined> {
     const hdr = decodeHeader(msg);
     if (hdr.Flags & Smb2Flags.SERVER_TO_REDIR) throw new Disconnect('client sent a message flagged as a response');
     if (hdr.Flags & Smb2Flags.ASYNC_COMMAND && hdr.Command !== Smb2Command.CANCEL) throw new Disconnect('client sent an async request that is not CANCEL');
@@ -165,8 +236,8 @@ export class Smb2Connection {
       throw new Disconnect(`${smb2CommandName(hdr.Command)} before NEGOTIATE`);
     }
     if (hdr.Command === Smb2Command.CANCEL) {
-      // 3.3.5.16: CANCEL consumes no credit and gets no reply. Nothing the DSR answers itself
-      // is ever pending, so there is nothing to cancel yet.
+      // 3.3.5.16: CANCEL consumes no credit and gets no reply of its own.
+      this.cancel(hdr);
       return undefined;
     }
     const def = COMMANDS[hdr.Command];
@@ -224,7 +295,9 @@ export class Smb2Connection {
       hdr,
       session,
       tree,
+      related: isRelated,
       relatedFileId: isRelated ? prev.fileId : undefined,
+      relatedForward: isRelated ? prev.forward : undefined,
     };
     let r: Smb2Reply;
     try {
@@ -236,26 +309,133 @@ export class Smb2Connection {
       r = errorReply(e.status);
     }
     if (r.disconnect) throw new Disconnect(r.disconnect);
+    if (r.forward && session) {
+      return { out: this.forwardMessage(hdr, session, tree, isRelated, r.forward, batches), related: { session, tree, forward: r.forward, status: NtStatus.STATUS_SUCCESS } };
+    }
     const replySession = r.signWith ?? (r.unsigned ? undefined : (r.sessionId !== undefined ? this.ctx.sessions.get(r.sessionId) : session));
     const out = this.reply(hdr, r, replySession, isRelated);
     const fileId = r.createdFileId ?? (isRelated ? prev.fileId : undefined);
     return { out, related: { session: session ?? replySession, tree: tree ?? (r.treeId !== undefined && session ? this.ctx.trees.get(session.sessionId, r.treeId) : undefined), fileId, status: r.status } };
   }
 
+  /** Queues a message for its server; the returned slot is filled by the server's first response. */
+  private forwardMessage(hdr: Smb2Header, session: Session, tree: Tree | undefined, related: boolean, fwd: Forward, batches: Map<BackendLink, Batch>): Promise<Outgoing> {
+    const f: Forwarded = { req: hdr, session, tree, related, forward: fwd, handle: undefined, asyncId: undefined, firstSent: undefined };
+    this.inflight.set(hdr.MessageId, f);
+    const link = fwd.route.link;
+    let batch = batches.get(link);
+    if (!batch) batches.set(link, (batch = { items: [], forwarded: [], chain: { lastOpen: undefined } }));
+    batch.forwarded.push(f);
+    const { chain, items } = batch;
+    return new Promise<Outgoing>((resolve) => {
+      let first = true;
+      const deliver = (o: Outgoing) => {
+        if (first) {
+          first = false;
+          resolve(o);
+        } else {
+          void f.firstSent!.then(() => this.sendReplies([o]));
+        }
+      };
+      items.push({
+        msg: fwd.msg,
+        session: fwd.route.bs.session,
+        onResponse: (m, h) => deliver(this.fromBackend(f, m, h, chain)),
+        onError: (e) => {
+          this.log.debug({ event: 'conn.backend_error', server: link.server.name, err: e.message }, 'request lost with its server');
+          this.finish(f);
+          deliver(this.reply(hdr, errorReply(NtStatus.STATUS_NETWORK_NAME_DELETED), session, related, f.asyncId));
+        },
+      });
+    });
+  }
+
+  /**
+   * A server's response, rewritten in place for the client: its ids, credits from the DSR's
+   * own window, and the client session's signature. An interim response gets a DSR AsyncId.
+   */
+  private fromBackend(f: Forwarded, m: Buffer, h: Smb2Header, chain: ChainState): Outgoing {
+    const interim = h.Status === NtStatus.STATUS_PENDING && (h.Flags & Smb2Flags.ASYNC_COMMAND) !== 0;
+    let credit: number;
+    if (interim) {
+      if (f.asyncId === undefined) {
+        f.asyncId = this.nextAsyncId++;
+        this.asyncs.set(f.asyncId, f);
+      }
+      credit = this.credits.grant(f.req.Credit);
+    } else {
+      if (this.log.isLevelEnabled('debug')) {
+        this.log.debug({ event: 'fwd.done', command: smb2CommandName(h.Command), status: ntStatusName(h.Status), server: f.forward.route.link.server.name }, 'forwarded request answered');
+      }
+      f.forward.complete(m, h, chain);
+      // 3.3.4.3: credits of an async request were granted with its interim response.
+      credit = f.asyncId === undefined ? this.credits.grant(f.req.Credit) : 0;
+      this.finish(f);
+    }
+    m.writeUInt16LE(f.req.CreditCharge, Hdr.CreditCharge);
+    m.writeUInt16LE(credit, Hdr.Credit);
+    const isAsync = f.asyncId !== undefined;
+    m.writeUInt32LE(Smb2Flags.SERVER_TO_REDIR | (isAsync ? Smb2Flags.ASYNC_COMMAND : 0) | (f.related ? Smb2Flags.RELATED_OPERATIONS : 0) | (f.req.Flags & Smb2Flags.PRIORITY_MASK), Hdr.Flags);
+    m.writeBigUInt64LE(f.req.MessageId, Hdr.MessageId);
+    if (isAsync) {
+      m.writeBigUInt64LE(f.asyncId!, Hdr.AsyncId);
+    } else {
+      m.writeUInt32LE(f.req.Reserved, Hdr.Reserved);
+      m.writeUInt32LE(f.tree?.treeId ?? f.req.TreeId, Hdr.TreeId);
+    }
+    m.writeBigUInt64LE(f.session.sessionId, Hdr.SessionId);
+    m.fill(0, Hdr.Signature, Hdr.Signature + 16);
+    // 3.3.4.2: interim responses are not signed.
+    const live = this.ctx.sessions.get(f.session.sessionId) === f.session;
+    const sign = !interim && live && f.session.secrets !== undefined && ((f.req.Flags & Smb2Flags.SIGNED) !== 0 || f.session.signingRequired);
+    return { msg: m, signWith: sign ? f.session : undefined, onWire: undefined, after: undefined };
+  }
+
+  private finish(f: Forwarded): void {
+    if (this.inflight.get(f.req.MessageId) === f) this.inflight.delete(f.req.MessageId);
+    if (f.asyncId !== undefined) this.asyncs.delete(f.asyncId);
+  }
+
+  /** CANCEL (MS-SMB2 3.3.5.16): found by AsyncId or MessageId, passed to the server working on it. */
+  private cancel(hdr: Smb2Header): void {
+    const f = hdr.Flags & Smb2Flags.ASYNC_COMMAND ? this.asyncs.get(hdr.AsyncId) : this.inflight.get(hdr.MessageId);
+    if (!f?.handle || f.session.sessionId !== hdr.SessionId) return;
+    if (f.forward.route.link.client.cancel(f.handle, f.forward.route.bs.session)) return;
+    // Still waiting for server credits: withdrawn here, so the DSR answers it.
+    this.finish(f);
+    this.sendReplies([this.reply(f.req, errorReply(NtStatus.STATUS_CANCELLED), f.session, false, f.asyncId)]);
+  }
+
+  /** A break notification from a server, for this client connection. */
+  private onBreak(link: BackendLink, msg: Buffer): void {
+    const out = breakToClient({ ctx: this.ctx }, this.state.id, link, msg);
+    if (!out) {
+      this.log.debug({ event: 'conn.break_dropped', server: link.server.name }, 'break for an open this connection no longer has');
+      return;
+    }
+    this.sendReplies([{ msg: out, signWith: undefined, onWire: undefined, after: undefined }]);
+  }
+
+  /** A server's connection ended: this connection's trees there are gone. */
+  private onBackendLost(link: BackendLink, why: string): void {
+    const n = dropLinkTrees({ ctx: this.ctx, conn: this.state }, link, this.ctx.sessions.byConnection(this.state.id));
+    this.log.warn({ event: 'conn.backend_lost', server: link.server.name, trees: n, why }, `lost ${link.server.name}: ${why}`);
+  }
+
   /** Builds the response message for a request (credits granted here, signing later). */
-  private reply(req: Smb2Header, r: Smb2Reply, session: Session | undefined, related: boolean): Outgoing {
+  private reply(req: Smb2Header, r: Smb2Reply, session: Session | undefined, related: boolean, asyncId?: bigint): Outgoing {
     const signed = session?.secrets !== undefined && (r.signWith !== undefined || (req.Flags & Smb2Flags.SIGNED) !== 0 || session.signingRequired);
     const hdr: Smb2Header = {
       CreditCharge: req.CreditCharge,
       Status: r.status,
       Command: req.Command,
-      Credit: this.credits.grant(req.Credit),
-      Flags: Smb2Flags.SERVER_TO_REDIR | (related ? Smb2Flags.RELATED_OPERATIONS : 0) | (req.Flags & Smb2Flags.PRIORITY_MASK),
+      Credit: asyncId === undefined ? this.credits.grant(req.Credit) : 0,
+      Flags: Smb2Flags.SERVER_TO_REDIR | (related ? Smb2Flags.RELATED_OPERATIONS : 0) | (req.Flags & Smb2Flags.PRIORITY_MASK) | (asyncId === undefined ? 0 : Smb2Flags.ASYNC_COMMAND),
       NextCommand: 0,
       MessageId: req.MessageId,
       Reserved: req.Reserved,
       TreeId: r.treeId ?? req.TreeId,
-      AsyncId: 0n,
+      AsyncId: asyncId ?? 0n,
       SessionId: r.sessionId ?? req.SessionId,
       Signature: Buffer.alloc(16),
     };
@@ -263,11 +443,14 @@ export class Smb2Connection {
   }
 
   private sendReplies(out: Outgoing[]): void {
-    const frame = joinCompound(out.map((o) => o.msg));
+    if (this.closed) return;
+    // One message goes out as it is (a server's 8 MiB READ response is not copied).
+    const frame = out.length === 1 ? out[0]!.msg : joinCompound(out.map((o) => o.msg));
+    if (out.length === 1) frame.writeUInt32LE(0, Hdr.NextCommand);
     // Signatures cover each message as it sits in the chain, padding and NextCommand included.
     let at = 0;
     for (const o of out) {
-      const next = frame.readUInt32LE(at + 20);
+      const next = frame.readUInt32LE(at + Hdr.NextCommand);
       const end = next === 0 ? frame.length : at + next;
       const msg = frame.subarray(at, end);
       if (o.signWith) signReply(msg, o.signWith);
@@ -279,13 +462,7 @@ export class Smb2Connection {
   }
 
   private send(payload: Buffer): void {
-    if (this.closed) return;
-    const h = Buffer.allocUnsafe(4);
-    h.writeUInt32BE(payload.length, 0);
-    this.socket.cork();
-    this.socket.write(h);
-    this.socket.write(payload);
-    this.socket.uncork();
+    if (!this.closed) sendFrame(this.socket, payload);
   }
 
   /** Closes the connection with one log line saying why. */
@@ -297,13 +474,17 @@ export class Smb2Connection {
     this.cleanup();
   }
 
-  /** Releases every session, tree and open of this connection (idempotent). */
+  /** Releases every session, tree, open and backend connection of this connection (idempotent). */
   private cleanup(): void {
     if (this.released) return;
     this.released = true;
     if (this.authTimer) clearTimeout(this.authTimer);
     this.authTimer = undefined;
     this.closed = true;
+    this.state.backends.closeAll();
+    this.ctx.pools.delete(this.state.id);
+    this.inflight.clear();
+    this.asyncs.clear();
     for (const s of this.ctx.sessions.byConnection(this.state.id)) destroySession(this.ctx, s);
     this.onClose(this);
   }

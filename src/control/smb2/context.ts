@@ -14,6 +14,8 @@ import type { Session, SessionTable } from '../tables/sessions.js';
 import type { Tree, TreeTable } from '../tables/trees.js';
 import type { FileId } from '../wire/smb2/file-id.js';
 import type { Smb2Header } from '../wire/smb2/header.js';
+import type { BackendPool } from './backend.js';
+import type { Forward, Route } from './redirect.js';
 
 export interface DsrContext {
   readonly config: Config;
@@ -27,6 +29,8 @@ export interface DsrContext {
   readonly offload: Offload;
   /** When the DSR started, as a FILETIME. */
   readonly startTime: bigint;
+  /** Each client connection's storage side, by connection id. */
+  readonly pools: Map<number, BackendPool>;
 }
 
 /** Connection state a handler may read or set (MS-SMB2 3.3.1.7). */
@@ -50,6 +54,10 @@ export interface ConnectionState {
   maxTransactSize: number;
   maxReadSize: number;
   maxWriteSize: number;
+  /** This connection's backend connections and sessions. */
+  readonly backends: BackendPool;
+  /** Where each redirected tree of this connection goes. */
+  readonly routes: WeakMap<Tree, Route>;
 }
 
 /** One SESSION_SETUP exchange not finished yet. */
@@ -71,8 +79,12 @@ export interface Smb2Request {
   readonly session: Session | undefined;
   /** The tree named by TreeId, for commands that act on a tree. */
   readonly tree: Tree | undefined;
-  /** FileId of the previous CREATE in a related compound chain (MS-SMB2 3.3.5.2.7.2). */
+  /** The request is a related compound member (MS-SMB2 3.3.5.2.7.2). */
+  readonly related: boolean;
+  /** FileId of the previous CREATE in a related compound chain, when the DSR answered it. */
   readonly relatedFileId: FileId | undefined;
+  /** The previous message of a related chain, when it went to a server. */
+  readonly relatedForward: Forward | undefined;
 }
 
 export interface Smb2Reply {
@@ -95,4 +107,6 @@ export interface Smb2Reply {
   after?: () => void;
   /** Close the connection after sending (protocol rules that require a disconnect). */
   disconnect?: string;
+  /** The request goes to a storage server; its response comes from there. */
+  forward?: Forward;
 }

@@ -26,6 +26,7 @@ import { handleNegotiate } from './negotiate.js';
 import { emptyReply, errorReply } from './replies.js';
 import { handleLogoff, handleSessionSetup } from './session-setup.js';
 import { handleTreeConnect, handleTreeDisconnect } from './tree-connect.js';
+import { forward, forwardBreakAck, forwardClose, forwardCreate, forwardLock } from './redirect.js';
 import { handleValidateNegotiate } from './validate-negotiate.js';
 
 export { errorReply };
@@ -88,9 +89,10 @@ function command<T>(spec: CommandSpec<T>): Command {
   };
 }
 
-/** Picks the handler by the kind of tree the request names. Only IPC$ exists so far. */
-function onTree<T>(handlers: { ipc: Handler<T> }): Handler<T> {
-  return (req, body) => handlers.ipc(req, body);
+/** Picks the handler by the kind of tree the request names: the DSR's IPC$ or a redirected share. */
+function onTree<T>(handlers: { ipc: Handler<T>; disk?: Handler<T> }): Handler<T> {
+  const disk = handlers.disk ?? ((req: Smb2Request) => forward(req));
+  return (req, body) => (req.tree!.kind === 'disk' ? disk(req, body) : handlers.ipc(req, body));
 }
 
 const notOnPipes: Handler<unknown> = () => errorReply(NtStatus.STATUS_NOT_SUPPORTED);
@@ -111,8 +113,8 @@ export const COMMANDS: readonly (Command | undefined)[] = (() => {
   t[Smb2Command.LOGOFF] = command({ session: 'valid', tree: false, decode: (m) => decodeReservedBody(m, 'LOGOFF request'), run: handleLogoff });
   t[Smb2Command.TREE_CONNECT] = command({ session: 'valid', tree: false, decode: decodeTreeConnectRequest, run: handleTreeConnect });
   t[Smb2Command.TREE_DISCONNECT] = command({ session: 'valid', tree: true, decode: (m) => decodeReservedBody(m, 'TREE_DISCONNECT request'), run: handleTreeDisconnect });
-  t[Smb2Command.CREATE] = command({ session: 'valid', tree: true, decode: decodeCreateRequest, run: onTree({ ipc: ipcCreate }) });
-  t[Smb2Command.CLOSE] = command({ session: 'valid', tree: true, decode: decodeCloseRequest, run: onTree({ ipc: ipcClose }) });
+  t[Smb2Command.CREATE] = command({ session: 'valid', tree: true, decode: decodeCreateRequest, run: onTree({ ipc: ipcCreate, disk: forwardCreate }) });
+  t[Smb2Command.CLOSE] = command({ session: 'valid', tree: true, decode: decodeCloseRequest, run: onTree({ ipc: ipcClose, disk: forwardClose }) });
   t[Smb2Command.FLUSH] = command({ session: 'valid', tree: true, decode: decodeFlushRequest, run: onTree({ ipc: (req, b) => ipcFlush(req, b.FileId) }) });
   t[Smb2Command.READ] = command({
     session: 'valid',
@@ -128,7 +130,7 @@ export const COMMANDS: readonly (Command | undefined)[] = (() => {
     size: (b, c) => ({ bytes: b.Data.length, max: c.maxWriteSize }),
     run: onTree({ ipc: ipcWrite }),
   });
-  t[Smb2Command.LOCK] = command({ session: 'valid', tree: true, decode: decodeLockRequest, run: onTree({ ipc: notOnPipes }) });
+  t[Smb2Command.LOCK] = command({ session: 'valid', tree: true, decode: decodeLockRequest, run: onTree({ ipc: notOnPipes, disk: forwardLock }) });
   t[Smb2Command.IOCTL] = command({
     session: 'valid',
     tree: true,
@@ -165,7 +167,7 @@ export const COMMANDS: readonly (Command | undefined)[] = (() => {
     size: (b, c) => ({ bytes: b.Buffer.length, max: maxTransact(b, c) }),
     run: onTree({ ipc: notOnPipes }),
   });
-  // No open on IPC$ holds an oplock or lease, so there is nothing to acknowledge.
-  t[Smb2Command.OPLOCK_BREAK] = command({ session: 'valid', tree: true, decode: decodeOplockBreakMessage, run: () => errorReply(NtStatus.STATUS_INVALID_OPLOCK_PROTOCOL) });
+  // Acknowledgments are routed by the open they name (FileId or LeaseKey), not by TreeId.
+  t[Smb2Command.OPLOCK_BREAK] = command({ session: 'valid', tree: false, decode: decodeOplockBreakMessage, run: forwardBreakAck });
   return t;
 })();

@@ -7,7 +7,7 @@ import { NtStatus } from '../wire/ntstatus.js';
 import { CloseFlags, type CloseRequest, encodeCloseResponse } from '../wire/smb2/close.js';
 import { FsctlCode, InfoType } from '../wire/smb2/constants.js';
 import { CreateAction, type CreateRequest, encodeCreateResponse, FileAttributes, type OpenAttributes } from '../wire/smb2/create.js';
-import { type FileId, RELATED_FILE_ID } from '../wire/smb2/file-id.js';
+import { type FileId, isRelatedFileId } from '../wire/smb2/file-id.js';
 import { encodeQueryInfoResponse, FileInformationClass, type QueryInfoRequest } from '../wire/smb2/info.js';
 import { encodeIoctlResponse, type IoctlRequest, pipeTransceiveResponse } from '../wire/smb2/ioctl.js';
 import { encodeReadResponse, type ReadRequest } from '../wire/smb2/read.js';
@@ -44,7 +44,7 @@ export function shareCatalog(ctx: DsrContext): ShareCatalog {
 
 /** The open a FileId names on this session, following a related compound's previous handle. */
 function findPipe(req: Smb2Request, fileId: FileId): Open<RpcPipe> | undefined {
-  const id = fileId.Persistent === RELATED_FILE_ID.Persistent && fileId.Volatile === RELATED_FILE_ID.Volatile ? req.relatedFileId : fileId;
+  const id = isRelatedFileId(fileId) ? req.relatedFileId : fileId;
   if (!id) return undefined;
   const o = req.ctx.opens.get(req.session!.sessionId, id);
   return o && o.treeId === req.tree!.treeId ? (o as Open<RpcPipe>) : undefined;

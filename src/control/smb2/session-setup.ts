@@ -33,6 +33,8 @@ function newSpnego(ctx: DsrContext): SpnegoServer {
 
 /** Removes a session and everything hanging off it (its trees and opens). */
 export function destroySession(ctx: DsrContext, session: Session): void {
+  // The session's backend sessions end with it; its connection's pool knows them.
+  void ctx.pools.get(session.connectionId)?.endClientSession(session.sessionId);
   ctx.opens.release(session.sessionId);
   ctx.trees.deleteSession(session.sessionId);
   ctx.sessions.delete(session.sessionId);

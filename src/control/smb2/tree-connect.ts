@@ -1,6 +1,7 @@
 /**
  * TREE_CONNECT and TREE_DISCONNECT (MS-SMB2 3.3.5.7, 3.3.5.8). IPC$ is the DSR's own tree;
- * every other name is looked up in the resource table (source Fig. 6, step 610).
+ * every other name is looked up in the resource table (source Fig. 6, step 610) and redirected
+ * to the server that serves it (redirect.ts).
  */
 import { PassReason } from '../../offload/offload.js';
 import { NtStatus } from '../wire/ntstatus.js';
@@ -8,6 +9,7 @@ import { ShareFlags, ShareType } from '../wire/smb2/constants.js';
 import { encodeReservedBody } from '../wire/smb2/simple.js';
 import { encodeTreeConnectResponse, type TreeConnectRequest } from '../wire/smb2/tree.js';
 import type { Smb2Reply, Smb2Request } from './context.js';
+import { forwardTreeDisconnect, redirectTreeConnect } from './redirect.js';
 import { errorReply } from './replies.js';
 
 /** FILE_ALL_ACCESS: what a client may do on the DSR's IPC$ tree. */
@@ -19,7 +21,7 @@ export function shareFromPath(path: string): string | undefined {
   return m?.[1];
 }
 
-export function handleTreeConnect(req: Smb2Request, body: TreeConnectRequest): Smb2Reply {
+export function handleTreeConnect(req: Smb2Request, body: TreeConnectRequest): Smb2Reply | Promise<Smb2Reply> {
   const session = req.session!;
   const share = shareFromPath(body.Path);
   if (share === undefined) return errorReply(NtStatus.STATUS_BAD_NETWORK_NAME);
@@ -44,14 +46,13 @@ export function handleTreeConnect(req: Smb2Request, body: TreeConnectRequest): S
     req.ctx.log.info({ event: 'tree.unknown_share', share }, 'tree connect to a share the resource table does not have');
     return errorReply(NtStatus.STATUS_BAD_NETWORK_NAME);
   }
-  // Redirecting a tree to its storage server (source Fig. 6, steps 615-650) is not built yet.
-  req.ctx.log.info({ event: 'tree.redirect_unavailable', share: resource.name, server: resource.active }, 'share found, but redirection to storage servers is not implemented yet');
-  return errorReply(NtStatus.STATUS_NOT_SUPPORTED);
+  return redirectTreeConnect(req, resource.name, resource.active, resource.remoteName);
 }
 
 export function handleTreeDisconnect(req: Smb2Request): Smb2Reply {
   const { sessionId } = req.session!;
   const tree = req.tree!;
+  if (tree.kind === 'disk') return forwardTreeDisconnect(req);
   req.ctx.opens.release(sessionId, tree.treeId);
   req.ctx.trees.delete(sessionId, tree.treeId);
   req.ctx.offload.removeTree(sessionId, tree.treeId);

@@ -1,11 +1,23 @@
 /**
  * The connection table (source paragraphs 0011, 0072-0074): each tree a client session has
  * connected, keyed by (SessionId, TreeId). The DSR hands out its own TreeIds; a redirected tree
- * will also record the server and the backend ids it maps to.
+ * records the server and the backend session and tree it maps to (Fig. 6, step 650).
  */
 import { formatSessionId } from './sessions.js';
 
-export type TreeKind = 'ipc';
+/** 'ipc': the DSR's own IPC$; 'disk': a share redirected to a storage server. */
+export type TreeKind = 'ipc' | 'disk';
+
+/** Where a redirected tree lives on the storage side. */
+export interface TreeBackend {
+  /** Server name in the configuration. */
+  readonly server: string;
+  readonly address: string;
+  /** The share name on that server. */
+  readonly remoteShare: string;
+  readonly sessionId: bigint;
+  readonly treeId: number;
+}
 
 export interface Tree {
   readonly sessionId: bigint;
@@ -13,6 +25,7 @@ export interface Tree {
   /** The share name as the client typed it, without the server part. */
   readonly share: string;
   readonly kind: TreeKind;
+  readonly backend: TreeBackend | undefined;
   readonly created: Date;
 }
 
@@ -21,6 +34,10 @@ export interface TreeView {
   treeId: number;
   share: string;
   kind: TreeKind;
+  /** For redirected trees: the server and the backend ids this tree maps to. */
+  server: string | null;
+  backendSessionId: string | null;
+  backendTreeId: number | null;
   created: string;
 }
 
@@ -29,14 +46,14 @@ export class TreeTable {
   private readonly trees = new Map<bigint, Map<number, Tree>>();
   private nextId = 1;
 
-  add(sessionId: bigint, share: string, kind: TreeKind, now = new Date()): Tree {
+  add(sessionId: bigint, share: string, kind: TreeKind, backend?: TreeBackend, now = new Date()): Tree {
     let bySession = this.trees.get(sessionId);
     if (!bySession) this.trees.set(sessionId, (bySession = new Map()));
     // TreeIds are per session; 0 and 0xFFFFFFFF are reserved (MS-SMB2 3.2.4.1.1, 2.2.1.2).
     let id = this.nextId;
     while (id === 0 || id === 0xffffffff || bySession.has(id)) id = (id + 1) >>> 0;
     this.nextId = (id + 1) >>> 0;
-    const t: Tree = { sessionId, treeId: id, share, kind, created: now };
+    const t: Tree = { sessionId, treeId: id, share, kind, backend, created: now };
     bySession.set(id, t);
     return t;
   }
@@ -61,6 +78,11 @@ export class TreeTable {
     return bySession ? [...bySession.values()] : [];
   }
 
+  /** Every tree of a session. */
+  ofSession(sessionId: bigint): Tree[] {
+    return [...(this.trees.get(sessionId)?.values() ?? [])];
+  }
+
   get size(): number {
     let n = 0;
     for (const m of this.trees.values()) n += m.size;
@@ -69,7 +91,16 @@ export class TreeTable {
 
   list(): TreeView[] {
     return [...this.trees.values()].flatMap((m) =>
-      [...m.values()].map((t) => ({ sessionId: formatSessionId(t.sessionId), treeId: t.treeId, share: t.share, kind: t.kind, created: t.created.toISOString() })),
+      [...m.values()].map((t) => ({
+        sessionId: formatSessionId(t.sessionId),
+        treeId: t.treeId,
+        share: t.share,
+        kind: t.kind,
+        server: t.backend?.server ?? null,
+        backendSessionId: t.backend ? formatSessionId(t.backend.sessionId) : null,
+        backendTreeId: t.backend?.treeId ?? null,
+        created: t.created.toISOString(),
+      })),
     );
   }
 }
