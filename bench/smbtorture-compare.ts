@@ -37,7 +37,7 @@ try {
   // the lab goes down, even when one of them throws.
   const settled = await Promise.allSettled(
     suites.map(async (s) => {
-      const c = await compareSuite(name, s.name, { pool, timeoutMs: s.timeLimitS * 1000, known: KNOWN_DIFFERENCES, ...(s.options && { options: s.options }) });
+      const c = await compareSuite(name, s.name, { pool, timeoutMs: s.timeLimitS * 1000, known: KNOWN_DIFFERENCES, ...(s.stallS && { stallMs: s.stallS * 1000 }), ...(s.options && { options: s.options }) });
       results.push(c);
       process.stderr.write(`${s.name}: ${c.passedBoth.length} pass both, ${c.regressions.length} regressions (direct ${c.direct.seconds.toFixed(1)} s, DSR ${c.viaDsr.seconds.toFixed(1)} s)\n`);
     }),

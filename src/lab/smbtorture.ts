@@ -9,13 +9,15 @@
  * is a Samba smbd), so a subtest that passes directly and fails through the DSR is the DSR's
  * doing, not the test's expectations.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DsrError, ErrorCode } from '../control/errors.js';
 import { labExec, type LabStatus } from './lab.js';
-import { oneLine, TIMEOUT_CODE } from './process.js';
-import { ADDRESSES, LAB_USERS } from './topology.js';
+import { inNetns, netnsExists } from './netns.js';
+import { commandLine, oneLine } from './process.js';
+import { ADDRESSES, hostNamespace, LAB_USERS } from './topology.js';
 
 export type SubtestResult = 'success' | 'failure' | 'error' | 'skip';
 
@@ -35,13 +37,18 @@ export interface SuiteRun {
   suite: string;
   unc: string;
   subtests: Subtest[];
-  /** Wall time of the smbtorture process. */
+  /** Wall time, every smbtorture process of the run together. */
   seconds: number;
-  /** smbtorture's exit status (124 when our time limit killed it). */
-  code: number;
+  /**
+   * Each time smbtorture ended before the suite did (crashed, went silent, ran out of time), in
+   * order. After a crash or a hang the run goes on with the subtests not reached yet.
+   */
+  interruptions: string[];
+  /** The suite's time limit ran out: subtests not reached by then are absent. */
   timedOut: boolean;
 }
 
+const NO_RESULT = 'no result';
 const EVENT_RE = /^(test|success|failure|error|skip): (.+?)( \[)?$/;
 const TIME_RE = /^time: (\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+)$/;
 const OTHER_RE = /^progress: /;
@@ -93,7 +100,7 @@ export function parseSubunit(text: string): Subtest[] {
     }
     const [, event, name, bracket] = e as unknown as [string, string, string, string | undefined];
     if (event === 'test') {
-      if (current) finish({ name: current.name, result: 'error', reason: 'no result: another subtest started' }, current.output);
+      if (current) finish({ name: current.name, result: 'error', reason: `${NO_RESULT}: another subtest started` }, current.output);
       current = { name, output: [] };
       continue;
     }
@@ -103,7 +110,7 @@ export function parseSubunit(text: string): Subtest[] {
     if (current?.name === name) current = undefined;
     if (bracket) details = { subtest, lines: [] };
   }
-  if (current) finish({ name: current.name, result: 'error', reason: 'no result: smbtorture ended during this subtest' }, current.output);
+  if (current) finish({ name: current.name, result: 'error', reason: `${NO_RESULT}: smbtorture ended during this subtest` }, current.output);
   return out;
 }
 
@@ -112,20 +119,40 @@ export function subtestStatus(s: Subtest): string | undefined {
   return NTSTATUS_RE.exec(s.output ?? '')?.[0] ?? NTSTATUS_RE.exec(s.reason ?? '')?.[0];
 }
 
-/** smbtorture's error text for a subtest that did not pass: its reason, after the last lines it printed. */
+/**
+ * A crash's PANIC line and the first stack frame outside Samba's panic handler and libc: where
+ * smbtorture fell over (on what the DSR sent it), instead of the tail of the backtrace.
+ */
+function crashSite(lines: readonly string[]): string[] | undefined {
+  const panic = lines.find((l) => l.startsWith('PANIC'));
+  if (!panic) return undefined;
+  const frame = lines.find((l) => /^#\d+ /.test(l) && !/log_stack_trace|smb_panic|libgenrand|libc\.so/.test(l));
+  return [panic, ...(frame ? [`at ${frame.replace(/^#\d+ /, '')}`] : [])];
+}
+
+/** smbtorture's error text for a subtest that did not pass: its reason, after the last lines it printed (or where it crashed). */
 export function subtestDetail(s: Subtest, outputLines = 4): string {
-  const printed = (s.output ?? '').split('\n').map((l) => l.trim()).filter((l) => l !== '').slice(-outputLines);
+  const lines = (s.output ?? '').split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const printed = crashSite(lines) ?? lines.slice(-outputLines);
   return [...printed, ...(s.reason ? [s.reason.trim()] : [])].join('\n');
 }
 
 export interface RunSuiteOptions {
   /** //host/share as smbtorture takes it. */
   unc: string;
-  /** Kill smbtorture after this long; subtests it never reached are absent from the result. */
+  /** For the whole suite, resumptions included; subtests not reached by then are absent from the result. */
   timeoutMs: number;
+  /** No output for this long means the subtest hangs: kill smbtorture and go on with the next one. */
+  stallMs?: number;
   /** Extra smbtorture arguments, e.g. --option=torture:user2name=... */
   options?: readonly string[];
 }
+
+/**
+ * The longest silence measured in a direct run is 35 s (smb2.oplock.batch22a and
+ * smb2.lease.timeout wait out smbd's oplock break timeout).
+ */
+export const DEFAULT_STALL_MS = 60_000;
 
 /** The smbtorture command line for one suite (or one subtest) against `unc` as the first lab user. */
 export function smbtortureArgv(suite: string, unc: string, basedir: string, options: readonly string[] = []): string[] {
@@ -145,30 +172,122 @@ export function smbtortureArgv(suite: string, unc: string, basedir: string, opti
 }
 
 /**
+ * The full names of the subtests `suite` runs, as subunit reports them: `--list` prints
+ * suite.tcase.test, and smbtorture names a test whose tcase has its own name just suite.tcase.
+ * `--list` matches by prefix (smb2.compound also lists smb2.compound_find), so only names under
+ * `suite` count; a single subtest lists as itself.
+ */
+export function parseTestList(suite: string, listing: string): string[] {
+  return listing
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith(`${suite}.`))
+    .map((l) => {
+      const parts = l.split('.');
+      return parts.length > 2 && parts[parts.length - 1] === parts[parts.length - 2] ? parts.slice(0, -1).join('.') : l;
+    })
+    .filter((name) => name === suite || name.startsWith(`${suite}.`));
+}
+
+async function listSubtests(lab: string, suite: string): Promise<string[]> {
+  const r = await labExec(lab, 'client', ['smbtorture', '--list', suite], { timeoutMs: 30_000 });
+  const names = parseTestList(suite, r.stdout);
+  if (names.length === 0) throw new DsrError(ErrorCode.LAB, `smbtorture --list ${suite} names no test (exit ${r.code}): ${oneLine(r.stdout + r.stderr)}`);
+  return names;
+}
+
+interface WatchedRun {
+  code: number;
+  output: string;
+  /** Killed: no output for stallMs. */
+  stalled: boolean;
+  /** Killed: timeoutMs ran out. */
+  timedOut: boolean;
+}
+
+/** Runs argv in a namespace, stdout and stderr in one pipe, killing its process group on a stall or time out. */
+function runWatched(ns: string, argv: readonly string[], timeoutMs: number, stallMs: number): Promise<WatchedRun> {
+  return new Promise((resolve, reject) => {
+    const [cmd, ...args] = inNetns(ns, ['sh', '-c', 'exec "$@" 2>&1', 'sh', ...argv]);
+    const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+    const chunks: Buffer[] = [];
+    let stalled = false;
+    let timedOut = false;
+    const kill = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    };
+    let stall = setTimeout(() => ((stalled = true), kill()), stallMs);
+    const deadline = setTimeout(() => ((timedOut = true), kill()), timeoutMs);
+    child.stdout.on('data', (b: Buffer) => {
+      chunks.push(b);
+      clearTimeout(stall);
+      stall = setTimeout(() => ((stalled = true), kill()), stallMs);
+    });
+    child.on('error', (e) => {
+      clearTimeout(stall);
+      clearTimeout(deadline);
+      reject(new DsrError(ErrorCode.LAB, `run ${commandLine(argv)}: ${e.message}`, { cause: e }));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(stall);
+      clearTimeout(deadline);
+      const status = code ?? 128 + (signal ? constants.signals[signal] : 0);
+      resolve({ code: status, output: Buffer.concat(chunks).toString('utf8'), stalled, timedOut });
+    });
+  });
+}
+
+/**
  * Runs one suite (or a single subtest) on the lab's client host. Failing subtests are results,
- * not errors; it throws DsrError(LAB) only when smbtorture ran no subtest at all (an unknown
- * suite name, smbtorture missing), since there is then nothing to compare.
+ * not errors. When smbtorture crashes or a subtest hangs (no output for stallMs), the subtest
+ * is an error saying so and smbtorture runs again on the subtests it had not reached
+ * (`--load-list`), until the suite's time limit runs out: one bad subtest costs only itself.
  */
 export async function runSuite(lab: string, suite: string, opts: RunSuiteOptions): Promise<SuiteRun> {
+  const ns = hostNamespace(lab, 'client')!;
+  if (!netnsExists(ns)) throw new DsrError(ErrorCode.LAB, `lab ${lab} is not up; run: dsr lab up --name ${lab}`);
+  const expected = await listSubtests(lab, suite);
+  const stallMs = opts.stallMs ?? DEFAULT_STALL_MS;
   // smbtorture keeps local scratch files under --basedir; one directory per run keeps parallel runs apart.
   const basedir = mkdtempSync(join(tmpdir(), 'dsr-smbtorture-'));
   const started = Date.now();
+  const run: SuiteRun = { suite, unc: opts.unc, subtests: [], seconds: 0, interruptions: [], timedOut: false };
   try {
-    const argv = smbtortureArgv(suite, opts.unc, basedir, opts.options);
-    // Comments go to stderr and events to stdout: one pipe keeps each comment with its subtest.
-    const r = await labExec(lab, 'client', ['sh', '-c', 'exec "$@" 2>&1', 'sh', ...argv], { timeoutMs: opts.timeoutMs });
-    const seconds = (Date.now() - started) / 1000;
-    const timedOut = r.code === TIMEOUT_CODE;
-    const subtests = parseSubunit(r.stdout);
-    if (subtests.length === 0) {
-      const why = timedOut ? `timed out after ${opts.timeoutMs} ms` : `exit ${r.code}`;
-      throw new DsrError(ErrorCode.LAB, `smbtorture ${suite} against ${opts.unc} ran no subtest (${why}): ${oneLine(r.stdout + r.stderr)}`);
+    for (;;) {
+      const reported = new Set(run.subtests.map((s) => s.name));
+      const remaining = expected.filter((n) => !reported.has(n));
+      const loadList = join(basedir, 'load-list');
+      const resuming = run.subtests.length > 0;
+      if (resuming) writeFileSync(loadList, remaining.join('\n') + '\n');
+      const argv = smbtortureArgv(suite, opts.unc, basedir, [...(opts.options ?? []), ...(resuming ? [`--load-list=${loadList}`] : [])]);
+      const left = opts.timeoutMs - (Date.now() - started);
+      const r = await runWatched(ns, argv, left, stallMs);
+      const subtests = parseSubunit(r.output);
+      const last = subtests[subtests.length - 1];
+      const cut = last?.reason?.startsWith(NO_RESULT) ? last : undefined;
+      const crashed = r.code >= 128 && !r.stalled && !r.timedOut;
+      if (r.timedOut) {
+        run.timedOut = true;
+        if (cut) cut.reason = `${NO_RESULT}: the suite's time limit (${opts.timeoutMs / 1000} s) ran out during this subtest`;
+      } else if (r.stalled) {
+        if (cut) cut.reason = `${NO_RESULT}: no output for ${stallMs / 1000} s, smbtorture killed`;
+      } else if (cut) {
+        cut.reason = `${NO_RESULT}: smbtorture exited ${r.code}${crashed ? ' (crashed)' : ''} during this subtest`;
+      }
+      if (r.timedOut || r.stalled || crashed || cut) run.interruptions.push(`${cut?.name ?? 'between subtests'}: ${cut?.reason ?? `smbtorture exited ${r.code}`}`);
+      run.subtests.push(...subtests.filter((s) => !reported.has(s.name)));
+      const ended = !(r.stalled || crashed || cut) || r.timedOut;
+      if (ended || subtests.length === 0 || run.subtests.length >= expected.length) break;
     }
-    const last = subtests[subtests.length - 1]!;
-    if (last.reason?.startsWith('no result: smbtorture ended')) {
-      last.reason = timedOut ? `no result: the suite's time limit (${opts.timeoutMs / 1000} s) ran out during this subtest` : `no result: smbtorture exited ${r.code} during this subtest`;
+    if (run.subtests.length === 0) {
+      throw new DsrError(ErrorCode.LAB, `smbtorture ${suite} against ${opts.unc} ran no subtest: ${run.interruptions.join('; ') || 'no output'}`);
     }
-    return { suite, unc: opts.unc, subtests, seconds, code: r.code, timedOut };
+    run.seconds = (Date.now() - started) / 1000;
+    return run;
   } finally {
     rmSync(basedir, { recursive: true, force: true });
   }
@@ -210,8 +329,8 @@ export interface Comparison {
 
 function difference(name: string, dsr: Subtest | undefined, dsrRun: SuiteRun): Difference {
   if (!dsr) {
-    const why = dsrRun.timedOut ? 'the run through the DSR hit its time limit first' : `smbtorture exited ${dsrRun.code} first`;
-    return { name, result: 'missing', detail: `not run: ${why}` };
+    const why = dsrRun.timedOut ? `the suite's time limit ran out first` : dsrRun.interruptions.at(-1) ?? 'smbtorture did not report it';
+    return { name, result: 'missing', detail: `not run through the DSR: ${why}` };
   }
   const status = subtestStatus(dsr);
   return { name, result: dsr.result, ...(status && { status }), detail: subtestDetail(dsr) };
@@ -287,6 +406,7 @@ export const MAX_RERUNS = 5;
 export interface CompareSuiteOptions {
   pool: LanePool;
   timeoutMs: number;
+  stallMs?: number;
   options?: readonly string[];
   known?: readonly KnownDifference[];
   /** Run each regression again alone through the DSR when there are at most this many (default MAX_RERUNS). */
@@ -301,7 +421,9 @@ export interface CompareSuiteOptions {
  */
 export async function compareSuite(lab: string, suite: string, opts: CompareSuiteOptions): Promise<Comparison> {
   const run = (which: keyof Lane, test: string, timeoutMs: number) =>
-    opts.pool.use((lane) => runSuite(lab, test, { unc: lane[which], timeoutMs, ...(opts.options && { options: opts.options }) }));
+    opts.pool.use((lane) =>
+      runSuite(lab, test, { unc: lane[which], timeoutMs, ...(opts.stallMs && { stallMs: opts.stallMs }), ...(opts.options && { options: opts.options }) }),
+    );
   const [direct, viaDsr] = await Promise.all([run('direct', suite, opts.timeoutMs), run('viaDsr', suite, opts.timeoutMs)]);
   const c = compareRuns(direct, viaDsr, opts.known);
   if (c.regressions.length === 0 || c.regressions.length > (opts.maxReruns ?? MAX_RERUNS)) return c;
@@ -315,11 +437,11 @@ export async function compareSuite(lab: string, suite: string, opts: CompareSuit
   return c;
 }
 
-/** Differences with the same result and error text, printed once with every subtest name. */
+/** Differences with the same result and error text (source line numbers aside), printed once with every subtest name. */
 function grouped(diffs: readonly (Difference & { reason?: string })[]): string[] {
   const groups = new Map<string, { names: string[]; first: Difference & { reason?: string } }>();
   for (const d of diffs) {
-    const key = JSON.stringify([d.result, d.status, d.detail, d.reason]);
+    const key = JSON.stringify([d.result, d.status, d.detail.replace(/\.c:\d+/g, '.c'), d.reason]);
     const g = groups.get(key);
     if (g) g.names.push(d.name);
     else groups.set(key, { names: [d.name], first: d });

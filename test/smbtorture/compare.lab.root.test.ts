@@ -41,7 +41,7 @@ describe('smbtorture smb2 suites: direct vs through the DSR (lab)', { skip: labS
     // A safety net: both runs one after the other, and every rerun, each within the suite's limit.
     const timeout = (2 + MAX_RERUNS) * s.timeLimitS * 1000 + 60_000;
     test(`${s.name}: every subtest passing directly passes through the DSR`, { timeout }, async (t) => {
-      const c = await compareSuite(name, s.name, { pool, timeoutMs: s.timeLimitS * 1000, known: KNOWN_DIFFERENCES, ...(s.options && { options: s.options }) });
+      const c = await compareSuite(name, s.name, { pool, timeoutMs: s.timeLimitS * 1000, known: KNOWN_DIFFERENCES, ...(s.stallS && { stallMs: s.stallS * 1000 }), ...(s.options && { options: s.options }) });
       results.push(c);
       t.diagnostic(
         `${c.direct.subtests.length} subtests: ${c.passedBoth.length} pass both ways, ${c.notPassingDirect.length} do not pass directly; ` +

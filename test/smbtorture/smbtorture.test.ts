@@ -11,6 +11,7 @@ import {
   formatComparisons,
   LanePool,
   parseSubunit,
+  parseTestList,
   smbtortureArgv,
   subtestDetail,
   subtestStatus,
@@ -85,6 +86,30 @@ Waiting for a potential lease break...
 transport[0x55a8c7b59350] Skip acking to 0x3 (RH) in lease handler
 Got 1 lease breaks`;
 
+// smb2.compound.related1 through the DSR: smbtorture segfaults on a response (a real run, frames
+// #5-#13 left out).
+const CRASHED = `smbtorture 4.17.12-Debian
+Using seed 1795795835
+time: 2026-11-27 16:10:35.456022
+test: smb2.compound.related1
+time: 2026-11-27 16:10:35.457014
+===============================================================
+INTERNAL ERROR: Signal 11: Segmentation fault in pid 28927 (4.17.12-Debian)
+If you are running a recent Samba version, and if you think this problem is not yet fixed in the latest versions, please consider reporting this bug, see https://wiki.samba.org/index.php/Bug_Reporting
+===============================================================
+PANIC (pid 28927): Signal 11: Segmentation fault in 4.17.12-Debian
+BACKTRACE: 17 stack frames:
+ #0 /usr/lib/x86_64-linux-gnu/samba/libgenrand-samba4.so.0(log_stack_trace+0x2e) [0x7f451438c55e]
+ #1 /usr/lib/x86_64-linux-gnu/samba/libgenrand-samba4.so.0(smb_panic+0x9) [0x7f451438c7b9]
+ #2 /usr/lib/x86_64-linux-gnu/samba/libgenrand-samba4.so.0(+0x1851) [0x7f451438c851]
+ #3 /lib/x86_64-linux-gnu/libc.so.6(+0x3c050) [0x7f451385a050]
+ #4 /usr/lib/x86_64-linux-gnu/samba/libcli-smb-common-samba4.so.0(smb2cli_session_set_id_and_flags+0) [0x7f4514bd04a0]
+ #14 /lib/x86_64-linux-gnu/libc.so.6(+0x2724a) [0x7f451384524a]
+ #15 /lib/x86_64-linux-gnu/libc.so.6(__libc_start_main+0x85) [0x7f4513845305]
+ #16 smbtorture(_start+0x21) [0x5559df3788c1]
+smb_panic(): calling panic action [/usr/share/samba/panic-action 28927]
+smb_panic(): action returned status 0`;
+
 // Without --fullname; a skip and an error, each with a detail block.
 const SKIP_AND_ERROR = `test: bug14607
 time: 2026-11-27 15:32:40.053201
@@ -106,7 +131,7 @@ const suiteRun = (suite: string, text: string, extra: Partial<SuiteRun> = {}): S
   unc: '//x/y',
   subtests: parseSubunit(text),
   seconds: 1,
-  code: 0,
+  interruptions: [],
   timedOut: false,
   ...extra,
 });
@@ -154,6 +179,19 @@ describe('parseSubunit over real smbtorture output', () => {
     assert.match(s[0]!.output!, /Got 1 lease breaks$/);
   });
 
+  test('a crash reads as its PANIC line and the frame it crashed in', () => {
+    const [s] = parseSubunit(CRASHED);
+    assert.equal(s?.result, 'error');
+    assert.equal(
+      subtestDetail(s!),
+      [
+        'PANIC (pid 28927): Signal 11: Segmentation fault in 4.17.12-Debian',
+        'at /usr/lib/x86_64-linux-gnu/samba/libcli-smb-common-samba4.so.0(smb2cli_session_set_id_and_flags+0) [0x7f4514bd04a0]',
+        'no result: smbtorture ended during this subtest',
+      ].join('\n'),
+    );
+  });
+
   test('skip and error carry their detail blocks', () => {
     const s = parseSubunit(SKIP_AND_ERROR);
     assert.deepEqual(
@@ -178,8 +216,9 @@ describe('compareRuns', () => {
   const direct = suiteRun('smb2.read', DIRECT);
 
   test('sorts what passed directly by what happened through the DSR', () => {
+    const crash = 'smb2.read.position: no result: smbtorture exited 134 (crashed) during this subtest';
     const viaDsr = suiteRun('smb2.read', VIA_DSR + DIRECT.split('\n').slice(8).join('\n').replace('success: smb2.read.position', 'failure: smb2.read.position'), {
-      code: 1,
+      interruptions: [crash],
     });
     // smb2.read.dir never ran through the DSR.
     viaDsr.subtests = viaDsr.subtests.filter((s) => s.name !== 'smb2.read.dir');
@@ -195,7 +234,7 @@ describe('compareRuns', () => {
         ['smb2.read.dir', 'missing', undefined],
       ],
     );
-    assert.equal(c.regressions[1]!.detail, 'not run: smbtorture exited 1 first');
+    assert.equal(c.regressions[1]!.detail, `not run through the DSR: ${crash}`);
     assert.deepEqual(
       c.known.map((k) => [k.name, k.result, k.reason]),
       [['smb2.read.position', 'failure', 'listed']],
@@ -208,9 +247,9 @@ describe('compareRuns', () => {
   });
 
   test('a run through the DSR that hit its time limit says so for the subtests it never reached', () => {
-    const c = compareRuns(direct, suiteRun('smb2.read', KILLED, { timedOut: true, code: 124 }));
+    const c = compareRuns(direct, suiteRun('smb2.read', KILLED, { timedOut: true }));
     assert.equal(c.regressions.length, 6);
-    assert.ok(c.regressions.every((r) => r.result === 'missing' && r.detail === 'not run: the run through the DSR hit its time limit first'));
+    assert.ok(c.regressions.every((r) => r.result === 'missing' && r.detail === "not run through the DSR: the suite's time limit ran out first"));
   });
 
   test('the report groups identical errors and totals the table', () => {
@@ -222,6 +261,20 @@ describe('compareRuns', () => {
     assert.match(text, /^ {2}smb2\.read\.eof, smb2\.read\.position: failure \(NT_STATUS_NOT_SUPPORTED\)\n {6}Failed to connect/m);
     assert.match(text, /^ {2}smb2\.read\.dir, smb2\.read\.access, smb2\.read\.bug14607, smb2\.create\.nulldacl: missing$/m);
   });
+});
+
+test('parseTestList: full subunit names of a suite from smbtorture --list, nothing from look-alike suites', () => {
+  const listing = [
+    'smbtorture 4.17.12-Debian',
+    'smb2.compound.related1.related1',
+    'smb2.compound.create-write-close.create-write-close',
+    'smb2.compound_find.compound_find_related.compound_find_related',
+    '',
+  ].join('\n');
+  assert.deepEqual(parseTestList('smb2.compound', listing), ['smb2.compound.related1', 'smb2.compound.create-write-close']);
+  assert.deepEqual(parseTestList('smb2.connect', 'smbtorture 4.17.12-Debian\nsmb2.connect.connect\n'), ['smb2.connect']);
+  assert.deepEqual(parseTestList('smb2.lock.rw-shared', 'smb2.lock.rw-shared.rw-shared\n'), ['smb2.lock.rw-shared']);
+  assert.deepEqual(parseTestList('smb2.nosuch', 'smbtorture 4.17.12-Debian\n'), []);
 });
 
 describe('LanePool', () => {
