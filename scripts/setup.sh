@@ -14,7 +14,7 @@ fi
 
 # Debian packages: Samba servers and clients for the lab, netns/bridge/nft tooling, and
 # impacket (an independent NTLM/SPNEGO/DCE-RPC implementation the tests cross-check against).
-packages=(samba smbclient samba-testsuite iproute2 nftables util-linux procps passwd python3-impacket)
+packages=(samba smbclient samba-testsuite iproute2 nftables util-linux procps passwd python3-impacket haproxy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -73,13 +73,15 @@ export const configSchema = z
         dialects: dialectList.default(['2.0.2', '2.1', '3.0', '3.0.2', '3.1.1']),
         /** 'required' makes every session sign (RequireMessageSigning, MS-SMB2 3.3.1.5). */
         signing: z.enum(['enabled', 'required']).default('enabled'),
+        /** 'enabled' encrypts for clients that ask; 'required' makes every session encrypt (EncryptData, MS-SMB2 3.3.1.5). */
+        encryption: z.enum(['off', 'enabled', 'required']).default('enabled'),
         maxReadSize: z.number().int().min(65536).max(8 * MiB).default(8 * MiB),
         maxWriteSize: z.number().int().min(65536).max(8 * MiB).default(8 * MiB),
         maxTransactSize: z.number().int().min(65536).max(8 * MiB).default(8 * MiB),
         /** Largest credit window granted to one connection (MS-SMB2 3.3.1.2). */
         maxCredits: z.number().int().min(16).max(65535).default(8192),
       })
-      .default({ dialects: ['2.0.2', '2.1', '3.0', '3.0.2', '3.1.1'], signing: 'enabled', maxReadSize: 8 * MiB, maxWriteSize: 8 * MiB, maxTransactSize: 8 * MiB, maxCredits: 8192 }),
+      .default({ dialects: ['2.0.2', '2.1', '3.0', '3.0.2', '3.1.1'], signing: 'enabled', encryption: 'enabled', maxReadSize: 8 * MiB, maxWriteSize: 8 * MiB, maxTransactSize: 8 * MiB, maxCredits: 8192 }),
     limits: z
       .object({
         maxConnections: z.number().int().min(1).default(4096),

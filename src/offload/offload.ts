@@ -11,6 +11,8 @@ import { formatSessionId } from '../control/tables/sessions.js';
 export const PassReason = {
   /** Signed sessions: the DSR must re-sign every message. */
   SIGNED: 'signed',
+  /** Encrypted sessions: the DSR must decrypt and re-encrypt every message. */
+  ENCRYPTED: 'encrypted',
   /** Guest and anonymous sessions carry no key and are never forwarded. */
   NO_KEY: 'no-key',
   /** A tree the DSR serves itself (IPC$). */

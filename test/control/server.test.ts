@@ -164,6 +164,32 @@ describe('anonymous logons follow the auth.guest setting (real smbclient on loop
   });
 });
 
+describe('smb2.encryption: required (real smbclient on loopback)', () => {
+  test('smbclient encrypts as told and lists shares; a client that cannot encrypt gets STATUS_ACCESS_DENIED', async () => {
+    const strict = await startTestServer({ smb2: { encryption: 'required' } });
+    try {
+      const listed = await new Promise<{ err: Error | null; stdout: string }>((resolve) =>
+        execFile('smbclient', ['-g', '-L', '//127.0.0.1', '-p', String(strict.port), '-m', 'SMB3', '-U', `alice%${USERS.alice}`], { timeout: 20000 }, (err, stdout) => resolve({ err, stdout })),
+      );
+      assert.equal(listed.err, null);
+      assert.match(listed.stdout, /^Disk\|data1\|/m);
+      const session = strict.logs.find((l) => l.event === 'session.established');
+      assert.equal(session?.encryptData, true, 'the session encrypts');
+      // Our own client offers no cipher, so its session could never encrypt (MS-SMB2 3.3.5.5.3).
+      const c = await Smb2Client.connect({ host: '127.0.0.1', port: strict.port, dialects: [Smb2Dialect.SMB302], timeoutMs: 5000 });
+      try {
+        await c.negotiate();
+        await assert.rejects(c.sessionSetup('alice', ntOwfV1(USERS.alice)), (e: unknown) => e instanceof Smb2StatusError && e.status === NtStatus.STATUS_ACCESS_DENIED);
+        assert.equal(strict.server.ctx.sessions.size, 0, 'the refused session is gone');
+      } finally {
+        c.close();
+      }
+    } finally {
+      await strict.stop();
+    }
+  });
+});
+
 describe('bad input: an NTSTATUS or a clean close, one log line, nothing leaked', () => {
   /** Sends raw bytes on a negotiated connection and waits for the server to close it. */
   async function expectClose(bytes: Buffer, negotiate = true, event = 'conn.closed'): Promise<void> {
@@ -198,12 +224,14 @@ describe('bad input: an NTSTATUS or a clean close, one log line, nothing leaked'
     await expectClose(frame(encodeMessage(header({ Command: Smb2Command.ECHO, MessageId: 1000n }), encodeReservedBody())));
   });
 
-  test('an unknown command closes the connection', async () => {
+  test('an unknown command is refused with STATUS_INVALID_PARAMETER and the connection stays', async () => {
     const c = await connect();
-    const from = ts.logs.length;
-    c.sendRaw(encodeMessage(header({ Command: 0x13, MessageId: c.takeMessageId() }), encodeReservedBody()));
-    await c.closed;
-    assert.equal(events('conn.closed', from).length, 1);
+    const id = c.takeMessageId();
+    c.sendRaw(encodeMessage(header({ Command: 0x13, MessageId: id, Credit: 1 }), encodeReservedBody()));
+    assert.equal((await c.expect(id, 0x13)).hdr.Status, NtStatus.STATUS_INVALID_PARAMETER);
+    const echo = c.takeMessageId();
+    c.sendRaw(encodeMessage(header({ Command: Smb2Command.ECHO, MessageId: echo, Credit: 1 }), encodeReservedBody()));
+    assert.equal((await c.expect(echo, Smb2Command.ECHO)).hdr.Status, NtStatus.STATUS_SUCCESS);
   });
 
   test('a compound whose NextCommand points outside the frame closes the connection', async () => {

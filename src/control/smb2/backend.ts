@@ -150,7 +150,12 @@ export class BackendPool {
       });
     }
     link.stopIdle();
-    return p;
+    // A session about to get a tree must not idle out under it; a failed tree connect re-arms the timer.
+    return p.then((bs) => {
+      if (bs.idleTimer) clearTimeout(bs.idleTimer);
+      bs.idleTimer = undefined;
+      return bs;
+    });
   }
 
   /** A tree now uses this backend session. */

@@ -33,9 +33,8 @@ import { COMMANDS, errorReply } from './dispatch.js';
 import { answerSmb1Negotiate } from './negotiate.js';
 import { destroySession } from './session-setup.js';
 import { signReply, verifyRequest } from './signing.js';
+import { decryptMessage, encryptMessage, transformSessionId } from '../auth/smb2-encryption.js';
 import { sendFrame } from './transport.js';
-
-const ALL_ONES_64 = 0xffffffffffffffffn;
 
 /** Thrown inside the pipeline when the connection must be closed. */
 class Disconnect extends Error {}
@@ -70,6 +69,8 @@ interface Forwarded {
   asyncId: bigint | undefined;
   /** Settles once the frame holding this request's first response is sent. */
   firstSent: Promise<void> | undefined;
+  /** The request came encrypted by this session; so go its responses (MS-SMB2 3.3.4.1.4). */
+  readonly encryptWith: Session | undefined;
 }
 
 /** The first response to each message of a frame; forwarded ones arrive later. */
@@ -125,6 +126,7 @@ export class Smb2Connection {
       serverSecurityMode: 0,
       serverCapabilities: 0,
       signingAlgorithmId: undefined,
+      cipher: undefined,
       preauth: undefined,
       authInProgress: new Map(),
       maxTransactSize: ctx.config.smb2.maxTransactSize,
@@ -171,7 +173,8 @@ export class Smb2Connection {
    * the frame's replies go out together when each message has its first response. The next
    * frame does not wait for servers.
    */
-  private async handleFrame(frame: Buffer): Promise<void> {
+  private async handleFrame(received: Buffer): Promise<void> {
+    let frame = received;
     if (this.closed) return;
     try {
       const protocol = frame.length >= 4 ? frame.readUInt32LE(0) : 0;
@@ -181,15 +184,15 @@ export class Smb2Connection {
         this.send(r.msg);
         return;
       }
-      if (protocol === SMB2_TRANSFORM_PROTOCOL_ID || protocol === SMB2_COMPRESSION_PROTOCOL_ID) {
-        throw new Disconnect('encrypted or compressed message, but neither was negotiated');
-      }
+      if (protocol === SMB2_COMPRESSION_PROTOCOL_ID) throw new Disconnect('compressed message, but compression was not negotiated');
+      let encryptedBy: Session | undefined;
+      if (protocol === SMB2_TRANSFORM_PROTOCOL_ID) ({ plain: frame, session: encryptedBy } = this.decrypt(frame));
       const msgs = splitCompound(frame);
       const slots: Slot[] = [];
       const batches = new Map<BackendLink, Batch>();
       let related: Related = { status: NtStatus.STATUS_SUCCESS };
       for (let i = 0; i < msgs.length; i++) {
-        const r = await this.handleMessage(msgs[i]!, i > 0 ? related : undefined, batches);
+        const r = await this.handleMessage(msgs[i]!, i > 0 ? related : undefined, batches, i === msgs.length - 1, encryptedBy);
         if (!r) continue;
         slots.push(r.out);
         related = r.related;
@@ -200,11 +203,11 @@ export class Smb2Connection {
       }
       if (slots.length === 0) return;
       if (slots.every((o): o is Outgoing => !(o instanceof Promise))) {
-        this.sendReplies(slots);
+        this.sendReplies(slots, encryptedBy);
         return;
       }
       // A final response that arrives with its interim one must not overtake it.
-      const frameSent = Promise.all(slots).then((out) => this.sendReplies(out));
+      const frameSent = Promise.all(slots).then((out) => this.sendReplies(out, encryptedBy));
       for (const b of batches.values()) for (const f of b.forwarded) f.firstSent = frameSent;
     } catch (e) {
       // Errors that reach the frame level break its framing (a bad header, a NextCommand out of
@@ -227,6 +230,8 @@ export class Smb2Connection {
     msg: Buffer,
     prev: Related | undefined,
     batches: Map<BackendLink, Batch>,
+    last: boolean,
+    encryptedBy: Session | undefined,
   ): Promise<{ out: Slot; related: Related } | undefined> {
     const hdr = decodeHeader(msg);
     if (hdr.Flags & Smb2Flags.SERVER_TO_REDIR) throw new Disconnect('client sent a message flagged as a response');
@@ -240,24 +245,32 @@ export class Smb2Connection {
       this.cancel(hdr);
       return undefined;
     }
-    const def = COMMANDS[hdr.Command];
-    if (!def) throw new Disconnect(`unknown command 0x${hdr.Command.toString(16)}`);
     // 3.3.5.2.3 sequence window; a client outside it has lost sync and is disconnected.
     if (!this.credits.consume(hdr.MessageId, this.state.dialect === 0x0202 ? 1 : hdr.CreditCharge)) {
       throw new Disconnect(`MessageId ${hdr.MessageId} (CreditCharge ${hdr.CreditCharge}) is outside the credit window`);
     }
-    const isRelated = prev !== undefined && (hdr.Flags & Smb2Flags.RELATED_OPERATIONS) !== 0;
+    const isRelated = (hdr.Flags & Smb2Flags.RELATED_OPERATIONS) !== 0;
     const fail = (status: number, session?: Session) => this.reply(hdr, errorReply(status), session, isRelated);
-
-    // 3.3.5.2.7.2: a related request after a failed one fails the same way.
-    if (isRelated && prev.status !== NtStatus.STATUS_SUCCESS && prev.status !== NtStatus.STATUS_BUFFER_OVERFLOW) {
+    const def = COMMANDS[hdr.Command];
+    // An unknown command is refused, not a reason to drop the client (as Windows and Samba do).
+    if (!def) {
+      this.log.info({ event: 'conn.unknown_command', command: hdr.Command }, 'unknown command');
+      return { out: fail(NtStatus.STATUS_INVALID_PARAMETER), related: { status: NtStatus.STATUS_INVALID_PARAMETER } };
+    }
+    // 3.3.5.2.7.2: a related request takes its session from the previous request of the frame;
+    // with none (it comes first, or that one named no valid session) it is invalid.
+    if (isRelated && def.session !== 'none' && prev?.session === undefined) {
+      return { out: fail(NtStatus.STATUS_INVALID_PARAMETER), related: { status: NtStatus.STATUS_INVALID_PARAMETER } };
+    }
+    // A related request after a failed one fails the same way.
+    if (isRelated && prev && prev.status !== NtStatus.STATUS_SUCCESS && prev.status !== NtStatus.STATUS_BUFFER_OVERFLOW) {
       return { out: fail(prev.status), related: prev };
     }
 
     // 3.3.5.2.9 session.
     let session: Session | undefined;
     if (def.session !== 'none') {
-      const sid = isRelated && hdr.SessionId === ALL_ONES_64 ? prev.session?.sessionId : hdr.SessionId;
+      const sid = isRelated ? prev?.session?.sessionId : hdr.SessionId;
       session = sid !== undefined && sid !== 0n ? this.ctx.sessions.get(sid) : undefined;
       if (session && session.connectionId !== this.state.id) session = undefined;
       const allowNew = def.session === 'optional' && (sid === undefined || sid === 0n);
@@ -268,8 +281,13 @@ export class Smb2Connection {
       if (session) session.lastSeen = new Date();
     }
 
-    // 3.3.5.2.4 signature.
-    if (session && session.secrets) {
+    // 3.3.5.2.9: a session that encrypts takes nothing in the clear but its own authentication.
+    if (session?.encryptData && !encryptedBy && hdr.Command !== Smb2Command.SESSION_SETUP) {
+      return { out: fail(NtStatus.STATUS_ACCESS_DENIED), related: { status: NtStatus.STATUS_ACCESS_DENIED } };
+    }
+
+    // 3.3.5.2.4 signature; an encrypted message is authenticated by its transform instead.
+    if (session && session.secrets && !encryptedBy) {
       const signed = (hdr.Flags & Smb2Flags.SIGNED) !== 0;
       if (signed && !verifyRequest(msg, session)) {
         this.log.warn({ event: 'conn.bad_signature', command: smb2CommandName(hdr.Command), session: session.sessionId.toString(16) }, 'request signature does not verify');
@@ -283,7 +301,7 @@ export class Smb2Connection {
     // 3.3.5.2.11 tree.
     let tree: Tree | undefined;
     if (def.tree && session) {
-      const tid = isRelated && hdr.TreeId === 0xffffffff ? prev.tree?.treeId : hdr.TreeId;
+      const tid = isRelated ? prev?.tree?.treeId : hdr.TreeId;
       tree = tid !== undefined ? this.ctx.trees.get(session.sessionId, tid) : undefined;
       if (!tree) return { out: fail(NtStatus.STATUS_NETWORK_NAME_DELETED, session), related: { session, status: NtStatus.STATUS_NETWORK_NAME_DELETED } };
     }
@@ -296,31 +314,57 @@ export class Smb2Connection {
       session,
       tree,
       related: isRelated,
-      relatedFileId: isRelated ? prev.fileId : undefined,
-      relatedForward: isRelated ? prev.forward : undefined,
+      relatedFileId: isRelated ? prev?.fileId : undefined,
+      relatedForward: isRelated ? prev?.forward : undefined,
     };
-    let r: Smb2Reply;
-    try {
-      r = await def.run(req);
-    } catch (e) {
-      // A typed error with a status is answered with it; one without ends the connection.
-      if (!(e instanceof WireError || e instanceof ProtocolError || e instanceof AuthError) || e.status === undefined) throw e;
-      this.log.info({ event: 'conn.bad_request', command: smb2CommandName(hdr.Command), err: e.message }, 'request refused');
-      r = errorReply(e.status);
+    const ran = this.run(def.run, req);
+    // A tree connect may wait seconds for a server; the frames behind it do not, so a slow or
+    // dead server stays invisible to the client's other shares. Only when nothing follows it in
+    // its frame (a related member would need its tree).
+    if (hdr.Command === Smb2Command.TREE_CONNECT && last) {
+      const out = ran.then(
+        (r) => this.reply(hdr, r, session, isRelated),
+        (e: unknown) => {
+          this.log.error({ event: 'conn.internal_error', err: errorMessage(e), stack: (e as Error)?.stack }, 'internal error; closing connection');
+          this.close('internal error');
+          return this.reply(hdr, errorReply(NtStatus.STATUS_INTERNAL_ERROR), session, isRelated);
+        },
+      );
+      return { out, related: { status: NtStatus.STATUS_SUCCESS } };
     }
+    const r = await ran;
     if (r.disconnect) throw new Disconnect(r.disconnect);
     if (r.forward && session) {
-      return { out: this.forwardMessage(hdr, session, tree, isRelated, r.forward, batches), related: { session, tree, forward: r.forward, status: NtStatus.STATUS_SUCCESS } };
+      return { out: this.forwardMessage(hdr, session, tree, isRelated, r.forward, batches, encryptedBy), related: { session, tree, forward: r.forward, status: NtStatus.STATUS_SUCCESS } };
     }
     const replySession = r.signWith ?? (r.unsigned ? undefined : (r.sessionId !== undefined ? this.ctx.sessions.get(r.sessionId) : session));
     const out = this.reply(hdr, r, replySession, isRelated);
-    const fileId = r.createdFileId ?? (isRelated ? prev.fileId : undefined);
+    const fileId = r.createdFileId ?? (isRelated ? prev?.fileId : undefined);
     return { out, related: { session: session ?? replySession, tree: tree ?? (r.treeId !== undefined && session ? this.ctx.trees.get(session.sessionId, r.treeId) : undefined), fileId, status: r.status } };
   }
 
+  /** Runs a handler; a typed error with a status is answered with it, one without ends the connection. */
+  private async run(handler: (req: Smb2Request) => Smb2Reply | Promise<Smb2Reply>, req: Smb2Request): Promise<Smb2Reply> {
+    try {
+      return await handler(req);
+    } catch (e) {
+      if (!(e instanceof WireError || e instanceof ProtocolError || e instanceof AuthError) || e.status === undefined) throw e;
+      this.log.info({ event: 'conn.bad_request', command: smb2CommandName(req.hdr.Command), err: e.message }, 'request refused');
+      return errorReply(e.status);
+    }
+  }
+
   /** Queues a message for its server; the returned slot is filled by the server's first response. */
-  private forwardMessage(hdr: Smb2Header, session: Session, tree: Tree | undefined, related: boolean, fwd: Forward, batches: Map<BackendLink, Batch>): Promise<Outgoing> {
-    const f: Forwarded = { req: hdr, session, tree, related, forward: fwd, handle: undefined, asyncId: undefined, firstSent: undefined };
+  private forwardMessage(
+    hdr: Smb2Header,
+    session: Session,
+    tree: Tree | undefined,
+    related: boolean,
+    fwd: Forward,
+    batches: Map<BackendLink, Batch>,
+    encryptWith: Session | undefined,
+  ): Promise<Outgoing> {
+    const f: Forwarded = { req: hdr, session, tree, related, forward: fwd, handle: undefined, asyncId: undefined, firstSent: undefined, encryptWith };
     this.inflight.set(hdr.MessageId, f);
     const link = fwd.route.link;
     let batch = batches.get(link);
@@ -334,7 +378,7 @@ export class Smb2Connection {
           first = false;
           resolve(o);
         } else {
-          void f.firstSent!.then(() => this.sendReplies([o]));
+          void f.firstSent!.then(() => this.sendReplies([o], f.encryptWith));
         }
       };
       items.push({
@@ -387,7 +431,7 @@ export class Smb2Connection {
     m.fill(0, Hdr.Signature, Hdr.Signature + 16);
     // 3.3.4.2: interim responses are not signed.
     const live = this.ctx.sessions.get(f.session.sessionId) === f.session;
-    const sign = !interim && live && f.session.secrets !== undefined && ((f.req.Flags & Smb2Flags.SIGNED) !== 0 || f.session.signingRequired);
+    const sign = !interim && live && !f.encryptWith && f.session.secrets !== undefined && ((f.req.Flags & Smb2Flags.SIGNED) !== 0 || f.session.signingRequired);
     return { msg: m, signWith: sign ? f.session : undefined, onWire: undefined, after: undefined };
   }
 
@@ -399,11 +443,12 @@ export class Smb2Connection {
   /** CANCEL (MS-SMB2 3.3.5.16): found by AsyncId or MessageId, passed to the server working on it. */
   private cancel(hdr: Smb2Header): void {
     const f = hdr.Flags & Smb2Flags.ASYNC_COMMAND ? this.asyncs.get(hdr.AsyncId) : this.inflight.get(hdr.MessageId);
+    this.log.debug({ event: 'conn.cancel', async: (hdr.Flags & Smb2Flags.ASYNC_COMMAND) !== 0, messageId: String(hdr.MessageId), asyncId: String(hdr.AsyncId), inflight: [...this.inflight.keys()].map(String), found: f !== undefined, sent: f?.handle?.messageId !== undefined }, 'CANCEL');
     if (!f?.handle || f.session.sessionId !== hdr.SessionId) return;
     if (f.forward.route.link.client.cancel(f.handle, f.forward.route.bs.session)) return;
     // Still waiting for server credits: withdrawn here, so the DSR answers it.
     this.finish(f);
-    this.sendReplies([this.reply(f.req, errorReply(NtStatus.STATUS_CANCELLED), f.session, false, f.asyncId)]);
+    this.sendReplies([this.reply(f.req, errorReply(NtStatus.STATUS_CANCELLED), f.session, false, f.asyncId)], f.encryptWith);
   }
 
   /** A break notification from a server, for this client connection. */
@@ -413,7 +458,17 @@ export class Smb2Connection {
       this.log.debug({ event: 'conn.break_dropped', server: link.server.name }, 'break for an open this connection no longer has');
       return;
     }
-    this.sendReplies([{ msg: out, signWith: undefined, onWire: undefined, after: undefined }]);
+    // A session that encrypts gets its breaks encrypted too (MS-SMB2 3.3.4.6).
+    const session = this.ctx.sessions.get(out.open.sessionId);
+    this.sendReplies([{ msg: out.msg, signWith: undefined, onWire: undefined, after: undefined }], session?.encryptData ? session : undefined);
+  }
+
+  /** An encrypted frame (MS-SMB2 3.3.5.2.1.1): its session's key opens it, or the connection ends. */
+  private decrypt(frame: Buffer): { plain: Buffer; session: Session } {
+    const session = this.ctx.sessions.get(transformSessionId(frame));
+    const enc = session?.connectionId === this.state.id ? session.secrets?.encryption : undefined;
+    if (!session || !enc) throw new Disconnect('encrypted message for a session that has no encryption key on this connection');
+    return { plain: decryptMessage(frame, enc.in, enc.cipher), session };
   }
 
   /** A server's connection ended: this connection's trees there are gone. */
@@ -442,7 +497,8 @@ export class Smb2Connection {
     return { msg: encodeMessage(hdr, r.body), signWith: signed ? session : undefined, onWire: r.onWire, after: r.after };
   }
 
-  private sendReplies(out: Outgoing[]): void {
+  /** Signs (or, for a request that came encrypted, encrypts) and sends a frame of replies. */
+  private sendReplies(out: Outgoing[], encryptWith?: Session): void {
     if (this.closed) return;
     // One message goes out as it is (a server's 8 MiB READ response is not copied).
     const frame = out.length === 1 ? out[0]!.msg : joinCompound(out.map((o) => o.msg));
@@ -453,11 +509,12 @@ export class Smb2Connection {
       const next = frame.readUInt32LE(at + Hdr.NextCommand);
       const end = next === 0 ? frame.length : at + next;
       const msg = frame.subarray(at, end);
-      if (o.signWith) signReply(msg, o.signWith);
+      if (o.signWith && !encryptWith) signReply(msg, o.signWith);
       o.onWire?.(msg);
       at = end;
     }
-    this.send(frame);
+    const enc = encryptWith?.secrets?.encryption;
+    this.send(enc ? encryptMessage(frame, enc.out, enc.cipher, encryptWith!.sessionId, enc.nonces) : frame);
     for (const o of out) o.after?.();
   }
 

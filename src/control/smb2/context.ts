@@ -47,6 +47,8 @@ export interface ConnectionState {
   serverCapabilities: number;
   /** SIGNING_CAPABILITIES choice (3.1.1), undefined when not negotiated. */
   signingAlgorithmId: number | undefined;
+  /** Connection.CipherId: AES-128-CCM for 3.0/3.0.2 with CAP_ENCRYPTION, the ENCRYPTION_CAPABILITIES choice for 3.1.1. */
+  cipher: number | undefined;
   /** Connection.PreauthIntegrityHashValue (3.1.1): the NEGOTIATE exchange's hash chain. */
   preauth: PreauthIntegrity | undefined;
   /** Authentications in progress on this connection, by SessionId (Connection.PreauthSessionTable). */

@@ -100,6 +100,11 @@ const notOnPipes: Handler<unknown> = () => errorReply(NtStatus.STATUS_NOT_SUPPOR
 function ioctl(req: Smb2Request, body: IoctlRequest): Smb2Reply | Promise<Smb2Reply> {
   // VALIDATE_NEGOTIATE_INFO addresses the connection, not a file, on whatever tree it names.
   if (body.CtlCode === FsctlCode.VALIDATE_NEGOTIATE_INFO) return handleValidateNegotiate(req, body);
+  // The DSR offers no multichannel, and a server's answer would hand the client its storage-side addresses.
+  if (body.CtlCode === FsctlCode.QUERY_NETWORK_INTERFACE_INFO) return errorReply(NtStatus.STATUS_NOT_SUPPORTED);
+  // The DSR is not a DFS root (it masks the servers' DFS capability): its single system image
+  // needs no referrals, and a server's would name the server itself.
+  if (body.CtlCode === FsctlCode.DFS_GET_REFERRALS || body.CtlCode === FsctlCode.DFS_GET_REFERRALS_EX) return errorReply(NtStatus.STATUS_FS_DRIVER_REQUIRED);
   return onTree({ ipc: ipcIoctl })(req, body);
 }
 

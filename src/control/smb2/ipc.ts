@@ -112,10 +112,6 @@ export function ipcRead(req: Smb2Request, body: ReadRequest): Smb2Reply {
 }
 
 export function ipcIoctl(req: Smb2Request, body: IoctlRequest): Smb2Reply {
-  if (body.CtlCode === FsctlCode.DFS_GET_REFERRALS || body.CtlCode === FsctlCode.DFS_GET_REFERRALS_EX) {
-    // The DSR is not a DFS root; its single system image needs no referrals.
-    return errorReply(NtStatus.STATUS_FS_DRIVER_REQUIRED);
-  }
   if (body.CtlCode !== FsctlCode.PIPE_TRANSCEIVE) return errorReply(NtStatus.STATUS_INVALID_DEVICE_REQUEST);
   const open = findPipe(req, body.FileId);
   if (!open) return errorReply(NtStatus.STATUS_FILE_CLOSED);

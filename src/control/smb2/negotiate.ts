@@ -10,6 +10,7 @@ import { toFiletime } from '../filetime.js';
 import { NtStatus } from '../wire/ntstatus.js';
 import { decodeSmb1Negotiate, smb1OffersSmb2 } from '../wire/smb1.js';
 import {
+  Cipher,
   dialectName,
   HashAlgorithm,
   NegotiateContextType,
@@ -34,16 +35,29 @@ import { errorReply } from './replies.js';
 
 /** 2.0.2 has no multi-credit requests, so no message may exceed 64 KiB (MS-SMB2 3.3.5.4). */
 const SMB202_MAX_IO = 65536;
-/** Preference order when a 3.1.1 client offers several signing algorithms. */
-const SIGNING_PREFERENCE = [SigningAlgorithm.AES_CMAC, SigningAlgorithm.HMAC_SHA256, SigningAlgorithm.AES_GMAC];
+/**
+ * Preference order when a 3.1.1 client offers several signing algorithms: AES-GMAC first, as
+ * Samba and Windows Server 2022 choose. It is also the only one under which clients put the real
+ * MessageId in a CANCEL sent before the interim response (Samba bug 14855; Windows does the
+ * same), so only then can such a CANCEL be routed to the right server.
+ */
+const SIGNING_PREFERENCE = [SigningAlgorithm.AES_GMAC, SigningAlgorithm.AES_CMAC, SigningAlgorithm.HMAC_SHA256];
 
 function serverSecurityMode(ctx: DsrContext): number {
   return Smb2SecurityMode.SIGNING_ENABLED | (ctx.config.smb2.signing === 'required' ? Smb2SecurityMode.SIGNING_REQUIRED : 0);
 }
 
-/** What the DSR can honestly offer on the client side today. */
-function serverCapabilities(dialect: number): number {
-  return dialect >= Smb2Dialect.SMB210 ? Smb2GlobalCap.LARGE_MTU : 0;
+/** Ciphers in preference order, GCM first (faster, and what Windows and Samba choose). */
+const CIPHER_PREFERENCE = [Cipher.AES_128_GCM, Cipher.AES_128_CCM, Cipher.AES_256_GCM, Cipher.AES_256_CCM];
+
+/**
+ * What the DSR offers on the client side. 3.0 and 3.0.2 announce encryption with
+ * CAP_ENCRYPTION to a client that sets it; 3.1.1 negotiates a cipher in a context instead.
+ */
+function serverCapabilities(dialect: number, cipher: number | undefined): number {
+  let caps = dialect >= Smb2Dialect.SMB210 ? Smb2GlobalCap.LARGE_MTU : 0;
+  if (cipher !== undefined && (dialect === Smb2Dialect.SMB300 || dialect === Smb2Dialect.SMB302)) caps |= Smb2GlobalCap.ENCRYPTION;
+  return caps;
 }
 
 /** The response body for a chosen dialect; contexts only for 3.1.1. */
@@ -53,7 +67,7 @@ function negotiateBody(ctx: DsrContext, conn: ConnectionState, dialect: number, 
     SecurityMode: serverSecurityMode(ctx),
     DialectRevision: dialect,
     ServerGuid: ctx.config.serverGuid,
-    Capabilities: serverCapabilities(dialect),
+    Capabilities: serverCapabilities(dialect, conn.cipher),
     MaxTransactSize: io(conn.maxTransactSize),
     MaxReadSize: io(conn.maxReadSize),
     MaxWriteSize: io(conn.maxWriteSize),
@@ -81,6 +95,7 @@ export function handleNegotiate(req: Smb2Request, body: NegotiateRequest): Smb2R
   const contexts: NegotiateContext[] = [];
   let preauth: PreauthIntegrity | undefined;
   let signingAlgorithmId: number | undefined;
+  let cipher: number | undefined;
   if (dialect === Smb2Dialect.SMB311) {
     const offered = body.NegotiateContextList ?? [];
     // 3.3.5.4: each context type at most once, and preauth integrity is mandatory.
@@ -101,8 +116,16 @@ export function handleNegotiate(req: Smb2Request, body: NegotiateRequest): Smb2R
         contexts.push({ ContextType: NegotiateContextType.SIGNING_CAPABILITIES, Reserved: 0, Data: { SigningAlgorithms: [signingAlgorithmId] } });
       }
     }
-    // Encryption and compression are not offered: their contexts are left out (3.3.5.4).
+    const encryption = findNegotiateContext(offered, NegotiateContextType.ENCRYPTION_CAPABILITIES);
+    if (encryption && ctx.config.smb2.encryption !== 'off') {
+      cipher = CIPHER_PREFERENCE.find((c) => encryption.Ciphers.includes(c));
+      // 3.3.5.4: no cipher in common is answered with the single cipher 0.
+      contexts.push({ ContextType: NegotiateContextType.ENCRYPTION_CAPABILITIES, Reserved: 0, Data: { Ciphers: [cipher ?? 0] } });
+    }
+    // Compression is not offered: its context is left out (3.3.5.4).
     preauth = new PreauthIntegrity().update(req.msg);
+  } else if ((dialect === Smb2Dialect.SMB300 || dialect === Smb2Dialect.SMB302) && body.Capabilities & Smb2GlobalCap.ENCRYPTION && ctx.config.smb2.encryption !== 'off') {
+    cipher = Cipher.AES_128_CCM;
   }
 
   conn.dialect = dialect;
@@ -111,7 +134,8 @@ export function handleNegotiate(req: Smb2Request, body: NegotiateRequest): Smb2R
   conn.clientCapabilities = body.Capabilities;
   conn.clientGuid = Buffer.from(body.ClientGuid);
   conn.serverSecurityMode = serverSecurityMode(ctx);
-  conn.serverCapabilities = serverCapabilities(dialect);
+  conn.cipher = cipher;
+  conn.serverCapabilities = serverCapabilities(dialect, cipher);
   conn.signingAlgorithmId = signingAlgorithmId;
   conn.preauth = preauth;
   ctx.log.debug({ event: 'negotiate.done', dialect: dialectName(dialect) }, 'negotiated');
@@ -142,7 +166,7 @@ export function answerSmb1Negotiate(conn: ConnectionState, ctx: DsrContext, fram
   credits.consume(0n, 1);
   conn.dialect = dialect;
   conn.serverSecurityMode = serverSecurityMode(ctx);
-  conn.serverCapabilities = serverCapabilities(dialect);
+  conn.serverCapabilities = serverCapabilities(dialect, undefined);
   const h = header({
     Command: Smb2Command.NEGOTIATE,
     Flags: Smb2Flags.SERVER_TO_REDIR,

@@ -332,7 +332,7 @@ export function forwardBreakAck(req: Smb2Request): Smb2Reply {
  * whose backend connection it came on (MS-SMB2 3.3.4.6, 3.3.4.7). Returns undefined when it
  * names nothing this connection has open (the open was closed meanwhile).
  */
-export function breakToClient(req: Pick<Smb2Request, 'ctx'>, connectionId: number, link: BackendLink, msg: Buffer): Buffer | undefined {
+export function breakToClient(req: Pick<Smb2Request, 'ctx'>, connectionId: number, link: BackendLink, msg: Buffer): { msg: Buffer; open: Open } | undefined {
   const { ctx } = req;
   if (msg.length < SMB2_HEADER_SIZE + 2) return undefined;
   const size = msg.readUInt16LE(SMB2_HEADER_SIZE);
@@ -358,7 +358,7 @@ export function breakToClient(req: Pick<Smb2Request, 'ctx'>, connectionId: numbe
   setCredit(msg, 0);
   setFlags(msg, Smb2Flags.SERVER_TO_REDIR);
   msg.fill(0, Hdr.Signature, Hdr.Signature + 16);
-  return msg;
+  return { msg, open };
 }
 
 /** A server's connection ended: its trees and their opens are gone for this client connection. */

@@ -5,7 +5,8 @@
  * one packet goes to a storage server.
  */
 import { PassReason } from '../../offload/offload.js';
-import { signingAlgorithm, signingKey } from '../auth/smb2-signing.js';
+import { NonceSource } from '../auth/smb2-encryption.js';
+import { encryptionKeys, signingAlgorithm, signingKey } from '../auth/smb2-signing.js';
 import { SpnegoServer } from '../auth/spnego.js';
 import { AuthError, errorMessage } from '../errors.js';
 import type { Session } from '../tables/sessions.js';
@@ -103,18 +104,35 @@ export function handleSessionSetup(req: Smb2Request, body: SessionSetupRequest):
   if (r.kind === 'guest') sessionFlags |= SessionFlags.IS_GUEST;
   // Guest and anonymous logons prove no key, so they cannot sign (3.3.5.5.3).
   const hasKey = r.kind === 'user';
+  // 3.3.5.5.3: a DSR that requires encryption refuses sessions that cannot encrypt.
+  if (!pending.reauth && ctx.config.smb2.encryption === 'required' && (!hasKey || conn.cipher === undefined || conn.cipher === 0)) {
+    destroySession(ctx, s);
+    ctx.log.info({ event: 'session.encryption_required', user: r.user, kind: r.kind }, 'encryption is required, but this session cannot encrypt');
+    return { ...errorReply(NtStatus.STATUS_ACCESS_DENIED), sessionId: s.sessionId, unsigned: true };
+  }
   if (!pending.reauth) {
     if (hasKey) {
       s.signingRequired = ctx.config.smb2.signing === 'required' || (body.SecurityMode & Smb2SecurityMode.SIGNING_REQUIRED) !== 0;
       s.signingAlgorithm = signingAlgorithm(s.dialect, conn.signingAlgorithmId);
       s.secrets = { sessionKey: Buffer.from(r.sessionKey), signingKey: signingKey(s.dialect, r.sessionKey, pending.preauth?.value) };
+      if (conn.cipher) {
+        const keys = encryptionKeys(s.dialect, r.sessionKey, pending.preauth?.value, conn.cipher);
+        s.secrets.encryption = { in: keys.serverIn, out: keys.serverOut, cipher: conn.cipher, nonces: new NonceSource() };
+        s.encryptData = ctx.config.smb2.encryption === 'required';
+        if (s.encryptData) sessionFlags |= SessionFlags.ENCRYPT_DATA;
+      }
     }
     s.state = 'valid';
-    ctx.offload.upsertSession({ connectionId: conn.id, sessionId: s.sessionId, dialect: s.dialect, pass: !hasKey ? PassReason.NO_KEY : s.signingRequired ? PassReason.SIGNED : undefined });
+    ctx.offload.upsertSession({
+      connectionId: conn.id,
+      sessionId: s.sessionId,
+      dialect: s.dialect,
+      pass: !hasKey ? PassReason.NO_KEY : s.encryptData ? PassReason.ENCRYPTED : s.signingRequired ? PassReason.SIGNED : undefined,
+    });
     closePreviousSession(ctx, s, body.PreviousSessionId);
   }
   ctx.log.info(
-    { event: pending.reauth ? 'session.reauthenticated' : 'session.established', session: formatSessionId(s.sessionId), user: r.user, kind: r.kind, dialect: dialectName(s.dialect), signing: s.signingRequired },
+    { event: pending.reauth ? 'session.reauthenticated' : 'session.established', session: formatSessionId(s.sessionId), user: r.user, kind: r.kind, dialect: dialectName(s.dialect), signing: s.signingRequired, encryptData: s.encryptData },
     `session for ${r.kind === 'user' ? r.user : r.kind}`,
   );
   // 3.1.1 clients insist on a signed final response; others get one when signing is required.

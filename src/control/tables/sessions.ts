@@ -4,7 +4,8 @@
  * process (admin socket, logs) and carries no secret.
  */
 import { randomBytes } from 'node:crypto';
-import { dialectName, SigningAlgorithm } from '../wire/smb2/constants.js';
+import type { NonceSource } from '../auth/smb2-encryption.js';
+import { Cipher, dialectName, SigningAlgorithm } from '../wire/smb2/constants.js';
 
 export type SessionState = 'in-progress' | 'valid';
 export type SessionKind = 'user' | 'guest' | 'anonymous';
@@ -13,6 +14,8 @@ export interface SessionSecrets {
   /** ExportedSessionKey from NTLM (MS-SMB2 3.3.5.5.3 Session.SessionKey). */
   sessionKey: Buffer;
   signingKey: Buffer;
+  /** Session.EncryptionKey / DecryptionKey (server side), when the connection negotiated a cipher. */
+  encryption?: { in: Buffer; out: Buffer; cipher: number; nonces: NonceSource };
 }
 
 export interface Session {
@@ -29,6 +32,8 @@ export interface Session {
   signingRequired: boolean;
   /** SigningAlgorithm id (MS-SMB2 2.2.3.1.7); undefined until keys exist. */
   signingAlgorithm: number | undefined;
+  /** Session.EncryptData (MS-SMB2 3.3.1.8): every request must come, and every response goes, encrypted. */
+  encryptData: boolean;
   secrets: SessionSecrets | undefined;
   readonly created: Date;
   lastSeen: Date;
@@ -45,6 +50,8 @@ export interface SessionView {
   kind: SessionKind | null;
   dialect: string;
   signing: { required: boolean; algorithm: string | null };
+  /** The cipher when the session can encrypt; `required` is Session.EncryptData. */
+  encryption: { required: boolean; cipher: string | null };
   created: string;
   lastSeen: string;
 }
@@ -73,6 +80,7 @@ export class SessionTable {
       dialect,
       signingRequired: false,
       signingAlgorithm: undefined,
+      encryptData: false,
       secrets: undefined,
       created: now,
       lastSeen: now,
@@ -108,6 +116,13 @@ const SIGNING_NAMES: Record<number, string> = {
   [SigningAlgorithm.AES_GMAC]: 'AES-GMAC',
 };
 
+const CIPHER_NAMES: Record<number, string> = {
+  [Cipher.AES_128_CCM]: 'AES-128-CCM',
+  [Cipher.AES_128_GCM]: 'AES-128-GCM',
+  [Cipher.AES_256_CCM]: 'AES-256-CCM',
+  [Cipher.AES_256_GCM]: 'AES-256-GCM',
+};
+
 function view(s: Session): SessionView {
   return {
     sessionId: formatSessionId(s.sessionId),
@@ -119,6 +134,7 @@ function view(s: Session): SessionView {
     kind: s.kind ?? null,
     dialect: dialectName(s.dialect),
     signing: { required: s.signingRequired, algorithm: s.signingAlgorithm === undefined ? null : (SIGNING_NAMES[s.signingAlgorithm] ?? String(s.signingAlgorithm)) },
+    encryption: { required: s.encryptData, cipher: s.secrets?.encryption ? (CIPHER_NAMES[s.secrets.encryption.cipher] ?? String(s.secrets.encryption.cipher)) : null },
     created: s.created.toISOString(),
     lastSeen: s.lastSeen.toISOString(),
   };

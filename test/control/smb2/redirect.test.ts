@@ -62,7 +62,8 @@ describe('breakToClient', () => {
 
   test('an oplock break gets the client FileId and the open records the new level', () => {
     const msg = unsolicited(encodeOplockBreak({ OplockLevel: 0x01, Reserved: 0, Reserved2: 0, FileId: { Persistent: 0x55n, Volatile: 0x10n } }), 0x99n, 0x42);
-    const out = breakToClient({ ctx }, 7, link, msg)!;
+    const { msg: out, open: found } = breakToClient({ ctx }, 7, link, msg)!;
+    assert.equal(found, open);
     assert.deepEqual(decodeOplockBreak(out).FileId, open.fileId);
     const h = decodeHeader(out);
     assert.equal(h.SessionId, mine.sessionId, 'a backend SessionId becomes the client session');
@@ -74,10 +75,10 @@ describe('breakToClient', () => {
 
   test('a lease break is matched by LeaseKey and keeps zero ids zero', () => {
     const n = { NewEpoch: 2, Flags: 1, LeaseKey: leaseKey, CurrentLeaseState: 0x07, NewLeaseState: 0x01, BreakReason: 0, AccessMaskHint: 0, ShareMaskHint: 0 };
-    const out = breakToClient({ ctx }, 7, link, unsolicited(encodeLeaseBreakNotification(n)))!;
+    const { msg: out, open: found } = breakToClient({ ctx }, 7, link, unsolicited(encodeLeaseBreakNotification(n)))!;
+    assert.equal(found, leased);
     assert.deepEqual(decodeLeaseBreakNotification(out), n);
     assert.equal(decodeHeader(out).SessionId, 0n);
-    assert.ok(leased);
   });
 
   test('a break for an open of another connection, another server or nothing is dropped', () => {
