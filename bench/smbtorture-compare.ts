@@ -7,7 +7,8 @@
  *                                         [--lab NAME] [--json FILE]
  *
  * Without --lab it builds its own lab and tears it down; with --lab it uses that lab as it is
- * (and turns its direct path on). --jobs N runs on N lanes (servers) at once, default 1.
+ * (and turns its direct path on). --jobs N runs on N lanes (servers) at once, default
+ * DSR_TORTURE_JOBS or 2 (a suite's direct run and its run through the DSR side by side).
  * --suites defaults to DSR_TORTURE_SUITES, then to every suite. Exit status 1 when a subtest
  * regresses.
  */
@@ -19,7 +20,7 @@ import { compareSuite, formatComparisons, LanePool, labLanes, type Comparison } 
 import { KNOWN_DIFFERENCES, selectSuites } from '../test/smbtorture/suites.js';
 
 const { values } = parseArgs({
-  options: { suites: { type: 'string' }, jobs: { type: 'string', default: '1' }, lab: { type: 'string' }, json: { type: 'string' } },
+  options: { suites: { type: 'string' }, jobs: { type: 'string', default: process.env.DSR_TORTURE_JOBS ?? '2' }, lab: { type: 'string' }, json: { type: 'string' } },
 });
 const suites = selectSuites(values.suites ?? process.env.DSR_TORTURE_SUITES);
 const jobs = Number(values.jobs);

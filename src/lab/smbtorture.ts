@@ -265,6 +265,10 @@ export async function runSuite(lab: string, suite: string, opts: RunSuiteOptions
       if (resuming) writeFileSync(loadList, remaining.join('\n') + '\n');
       const argv = smbtortureArgv(suite, opts.unc, basedir, [...(opts.options ?? []), ...(resuming ? [`--load-list=${loadList}`] : [])]);
       const left = opts.timeoutMs - (Date.now() - started);
+      if (left <= 0) {
+        run.timedOut = true;
+        break;
+      }
       const r = await runWatched(ns, argv, left, stallMs);
       const subtests = parseSubunit(r.output);
       const last = subtests[subtests.length - 1];

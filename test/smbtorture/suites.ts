@@ -49,20 +49,11 @@ export const SUITES: readonly Suite[] = [
   },
 ];
 
-const NO_CIPHER =
-  'the DSR offers no encryption, so it negotiates no cipher; smbtorture then cannot make the shallow session copy ' +
-  'this test sends with (smbXcli_session_shallow_copy needs a cipher nonce limit) and crashes before sending it';
-const NO_ENCRYPTION = 'the test requires SMB3 encryption, which the DSR does not offer yet';
 const NO_MULTICHANNEL =
   'the DSR does not offer multichannel (no SMB2_GLOBAL_CAP_MULTI_CHANNEL), so smbtorture skips what passes against smbd';
 
 /** Subtests that pass directly and are expected to fail through the DSR, with the reason. */
 export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
-  { test: 'smb2.compound.related1', reason: NO_CIPHER },
-  { test: 'smb2.compound.related2', reason: NO_CIPHER },
-  { test: 'smb2.compound.invalid2', reason: NO_CIPHER },
-  { test: 'smb2.session.bind_negative_smb3encGtoCs', reason: NO_ENCRYPTION },
-  { test: 'smb2.session.bind_negative_smb3encGtoCd', reason: NO_ENCRYPTION },
   { test: 'smb2.lock.replay_smb3_specification_multi', reason: NO_MULTICHANNEL },
   { test: 'smb2.ioctl.network_interface_info', reason: NO_MULTICHANNEL },
   { test: 'smb2.session.bind1', reason: NO_MULTICHANNEL },
