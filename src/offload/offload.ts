@@ -11,6 +11,8 @@ import { formatSessionId } from '../control/tables/sessions.js';
 export const PassReason = {
   /** Signed sessions: the DSR must re-sign every message. */
   SIGNED: 'signed',
+  /** The server requires signing: the DSR must sign every request to it. */
+  BACKEND_SIGNED: 'backend-signed',
   /** Encrypted sessions: the DSR must decrypt and re-encrypt every message. */
   ENCRYPTED: 'encrypted',
   /** Guest and anonymous sessions carry no key and are never forwarded. */
@@ -34,12 +36,14 @@ export interface TreeRule {
   treeId: number;
   share: string;
   pass: PassReason | undefined;
+  /** A redirected tree's ids on its server: what a rewrite rule maps the client's ids to. */
+  backend?: { server: string; sessionId: bigint; treeId: number };
 }
 
 export interface OffloadSnapshot {
   kind: string;
   sessions: (Omit<SessionRule, 'sessionId'> & { sessionId: string })[];
-  trees: (Omit<TreeRule, 'sessionId'> & { sessionId: string })[];
+  trees: (Omit<TreeRule, 'sessionId' | 'backend'> & { sessionId: string; backend?: { server: string; sessionId: string; treeId: number } })[];
 }
 
 export interface Offload {
@@ -78,7 +82,11 @@ export class MemoryOffload implements Offload {
     return {
       kind: this.kind,
       sessions: [...this.sessions.values()].map((s) => ({ ...s, sessionId: formatSessionId(s.sessionId) })),
-      trees: [...this.trees.values()].map((t) => ({ ...t, sessionId: formatSessionId(t.sessionId) })),
+      trees: [...this.trees.values()].map(({ backend, ...t }) => ({
+        ...t,
+        sessionId: formatSessionId(t.sessionId),
+        ...(backend ? { backend: { ...backend, sessionId: formatSessionId(backend.sessionId) } } : {}),
+      })),
     };
   }
 }

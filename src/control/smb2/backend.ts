@@ -9,7 +9,7 @@ import { DsrError, ErrorCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StorageServer } from '../tables/resources.js';
 import { formatSessionId } from '../tables/sessions.js';
-import { dialectName } from '../wire/smb2/constants.js';
+import { dialectName, SMB2_DIALECTS } from '../wire/smb2/constants.js';
 import type { Smb2Header } from '../wire/smb2/header.js';
 import { type ClientSession, Smb2Client } from './client.js';
 import type { DsrContext } from './context.js';
@@ -75,6 +75,8 @@ export class BackendPool {
     private readonly onBreak: (link: BackendLink, msg: Buffer, hdr: Smb2Header) => void,
     /** A server's connection ended; every tree on it is gone. */
     private readonly onLost: (link: BackendLink, why: string) => void,
+    /** The dialect the client negotiated with the DSR. */
+    private readonly clientDialect: () => number,
   ) {}
 
   /** Backend connections open or being opened. */
@@ -104,12 +106,17 @@ export class BackendPool {
 
   private async connect(server: StorageServer): Promise<BackendLink> {
     const cfg = this.ctx.config.servers[server.name];
+    // The server is offered nothing newer than the client speaks, so what a request means (info
+    // classes, contexts, flags) is the same on both sides; a server may still answer lower.
+    const allowed = cfg?.dialects ? dialectValues(cfg.dialects) : [...SMB2_DIALECTS];
+    const upToClient = allowed.filter((d) => d <= this.clientDialect());
     const client = await Smb2Client.connect({
       host: server.address,
       port: server.port,
       timeoutMs: this.timeoutMs,
       requireSigning: cfg?.signing === 'required',
-      ...(cfg?.dialects ? { dialects: dialectValues(cfg.dialects) } : {}),
+      dialects: upToClient.length > 0 ? upToClient : allowed,
+      segmentAbove: 1 << 20,
     });
     const link = new BackendLink(server, client);
     client.onUnsolicited = (msg, hdr) => this.onBreak(link, msg, hdr);

@@ -33,7 +33,11 @@ import { encodeMessage } from '../wire/smb2/message.js';
 import { decodeNegotiateResponse, encodeNegotiateRequest, findNegotiateContext, type NegotiateResponse } from '../wire/smb2/negotiate.js';
 import { decodeSessionSetupResponse, encodeSessionSetupRequest } from '../wire/smb2/session-setup.js';
 import { encodeReservedBody } from '../wire/smb2/simple.js';
+import { framePool } from './frame-pool.js';
 import { sendFrame } from './transport.js';
+
+/** Bytes of a segmented response kept together at its start: header and fixed body part. */
+const SEGMENT_HEAD = 256;
 
 /** MessageId of unsolicited messages: oplock and lease break notifications (MS-SMB2 3.3.4.6). */
 export const UNSOLICITED_MESSAGE_ID = 0xffffffffffffffffn;
@@ -59,6 +63,8 @@ export interface Smb2ClientOptions {
   timeoutMs?: number;
   /** Source address to connect from. */
   localAddress?: string;
+  /** Responses of this many bytes or more may be handed on as received chunks (`Outbound.onSegments`). */
+  segmentAbove?: number;
 }
 
 export interface Smb2Response {
@@ -94,12 +100,24 @@ export interface Outbound {
   /** A complete request message, header included; MessageId, NextCommand and Signature are overwritten. */
   msg: Buffer;
   session: ClientSession | undefined;
-  /** Every response to it: the interim STATUS_PENDING one (if any) and the final one. */
-  onResponse(msg: Buffer, hdr: Smb2Header): void;
+  /**
+   * Every response to it: the interim STATUS_PENDING one (if any) and the final one. `release`
+   * is given when the message is the only one in a pooled frame: whoever keeps `msg` past this
+   * call calls it once done with the bytes (else the frame is left to the garbage collector).
+   */
+  onResponse(msg: Buffer, hdr: Smb2Header, release?: () => void): void;
   /** The connection failed before the final response. */
   onError(e: Error): void;
   /** Sees the message exactly as sent (preauth integrity hashing). */
   onSent?(msg: Buffer): void;
+  /** Runs once the socket no longer needs the message's bytes. */
+  onWritten?(): void;
+  /**
+   * Takes a large final response as the chunks it arrived in, the header in the first (at
+   * least 256 bytes), instead of one assembled buffer: for passing it on without a copy. Not
+   * used for a signed response, which must be verified whole.
+   */
+  onSegments?(segments: Buffer[], hdr: Smb2Header): void;
 }
 
 /** Where a sent request is: its MessageId once sent, its AsyncId once the server went async. */
@@ -115,9 +133,9 @@ interface Pending {
 }
 
 /** Hands a response to its request; a response the caller cannot use (malformed body) fails that request alone. */
-function deliver(out: Outbound, msg: Buffer, hdr: Smb2Header): void {
+function deliver(out: Outbound, msg: Buffer, hdr: Smb2Header, release?: () => void): void {
   try {
-    out.onResponse(msg, hdr);
+    out.onResponse(msg, hdr, release);
   } catch (e) {
     out.onError(e instanceof Error ? e : new Error(String(e)));
   }
@@ -137,7 +155,7 @@ export class Smb2Client {
   private readonly pending = new Map<bigint, Pending>();
   /** Chains waiting for credits, in order. */
   private readonly waiting: { items: Outbound[]; handles: InFlight[] }[] = [];
-  private readonly decoder = new FrameDecoder(NETBIOS_MAX_LENGTH);
+  private readonly decoder = new FrameDecoder(NETBIOS_MAX_LENGTH, (n) => framePool.take(n));
   private closedError: Error | undefined;
   /** Every frame that arrived, for tests that look at raw bytes. */
   readonly onFrame: ((frame: Buffer) => void)[] = [];
@@ -152,14 +170,17 @@ export class Smb2Client {
   ) {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
-      let frames: Buffer[];
+      let frames: (Buffer | Buffer[])[];
       try {
-        frames = this.decoder.push(chunk);
+        frames = options.segmentAbove ? this.decoder.pushSegmented(chunk, options.segmentAbove, SEGMENT_HEAD) : this.decoder.push(chunk);
       } catch (e) {
         this.fail(e as Error);
         return;
       }
-      for (const f of frames) this.onResponseFrame(f);
+      for (const f of frames) {
+        if (Array.isArray(f)) this.onSegmentedFrame(f);
+        else this.onResponseFrame(f);
+      }
     });
     socket.on('error', (e) => this.fail(e));
     socket.on('close', () => this.fail(new DsrError(ErrorCode.PROTOCOL, 'connection closed by the server')));
@@ -225,7 +246,36 @@ export class Smb2Client {
     }
   }
 
+  /** A large frame as received chunks: passed on as such when its request takes them, else assembled. */
+  private onSegmentedFrame(segments: Buffer[]): void {
+    let hdr: Smb2Header;
+    try {
+      hdr = decodeHeader(segments[0]!);
+    } catch (e) {
+      this.fail(e as Error);
+      return;
+    }
+    const p = hdr.NextCommand === 0 ? this.pending.get(hdr.MessageId) : undefined;
+    const interim = hdr.Status === NtStatus.STATUS_PENDING && (hdr.Flags & Smb2Flags.ASYNC_COMMAND) !== 0;
+    const mustVerify = p?.out.session?.signs === true && (hdr.Flags & Smb2Flags.SIGNED) !== 0;
+    if (!p?.out.onSegments || interim || mustVerify || this.onFrame.length > 0) {
+      this.onResponseFrame(Buffer.concat(segments));
+      return;
+    }
+    this.credits += hdr.Credit;
+    this.pending.delete(hdr.MessageId);
+    p.handle.done = true;
+    try {
+      p.out.onSegments(segments, hdr);
+    } catch (e) {
+      p.out.onError(e instanceof Error ? e : new Error(String(e)));
+    }
+    this.drain();
+  }
+
   private dispatchResponses(msgs: Buffer[]): void {
+    // Only a frame holding one message can be handed on whole (a compound's parts share it).
+    const release = msgs.length === 1 ? () => framePool.release(msgs[0]!) : undefined;
     for (const msg of msgs) {
       const hdr = decodeHeader(msg);
       this.credits += hdr.Credit;
@@ -247,7 +297,7 @@ export class Smb2Client {
         p.out.onError(new ProtocolError(`response to MessageId ${hdr.MessageId} has a bad signature`));
         continue;
       }
-      deliver(p.out, msg, hdr);
+      deliver(p.out, msg, hdr, release);
     }
     this.drain();
   }
@@ -293,6 +343,8 @@ export class Smb2Client {
       handles[i]!.messageId = id;
       this.pending.set(id, { out: o, handle: handles[i]! });
     });
+    // A message sent alone may come from inside a client's compound: it must not point past itself.
+    if (items.length === 1) items[0]!.msg.writeUInt32LE(0, Hdr.NextCommand);
     const frame = items.length === 1 ? items[0]!.msg : joinCompound(items.map((o) => o.msg));
     let at = 0;
     for (const o of items) {
@@ -307,7 +359,13 @@ export class Smb2Client {
       o.onSent?.(msg);
       at = end;
     }
-    sendFrame(this.socket, frame);
+    if (items.length === 1) {
+      sendFrame(this.socket, frame, items[0]!.onWritten);
+    } else {
+      // joinCompound copied the messages: their own buffers are free already.
+      sendFrame(this.socket, frame);
+      for (const o of items) o.onWritten?.();
+    }
   }
 
   /**

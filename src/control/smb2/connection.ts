@@ -10,7 +10,7 @@ import { AuthError, errorMessage, ProtocolError, WireError } from '../errors.js'
 import type { Logger } from '../log.js';
 import type { Session } from '../tables/sessions.js';
 import type { Tree } from '../tables/trees.js';
-import { FrameDecoder } from '../wire/netbios.js';
+import { encodeFrameHeader, FrameDecoder } from '../wire/netbios.js';
 import { NtStatus, ntStatusName } from '../wire/ntstatus.js';
 import { joinCompound, splitCompound } from '../wire/smb2/compound.js';
 import {
@@ -34,6 +34,7 @@ import { answerSmb1Negotiate } from './negotiate.js';
 import { destroySession } from './session-setup.js';
 import { signReply, verifyRequest } from './signing.js';
 import { decryptMessage, encryptMessage, transformSessionId } from '../auth/smb2-encryption.js';
+import { framePool } from './frame-pool.js';
 import { sendFrame } from './transport.js';
 
 /** Thrown inside the pipeline when the connection must be closed. */
@@ -45,6 +46,10 @@ interface Outgoing {
   signWith: Session | undefined;
   onWire: ((msg: Buffer) => void) | undefined;
   after: (() => void) | undefined;
+  /** Gives the bytes of `msg` back (a server's pooled frame) once they are on the wire or copied. */
+  release?: () => void;
+  /** A server's large response as the chunks it arrived in; `msg` is the first, its header rewritten. */
+  segments?: Buffer[];
 }
 
 /** What one message of a frame left for the next one (MS-SMB2 3.3.5.2.7.2). */
@@ -113,6 +118,7 @@ export class Smb2Connection {
       this.log.child({ component: 'backend' }),
       (link, msg) => this.onBreak(link, msg),
       (link, why) => this.onBackendLost(link, why),
+      () => this.state.dialect,
     );
     ctx.pools.set(id, backends);
     this.state = {
@@ -135,7 +141,7 @@ export class Smb2Connection {
       backends,
       routes: new WeakMap(),
     };
-    this.decoder = new FrameDecoder(ctx.config.maxFrameBytes);
+    this.decoder = new FrameDecoder(ctx.config.maxFrameBytes, (n) => framePool.take(n));
     this.credits = new CreditWindow(ctx.config.smb2.maxCredits);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -186,17 +192,23 @@ export class Smb2Connection {
       }
       if (protocol === SMB2_COMPRESSION_PROTOCOL_ID) throw new Disconnect('compressed message, but compression was not negotiated');
       let encryptedBy: Session | undefined;
-      if (protocol === SMB2_TRANSFORM_PROTOCOL_ID) ({ plain: frame, session: encryptedBy } = this.decrypt(frame));
+      if (protocol === SMB2_TRANSFORM_PROTOCOL_ID) {
+        ({ plain: frame, session: encryptedBy } = this.decrypt(frame));
+        framePool.release(received);
+      }
       const msgs = splitCompound(frame);
       const slots: Slot[] = [];
       const batches = new Map<BackendLink, Batch>();
       let related: Related = { status: NtStatus.STATUS_SUCCESS };
       for (let i = 0; i < msgs.length; i++) {
-        const r = await this.handleMessage(msgs[i]!, i > 0 ? related : undefined, batches, i === msgs.length - 1, encryptedBy);
+        const r = await this.handleMessage(msgs[i]!, i > 0 ? related : undefined, batches, { last: i === msgs.length - 1, alone: msgs.length === 1 }, encryptedBy);
         if (!r) continue;
         slots.push(r.out);
         related = r.related;
       }
+      // A frame that is one forwarded message goes back to the pool once the server has it.
+      const only = msgs.length === 1 && batches.size === 1 ? [...batches.values()][0]!.items[0] : undefined;
+      if (only) only.onWritten = () => framePool.release(frame);
       for (const [link, b] of batches) {
         const handles = link.client.send(b.items);
         b.forwarded.forEach((f, i) => (f.handle = handles[i]));
@@ -230,7 +242,7 @@ export class Smb2Connection {
     msg: Buffer,
     prev: Related | undefined,
     batches: Map<BackendLink, Batch>,
-    last: boolean,
+    place: { last: boolean; alone: boolean },
     encryptedBy: Session | undefined,
   ): Promise<{ out: Slot; related: Related } | undefined> {
     const hdr = decodeHeader(msg);
@@ -321,7 +333,7 @@ export class Smb2Connection {
     // A tree connect may wait seconds for a server; the frames behind it do not, so a slow or
     // dead server stays invisible to the client's other shares. Only when nothing follows it in
     // its frame (a related member would need its tree).
-    if (hdr.Command === Smb2Command.TREE_CONNECT && last) {
+    if (hdr.Command === Smb2Command.TREE_CONNECT && place.last) {
       const out = ran.then(
         (r) => this.reply(hdr, r, session, isRelated),
         (e: unknown) => {
@@ -335,7 +347,7 @@ export class Smb2Connection {
     const r = await ran;
     if (r.disconnect) throw new Disconnect(r.disconnect);
     if (r.forward && session) {
-      return { out: this.forwardMessage(hdr, session, tree, isRelated, r.forward, batches, encryptedBy), related: { session, tree, forward: r.forward, status: NtStatus.STATUS_SUCCESS } };
+      return { out: this.forwardMessage(hdr, session, tree, isRelated, r.forward, batches, encryptedBy, place.alone), related: { session, tree, forward: r.forward, status: NtStatus.STATUS_SUCCESS } };
     }
     const replySession = r.signWith ?? (r.unsigned ? undefined : (r.sessionId !== undefined ? this.ctx.sessions.get(r.sessionId) : session));
     const out = this.reply(hdr, r, replySession, isRelated);
@@ -363,6 +375,7 @@ export class Smb2Connection {
     fwd: Forward,
     batches: Map<BackendLink, Batch>,
     encryptWith: Session | undefined,
+    alone: boolean,
   ): Promise<Outgoing> {
     const f: Forwarded = { req: hdr, session, tree, related, forward: fwd, handle: undefined, asyncId: undefined, firstSent: undefined, encryptWith };
     this.inflight.set(hdr.MessageId, f);
@@ -381,10 +394,14 @@ export class Smb2Connection {
           void f.firstSent!.then(() => this.sendReplies([o], f.encryptWith));
         }
       };
+      // A READ answered alone, neither signed nor encrypted toward the client, passes through
+      // as the chunks it arrived in: no copy of its data.
+      const passThrough = alone && hdr.Command === Smb2Command.READ && !encryptWith && !(session.secrets && ((hdr.Flags & Smb2Flags.SIGNED) !== 0 || session.signingRequired));
       items.push({
         msg: fwd.msg,
         session: fwd.route.bs.session,
-        onResponse: (m, h) => deliver(this.fromBackend(f, m, h, chain)),
+        onResponse: (m, h, release) => deliver({ ...this.fromBackend(f, m, h, chain), release }),
+        ...(passThrough ? { onSegments: (segments: Buffer[], h: Smb2Header) => deliver({ ...this.fromBackend(f, segments[0]!, h, chain), segments }) } : {}),
         onError: (e) => {
           this.log.debug({ event: 'conn.backend_error', server: link.server.name, err: e.message }, 'request lost with its server');
           this.finish(f);
@@ -499,7 +516,15 @@ export class Smb2Connection {
 
   /** Signs (or, for a request that came encrypted, encrypts) and sends a frame of replies. */
   private sendReplies(out: Outgoing[], encryptWith?: Session): void {
-    if (this.closed) return;
+    if (this.closed) {
+      for (const o of out) o.release?.();
+      return;
+    }
+    const segments = out.length === 1 && !encryptWith ? out[0]!.segments : undefined;
+    if (segments) {
+      this.sendSegments(segments);
+      return;
+    }
     // One message goes out as it is (a server's 8 MiB READ response is not copied).
     const frame = out.length === 1 ? out[0]!.msg : joinCompound(out.map((o) => o.msg));
     if (out.length === 1) frame.writeUInt32LE(0, Hdr.NextCommand);
@@ -514,12 +539,31 @@ export class Smb2Connection {
       at = end;
     }
     const enc = encryptWith?.secrets?.encryption;
-    this.send(enc ? encryptMessage(frame, enc.out, enc.cipher, encryptWith!.sessionId, enc.nonces) : frame);
+    const payload = enc ? encryptMessage(frame, enc.out, enc.cipher, encryptWith!.sessionId, enc.nonces) : frame;
+    // Sent as is, a message's bytes are free once written; joined or encrypted, they were copied.
+    const releases = out.map((o) => o.release).filter((r): r is () => void => r !== undefined);
+    if (payload === out[0]!.msg) {
+      this.send(payload, releases[0]);
+    } else {
+      this.send(payload);
+      for (const r of releases) r();
+    }
     for (const o of out) o.after?.();
   }
 
-  private send(payload: Buffer): void {
-    if (!this.closed) sendFrame(this.socket, payload);
+  /** One frame written as the chunks it is made of (a server's READ response passed through). */
+  private sendSegments(segments: Buffer[]): void {
+    segments[0]!.writeUInt32LE(0, Hdr.NextCommand);
+    const length = segments.reduce((n, s) => n + s.length, 0);
+    this.socket.cork();
+    this.socket.write(encodeFrameHeader(length));
+    for (const s of segments) this.socket.write(s);
+    this.socket.uncork();
+  }
+
+  private send(payload: Buffer, written?: () => void): void {
+    if (!this.closed) sendFrame(this.socket, payload, written);
+    else written?.();
   }
 
   /** Closes the connection with one log line saying why. */

@@ -8,6 +8,7 @@
  * open table, because FileIds from different servers may collide in one client session and
  * because a reopened file on another server (failover) gets a new one.
  */
+import { PassReason } from '../../offload/offload.js';
 import { errorMessage } from '../errors.js';
 import type { FileOpen, LockRange, Open } from '../tables/opens.js';
 import type { StorageServer } from '../tables/resources.js';
@@ -128,6 +129,14 @@ export async function redirectTreeConnect(req: Smb2Request, shareName: string, s
   conn.backends.addTree(bs);
   const tree = ctx.trees.add(session.sessionId, shareName, 'disk', { server: server.name, address: server.address, remoteShare, sessionId: bs.session.sessionId, treeId: r.hdr.TreeId });
   conn.routes.set(tree, { link, bs, backendTreeId: r.hdr.TreeId });
+  ctx.offload.upsertTree({
+    connectionId: conn.id,
+    sessionId: session.sessionId,
+    treeId: tree.treeId,
+    share: shareName,
+    pass: bs.session.signs ? PassReason.BACKEND_SIGNED : undefined,
+    backend: { server: server.name, sessionId: bs.session.sessionId, treeId: r.hdr.TreeId },
+  });
   log.debug({ event: 'tree.redirected', tree: tree.treeId, backendTree: r.hdr.TreeId }, `tree ${shareName} on ${server.name}`);
   return {
     status: NtStatus.STATUS_SUCCESS,
@@ -286,6 +295,7 @@ export function forwardTreeDisconnect(req: Smb2Request): Smb2Reply {
     req.ctx.opens.release(session.sessionId, tree.treeId);
     if (req.ctx.trees.delete(session.sessionId, tree.treeId) && route) req.conn.backends.releaseTree(route.link, route.bs);
     req.conn.routes.delete(tree);
+    req.ctx.offload.removeTree(session.sessionId, tree.treeId);
   };
   if (!route) {
     drop();
@@ -370,6 +380,7 @@ export function dropLinkTrees(req: Pick<Smb2Request, 'ctx' | 'conn'>, link: Back
       req.ctx.opens.release(s.sessionId, t.treeId);
       req.ctx.trees.delete(s.sessionId, t.treeId);
       req.conn.routes.delete(t);
+      req.ctx.offload.removeTree(s.sessionId, t.treeId);
       n++;
     }
   }

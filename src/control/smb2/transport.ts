@@ -2,9 +2,10 @@
 import type { Socket } from 'node:net';
 import { encodeFrameHeader } from '../wire/netbios.js';
 
-export function sendFrame(socket: Socket, payload: Buffer): void {
+/** `written` runs once the socket is done with `payload` (its buffer may then be reused). */
+export function sendFrame(socket: Socket, payload: Buffer, written?: () => void): void {
   socket.cork();
   socket.write(encodeFrameHeader(payload.length));
-  socket.write(payload);
+  socket.write(payload, written && (() => written()));
   socket.uncork();
 }

@@ -36,7 +36,11 @@ export class FrameDecoder {
   /** Payload length of the frame being collected, or -1 while its header is incomplete. */
   private want = -1;
 
-  constructor(readonly maxFrame: number) {
+  /** `alloc` provides the buffer a frame spanning several chunks is assembled in (a pool, for large frames). */
+  constructor(
+    readonly maxFrame: number,
+    private readonly alloc: (n: number) => Buffer = Buffer.allocUnsafe,
+  ) {
     if (maxFrame <= 0 || maxFrame > NETBIOS_MAX_LENGTH) {
       throw new WireError(ErrorCode.WIRE_ENCODE, `maxFrame ${maxFrame} outside 1..${NETBIOS_MAX_LENGTH}`);
     }
@@ -48,7 +52,20 @@ export class FrameDecoder {
   }
 
   push(chunk: Buffer): Buffer[] {
-    const out: Buffer[] = [];
+    return this.frames(chunk, Infinity, 0) as Buffer[];
+  }
+
+  /**
+   * Like `push`, but a frame of `above` bytes or more comes as a list of views into the
+   * received chunks, not copied into one buffer; its first element holds at least its first
+   * `head` bytes, so a header can be read and rewritten there.
+   */
+  pushSegmented(chunk: Buffer, above: number, head: number): (Buffer | Buffer[])[] {
+    return this.frames(chunk, above, head);
+  }
+
+  private frames(chunk: Buffer, above: number, head: number): (Buffer | Buffer[])[] {
+    const out: (Buffer | Buffer[])[] = [];
     if (chunk.length > 0) {
       this.chunks.push(chunk);
       this.buffered += chunk.length;
@@ -69,8 +86,27 @@ export class FrameDecoder {
         this.want = length;
       }
       if (this.buffered < this.want) break;
-      out.push(this.take(this.want));
+      out.push(this.want >= above && this.want > head ? [this.take(head), ...this.views(this.want - head)] : this.take(this.want));
       this.want = -1;
+    }
+    return out;
+  }
+
+  /** Removes n buffered bytes as views of the chunks they arrived in (no copy). */
+  private views(n: number): Buffer[] {
+    this.buffered -= n;
+    const out: Buffer[] = [];
+    while (n > 0) {
+      const c = this.chunks[0]!;
+      if (c.length <= n) {
+        out.push(c);
+        this.chunks.shift();
+        n -= c.length;
+      } else {
+        out.push(c.subarray(0, n));
+        this.chunks[0] = c.subarray(n);
+        n = 0;
+      }
     }
     return out;
   }
@@ -88,7 +124,7 @@ export class FrameDecoder {
       this.chunks.shift();
       return first;
     }
-    const out = Buffer.allocUnsafe(n);
+    const out = this.alloc(n);
     let at = 0;
     while (at < n) {
       const c = this.chunks[0]!;

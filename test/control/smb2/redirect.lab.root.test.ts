@@ -259,7 +259,11 @@ describe('redirect and multiplex through the DSR (lab)', { skip: labSkip }, () =
       const trees = (await admin<TreeRow[]>('tree.list')).filter((t) => t.kind === 'disk');
       const backends = await admin<(BackendRow & { connectionId: number })[]>('backend.list');
       const opens = await admin<{ server?: string; backendFileId?: string }[]>('open.list');
+      const rules = (await admin<{ trees: { share: string; backend?: { server: string; treeId: number } }[] }>('offload.show')).trees.filter((t) => t.backend);
       if (point === 'three-trees') {
+        // The fast path gets each redirected tree's backend ids (issue 5 installs them in the kernel).
+        assert.deepEqual(rules.map((t) => t.backend!.server).sort(), ['server1', 'server2', 'server3']);
+        assert.deepEqual(rules.map((t) => t.backend!.treeId).sort(), trees.map((t) => t.backendTreeId).sort());
         assert.deepEqual(trees.map((t) => t.server).sort(), ['server1', 'server2', 'server3']);
         assert.ok(trees.every((t) => typeof t.backendTreeId === 'number'));
         assert.deepEqual(backends.map((b) => b.server).sort(), ['server1', 'server2', 'server3']);
@@ -276,6 +280,7 @@ describe('redirect and multiplex through the DSR (lab)', { skip: labSkip }, () =
       } else {
         assert.deepEqual(trees, []);
         assert.deepEqual(opens, []);
+        assert.deepEqual(rules, []);
         await eventually(async () => (await admin<BackendRow[]>('backend.list')).every((b) => b.sessions.length === 0), 5000, 'backend sessions to end with LOGOFF');
       }
     });
