@@ -38,3 +38,26 @@ test('property: any payloads, any chunking, same frames', () => {
     }),
   );
 });
+
+test('property: segmented frames hold the same bytes, large ones as views with the head together', () => {
+  fc.assert(
+    fc.property(fc.array(fc.uint8Array({ minLength: 0, maxLength: 600 }), { maxLength: 6 }), fc.array(fc.integer({ min: 1, max: 97 }), { minLength: 1, maxLength: 8 }), (payloads, cuts) => {
+      const stream = Buffer.concat(payloads.map((p) => encodeFrame(Buffer.from(p))));
+      const d = new FrameDecoder(1 << 20);
+      const got: (Buffer | Buffer[])[] = [];
+      for (let at = 0, i = 0; at < stream.length; i++) {
+        const n = cuts[i % cuts.length]!;
+        got.push(...d.pushSegmented(stream.subarray(at, at + n), 200, 64));
+        at += n;
+      }
+      assert.deepEqual(
+        got.map((f) => (Array.isArray(f) ? Buffer.concat(f) : f)),
+        payloads.map((p) => Buffer.from(p)),
+      );
+      for (const f of got) {
+        if (!Array.isArray(f)) assert.ok(f.length < 200 || f.length <= 64);
+        else assert.ok(f[0]!.length === 64 && Buffer.concat(f).length >= 200);
+      }
+    }),
+  );
+});
