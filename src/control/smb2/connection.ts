@@ -288,7 +288,12 @@ export class Smb2Connection {
       session = sid !== undefined && sid !== 0n ? this.ctx.sessions.get(sid) : undefined;
       // A binding SESSION_SETUP names a session of another connection (3.3.5.5.2).
       const binding = hdr.Command === Smb2Command.SESSION_SETUP && msg.length > SMB2_HEADER_SIZE + 2 && (msg[SMB2_HEADER_SIZE + 2]! & SessionSetupRequestFlags.BINDING) !== 0;
-      if (session && session.connectionId !== this.state.id && !binding) session = undefined;
+      if (session && session.connectionId !== this.state.id && !binding) {
+        // SESSION_SETUP naming another connection's session without binding: refused, signed
+        // with that session's key as Samba and Windows do (its client insists on a signature).
+        const foreign = hdr.Command === Smb2Command.SESSION_SETUP ? session : undefined;
+        return { out: fail(NtStatus.STATUS_USER_SESSION_DELETED, foreign), related: { status: NtStatus.STATUS_USER_SESSION_DELETED } };
+      }
       const allowNew = def.session === 'optional' && (sid === undefined || sid === 0n);
       if (!session && !allowNew) return { out: fail(NtStatus.STATUS_USER_SESSION_DELETED), related: { status: NtStatus.STATUS_USER_SESSION_DELETED } };
       if (session && session.state !== 'valid' && def.session === 'valid') {
