@@ -10,7 +10,7 @@ import { AuthError, errorMessage, ProtocolError, WireError } from '../errors.js'
 import type { Logger } from '../log.js';
 import type { Session } from '../tables/sessions.js';
 import type { Tree } from '../tables/trees.js';
-import { encodeFrameHeader, FrameDecoder } from '../wire/netbios.js';
+import { FrameDecoder } from '../wire/netbios.js';
 import { NtStatus, ntStatusName } from '../wire/ntstatus.js';
 import { joinCompound, splitCompound } from '../wire/smb2/compound.js';
 import {
@@ -88,6 +88,11 @@ interface Batch {
   readonly items: Outbound[];
   readonly forwarded: Forwarded[];
   readonly chain: ChainState;
+}
+
+/** MS-SMB2 3.3.4.1.1: a reply is signed when its request was, or when the session requires it (and has a key). */
+function signsReply(req: Smb2Header, session: Session): boolean {
+  return session.secrets !== undefined && ((req.Flags & Smb2Flags.SIGNED) !== 0 || session.signingRequired);
 }
 
 let nextConnectionId = 1;
@@ -405,7 +410,7 @@ export class Smb2Connection {
       };
       // A READ answered alone, neither signed nor encrypted toward the client, passes through
       // as the chunks it arrived in: no copy of its data.
-      const passThrough = alone && hdr.Command === Smb2Command.READ && !encryptWith && !(session.secrets && ((hdr.Flags & Smb2Flags.SIGNED) !== 0 || session.signingRequired));
+      const passThrough = alone && hdr.Command === Smb2Command.READ && !encryptWith && !signsReply(hdr, session);
       items.push({
         msg: fwd.msg,
         session: fwd.route.bs.session,
@@ -457,7 +462,7 @@ export class Smb2Connection {
     m.fill(0, Hdr.Signature, Hdr.Signature + 16);
     // 3.3.4.2: interim responses are not signed.
     const live = this.ctx.sessions.get(f.session.sessionId) === f.session;
-    const sign = !interim && live && !f.encryptWith && f.session.secrets !== undefined && ((f.req.Flags & Smb2Flags.SIGNED) !== 0 || f.session.signingRequired);
+    const sign = !interim && live && !f.encryptWith && signsReply(f.req, f.session);
     return { msg: m, signWith: sign ? f.session : undefined, onWire: undefined, after: undefined };
   }
 
@@ -469,7 +474,7 @@ export class Smb2Connection {
   /** CANCEL (MS-SMB2 3.3.5.16): found by AsyncId or MessageId, passed to the server working on it. */
   private cancel(hdr: Smb2Header): void {
     const f = hdr.Flags & Smb2Flags.ASYNC_COMMAND ? this.asyncs.get(hdr.AsyncId) : this.inflight.get(hdr.MessageId);
-    this.log.debug({ event: 'conn.cancel', async: (hdr.Flags & Smb2Flags.ASYNC_COMMAND) !== 0, messageId: String(hdr.MessageId), asyncId: String(hdr.AsyncId), inflight: [...this.inflight.keys()].map(String), found: f !== undefined, sent: f?.handle?.messageId !== undefined }, 'CANCEL');
+    this.log.debug({ event: 'conn.cancel', async: (hdr.Flags & Smb2Flags.ASYNC_COMMAND) !== 0, found: f !== undefined, sent: f?.handle?.messageId !== undefined }, 'CANCEL');
     if (!f?.handle || f.session.sessionId !== hdr.SessionId) return;
     if (f.forward.route.link.client.cancel(f.handle, f.forward.route.bs.session)) return;
     // Still waiting for server credits: withdrawn here, so the DSR answers it.
@@ -505,7 +510,7 @@ export class Smb2Connection {
 
   /** Builds the response message for a request (credits granted here, signing later). */
   private reply(req: Smb2Header, r: Smb2Reply, session: Session | undefined, related: boolean, asyncId?: bigint): Outgoing {
-    const signed = session?.secrets !== undefined && (r.signWith !== undefined || (req.Flags & Smb2Flags.SIGNED) !== 0 || session.signingRequired);
+    const signed = session !== undefined && (r.signWith !== undefined ? session.secrets !== undefined : signsReply(req, session));
     const hdr: Smb2Header = {
       CreditCharge: req.CreditCharge,
       Status: r.status,
@@ -531,7 +536,9 @@ export class Smb2Connection {
     }
     const segments = out.length === 1 && !encryptWith ? out[0]!.segments : undefined;
     if (segments) {
-      this.sendSegments(segments);
+      // A server's READ response passed through as the chunks it arrived in.
+      segments[0]!.writeUInt32LE(0, Hdr.NextCommand);
+      this.send(segments);
       return;
     }
     // One message goes out as it is (a server's 8 MiB READ response is not copied).
@@ -560,17 +567,7 @@ export class Smb2Connection {
     for (const o of out) o.after?.();
   }
 
-  /** One frame written as the chunks it is made of (a server's READ response passed through). */
-  private sendSegments(segments: Buffer[]): void {
-    segments[0]!.writeUInt32LE(0, Hdr.NextCommand);
-    const length = segments.reduce((n, s) => n + s.length, 0);
-    this.socket.cork();
-    this.socket.write(encodeFrameHeader(length));
-    for (const s of segments) this.socket.write(s);
-    this.socket.uncork();
-  }
-
-  private send(payload: Buffer, written?: () => void): void {
+  private send(payload: Buffer | Buffer[], written?: () => void): void {
     if (!this.closed) sendFrame(this.socket, payload, written);
     else written?.();
   }

@@ -304,6 +304,11 @@ export function forwardTreeDisconnect(req: Smb2Request): Smb2Reply {
   return forward(req, () => drop());
 }
 
+/** A file open granted the lease with this LeaseKey. */
+function holdsLease(o: Open, key: Buffer): boolean {
+  return o.kind === 'file' && (o.target as FileOpen).lease?.key.equals(key) === true;
+}
+
 /** OPLOCK_BREAK acknowledgment: routed by FileId (oplock) or LeaseKey (lease) to the open's server. */
 export function forwardBreakAck(req: Smb2Request): Smb2Reply {
   const session = req.session!;
@@ -311,7 +316,7 @@ export function forwardBreakAck(req: Smb2Request): Smb2Reply {
   let open: Open<FileOpen> | undefined;
   if (isLease) {
     const key = req.msg.subarray(SMB2_HEADER_SIZE + 8, SMB2_HEADER_SIZE + 24);
-    open = req.ctx.opens.find((o) => o.sessionId === session.sessionId && o.kind === 'file' && (o as Open<FileOpen>).target.lease?.key.equals(key) === true) as Open<FileOpen> | undefined;
+    open = req.ctx.opens.find((o) => o.sessionId === session.sessionId && holdsLease(o, key)) as Open<FileOpen> | undefined;
     if (!open) return errorReply(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND);
   } else {
     const id = getFileId(req.msg, SMB2_HEADER_SIZE + OPLOCK_BREAK_FILE_ID_AT);
@@ -356,7 +361,7 @@ export function breakToClient(req: Pick<Smb2Request, 'ctx'>, connectionId: numbe
     setFileId(msg, SMB2_HEADER_SIZE + OPLOCK_BREAK_FILE_ID_AT, open.fileId);
   } else if (size === 44 && msg.length >= SMB2_HEADER_SIZE + 44) {
     const key = msg.subarray(SMB2_HEADER_SIZE + 8, SMB2_HEADER_SIZE + 24);
-    open = ctx.opens.find((o) => mine(o) && (o.target as FileOpen).lease?.key.equals(key) === true) as Open<FileOpen> | undefined;
+    open = ctx.opens.find((o) => mine(o) && holdsLease(o, key)) as Open<FileOpen> | undefined;
     if (!open) return undefined;
   } else {
     return undefined;
