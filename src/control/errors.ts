@@ -33,6 +33,8 @@ export const ErrorCode = {
   LAB: 'DSR_LAB',
   /** A user-supplied argument is invalid. */
   USAGE: 'DSR_USAGE',
+  /** The rebalancing planner was given an inconsistent input (duplicate names, bad loads...). */
+  PLAN_INPUT: 'DSR_PLAN_INPUT',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
