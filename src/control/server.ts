@@ -10,6 +10,7 @@ import { toFiletime } from './filetime.js';
 import { component, type Logger } from './log.js';
 import type { DsrContext } from './smb2/context.js';
 import { Smb2Connection } from './smb2/connection.js';
+import { acceptSharedRead } from './smb2/transport.js';
 import { CredentialTable } from './tables/credentials.js';
 import { OpenTable } from './tables/opens.js';
 import { ResourceTable } from './tables/resources.js';
@@ -65,17 +66,21 @@ export class DsrServer {
 
   private listen(address: string, port: number): Promise<Server> {
     return new Promise((resolve, reject) => {
-      const server = createServer((socket) => {
-        if (this.connections.size >= this.config.limits.maxConnections) {
-          this.log.warn({ event: 'server.connection_refused', client: socket.remoteAddress, limit: this.config.limits.maxConnections }, 'connection limit reached');
-          socket.destroy();
-          return;
-        }
-        const conn = new Smb2Connection(socket, this.ctx, (c) => this.connections.delete(c));
-        this.connections.add(conn);
-      });
+      const server = createServer();
       server.once('error', (e) => reject(new DsrError(ErrorCode.CONFIG, `cannot listen on ${address}:${port}: ${e.message}`, { cause: e })));
-      server.listen({ host: address, port }, () => resolve(server));
+      server.listen({ host: address, port }, () => {
+        acceptSharedRead(server, (socket, attach) => {
+          if (this.connections.size >= this.config.limits.maxConnections) {
+            this.log.warn({ event: 'server.connection_refused', client: socket.remoteAddress, limit: this.config.limits.maxConnections }, 'connection limit reached');
+            socket.destroy();
+            return;
+          }
+          const conn = new Smb2Connection(socket, this.ctx, (c) => this.connections.delete(c));
+          attach((chunk) => conn.receive(chunk));
+          this.connections.add(conn);
+        });
+        resolve(server);
+      });
     });
   }
 

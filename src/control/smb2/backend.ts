@@ -116,7 +116,6 @@ export class BackendPool {
       timeoutMs: this.timeoutMs,
       requireSigning: cfg?.signing === 'required',
       dialects: upToClient.length > 0 ? upToClient : allowed,
-      segmentAbove: 1 << 20,
     });
     const link = new BackendLink(server, client);
     client.onUnsolicited = (msg, hdr) => this.onBreak(link, msg, hdr);

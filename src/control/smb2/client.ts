@@ -34,10 +34,8 @@ import { decodeNegotiateResponse, encodeNegotiateRequest, findNegotiateContext, 
 import { decodeSessionSetupResponse, encodeSessionSetupRequest } from '../wire/smb2/session-setup.js';
 import { encodeReservedBody } from '../wire/smb2/simple.js';
 import { framePool } from './frame-pool.js';
-import { sendFrame } from './transport.js';
+import { sendFrame, sharedRead } from './transport.js';
 
-/** Bytes of a segmented response kept together at its start: header and fixed body part. */
-const SEGMENT_HEAD = 256;
 
 /** MessageId of unsolicited messages: oplock and lease break notifications (MS-SMB2 3.3.4.6). */
 export const UNSOLICITED_MESSAGE_ID = 0xffffffffffffffffn;
@@ -63,8 +61,6 @@ export interface Smb2ClientOptions {
   timeoutMs?: number;
   /** Source address to connect from. */
   localAddress?: string;
-  /** Responses of this many bytes or more may be handed on as received chunks (`Outbound.onSegments`). */
-  segmentAbove?: number;
 }
 
 export interface Smb2Response {
@@ -112,12 +108,6 @@ export interface Outbound {
   onSent?(msg: Buffer): void;
   /** Runs once the socket no longer needs the message's bytes. */
   onWritten?(): void;
-  /**
-   * Takes a large final response as the chunks it arrived in, the header in the first (at
-   * least 256 bytes), instead of one assembled buffer: for passing it on without a copy. Not
-   * used for a signed response, which must be verified whole.
-   */
-  onSegments?(segments: Buffer[], hdr: Smb2Header): void;
 }
 
 /** Where a sent request is: its MessageId once sent, its AsyncId once the server went async. */
@@ -169,26 +159,14 @@ export class Smb2Client {
     private readonly options: Smb2ClientOptions,
   ) {
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => {
-      let frames: (Buffer | Buffer[])[];
-      try {
-        frames = options.segmentAbove ? this.decoder.pushSegmented(chunk, options.segmentAbove, SEGMENT_HEAD) : this.decoder.push(chunk);
-      } catch (e) {
-        this.fail(e as Error);
-        return;
-      }
-      for (const f of frames) {
-        if (Array.isArray(f)) this.onSegmentedFrame(f);
-        else this.onResponseFrame(f);
-      }
-    });
     socket.on('error', (e) => this.fail(e));
     socket.on('close', () => this.fail(new DsrError(ErrorCode.PROTOCOL, 'connection closed by the server')));
   }
 
   static connect(options: Smb2ClientOptions): Promise<Smb2Client> {
     return new Promise((resolve, reject) => {
-      const socket = createConnection({ host: options.host, port: options.port ?? 445, ...(options.localAddress ? { localAddress: options.localAddress } : {}) });
+      const read = sharedRead();
+      const socket = createConnection({ host: options.host, port: options.port ?? 445, ...(options.localAddress ? { localAddress: options.localAddress } : {}), onread: read.onread });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new DsrError(ErrorCode.PROTOCOL, `connect to ${options.host}:${options.port ?? 445} timed out`));
@@ -196,7 +174,9 @@ export class Smb2Client {
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.removeListener('error', reject);
-        resolve(new Smb2Client(socket, options));
+        const client = new Smb2Client(socket, options);
+        read.attach((chunk) => client.onChunk(chunk));
+        resolve(client);
       });
       socket.once('error', (e) => {
         clearTimeout(timer);
@@ -246,31 +226,17 @@ export class Smb2Client {
     }
   }
 
-  /** A large frame as received chunks: passed on as such when its request takes them, else assembled. */
-  private onSegmentedFrame(segments: Buffer[]): void {
-    let hdr: Smb2Header;
+  /** Bytes read into the shared buffer: copied out as frames before this returns. */
+  private onChunk(chunk: Buffer): void {
+    if (this.closedError) return;
+    let frames: Buffer[];
     try {
-      hdr = decodeHeader(segments[0]!);
+      frames = this.decoder.push(chunk);
     } catch (e) {
       this.fail(e as Error);
       return;
     }
-    const p = hdr.NextCommand === 0 ? this.pending.get(hdr.MessageId) : undefined;
-    const interim = hdr.Status === NtStatus.STATUS_PENDING && (hdr.Flags & Smb2Flags.ASYNC_COMMAND) !== 0;
-    const mustVerify = p?.out.session?.signs === true && (hdr.Flags & Smb2Flags.SIGNED) !== 0;
-    if (!p?.out.onSegments || interim || mustVerify || this.onFrame.length > 0) {
-      this.onResponseFrame(Buffer.concat(segments));
-      return;
-    }
-    this.credits += hdr.Credit;
-    this.pending.delete(hdr.MessageId);
-    p.handle.done = true;
-    try {
-      p.out.onSegments(segments, hdr);
-    } catch (e) {
-      p.out.onError(e instanceof Error ? e : new Error(String(e)));
-    }
-    this.drain();
+    for (const f of frames) this.onResponseFrame(f);
   }
 
   private dispatchResponses(msgs: Buffer[]): void {
@@ -351,11 +317,7 @@ export class Smb2Client {
       const next = frame.readUInt32LE(at + Hdr.NextCommand);
       const end = next === 0 ? frame.length : at + next;
       const msg = frame.subarray(at, end);
-      const s = o.session;
-      const command = msg.readUInt16LE(Hdr.Command);
-      // 3.1.1 servers refuse an unsigned TREE_CONNECT from a signing-capable session (MS-SMB2 3.3.5.2.4).
-      const sign = s?.signs || (command === Smb2Command.TREE_CONNECT && this.dialect === Smb2Dialect.SMB311);
-      if (sign && s?.signKey && command !== Smb2Command.NEGOTIATE) signMessage(msg, s.signKey, s.signAlg);
+      if (this.signs(o)) signMessage(msg, o.session!.signKey!, o.session!.signAlg);
       o.onSent?.(msg);
       at = end;
     }
@@ -366,6 +328,15 @@ export class Smb2Client {
       sendFrame(this.socket, frame);
       for (const o of items) o.onWritten?.();
     }
+  }
+
+  /** Whether a request goes out signed. */
+  private signs(o: Outbound): boolean {
+    const s = o.session;
+    const command = o.msg.readUInt16LE(Hdr.Command);
+    // 3.1.1 servers refuse an unsigned TREE_CONNECT from a signing-capable session (MS-SMB2 3.3.5.2.4).
+    const sign = s?.signs || (command === Smb2Command.TREE_CONNECT && this.dialect === Smb2Dialect.SMB311);
+    return sign === true && s?.signKey !== undefined && command !== Smb2Command.NEGOTIATE;
   }
 
   /**

@@ -50,8 +50,6 @@ interface Outgoing {
   after: (() => void) | undefined;
   /** Gives the bytes of `msg` back (a server's pooled frame) once they are on the wire or copied. */
   release?: () => void;
-  /** A server's large response as the chunks it arrived in; `msg` is the first, its header rewritten. */
-  segments?: Buffer[];
 }
 
 /** What one message of a frame left for the next one (MS-SMB2 3.3.5.2.7.2). */
@@ -151,7 +149,6 @@ export class Smb2Connection {
     this.decoder = new FrameDecoder(ctx.config.maxFrameBytes, (n) => framePool.take(n));
     this.credits = new CreditWindow(ctx.config.smb2.maxCredits);
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (e) => this.log.debug({ event: 'conn.socket_error', err: e.message }, 'socket error'));
     socket.on('close', () => this.cleanup());
     // A connection that never authenticates must not hold resources forever.
@@ -166,7 +163,8 @@ export class Smb2Connection {
     return this.state.id;
   }
 
-  private onData(chunk: Buffer): void {
+  /** Bytes from the client: valid only until this returns (see transport.ts). */
+  receive(chunk: Buffer): void {
     if (this.closed) return;
     let frames: Buffer[];
     try {
@@ -208,7 +206,7 @@ export class Smb2Connection {
       const batches = new Map<BackendLink, Batch>();
       let related: Related = { status: NtStatus.STATUS_SUCCESS };
       for (let i = 0; i < msgs.length; i++) {
-        const r = await this.handleMessage(msgs[i]!, i > 0 ? related : undefined, batches, { last: i === msgs.length - 1, alone: msgs.length === 1 }, encryptedBy);
+        const r = await this.handleMessage(msgs[i]!, i > 0 ? related : undefined, batches, { last: i === msgs.length - 1 }, encryptedBy);
         if (!r) continue;
         slots.push(r.out);
         related = r.related;
@@ -249,7 +247,7 @@ export class Smb2Connection {
     msg: Buffer,
     prev: Related | undefined,
     batches: Map<BackendLink, Batch>,
-    place: { last: boolean; alone: boolean },
+    place: { last: boolean },
     encryptedBy: Session | undefined,
   ): Promise<{ out: Slot; related: Related } | undefined> {
     const hdr = decodeHeader(msg);
@@ -361,7 +359,7 @@ export class Smb2Connection {
     const r = await ran;
     if (r.disconnect) throw new Disconnect(r.disconnect);
     if (r.forward && session) {
-      return { out: this.forwardMessage(hdr, session, tree, isRelated, r.forward, batches, encryptedBy, place.alone), related: { session, tree, forward: r.forward, status: NtStatus.STATUS_SUCCESS } };
+      return { out: this.forwardMessage(hdr, session, tree, isRelated, r.forward, batches, encryptedBy), related: { session, tree, forward: r.forward, status: NtStatus.STATUS_SUCCESS } };
     }
     const replySession = r.signWith ?? (r.unsigned ? undefined : (r.sessionId !== undefined ? this.ctx.sessions.get(r.sessionId) : session));
     const out = this.reply(hdr, r, replySession, isRelated);
@@ -389,7 +387,6 @@ export class Smb2Connection {
     fwd: Forward,
     batches: Map<BackendLink, Batch>,
     encryptWith: Session | undefined,
-    alone: boolean,
   ): Promise<Outgoing> {
     const f: Forwarded = { req: hdr, session, tree, related, forward: fwd, handle: undefined, asyncId: undefined, firstSent: undefined, encryptWith };
     this.inflight.set(hdr.MessageId, f);
@@ -408,14 +405,10 @@ export class Smb2Connection {
           void f.firstSent!.then(() => this.sendReplies([o], f.encryptWith));
         }
       };
-      // A READ answered alone, neither signed nor encrypted toward the client, passes through
-      // as the chunks it arrived in: no copy of its data.
-      const passThrough = alone && hdr.Command === Smb2Command.READ && !encryptWith && !signsReply(hdr, session);
       items.push({
         msg: fwd.msg,
         session: fwd.route.bs.session,
         onResponse: (m, h, release) => deliver({ ...this.fromBackend(f, m, h, chain), release }),
-        ...(passThrough ? { onSegments: (segments: Buffer[], h: Smb2Header) => deliver({ ...this.fromBackend(f, segments[0]!, h, chain), segments }) } : {}),
         onError: (e) => {
           this.log.debug({ event: 'conn.backend_error', server: link.server.name, err: e.message }, 'request lost with its server');
           this.finish(f);
@@ -532,13 +525,6 @@ export class Smb2Connection {
   private sendReplies(out: Outgoing[], encryptWith?: Session): void {
     if (this.closed) {
       for (const o of out) o.release?.();
-      return;
-    }
-    const segments = out.length === 1 && !encryptWith ? out[0]!.segments : undefined;
-    if (segments) {
-      // A server's READ response passed through as the chunks it arrived in.
-      segments[0]!.writeUInt32LE(0, Hdr.NextCommand);
-      this.send(segments);
       return;
     }
     // One message goes out as it is (a server's 8 MiB READ response is not copied).

@@ -25,114 +25,79 @@ export function encodeFrame(payload: Buffer): Buffer {
   return Buffer.concat([encodeFrameHeader(payload.length), payload]);
 }
 
+/** A frame header's payload length, -1 for a keepalive; throws for anything else a stream cannot resync from. */
+function payloadLength(h: Buffer, maxFrame: number): number {
+  const type = h[0]!;
+  const length = h.readUIntBE(1, 3);
+  if (type === SESSION_KEEPALIVE && length === 0) return -1;
+  if (type !== SESSION_MESSAGE) {
+    throw new WireError(ErrorCode.WIRE_FRAMING, `NetBIOS session type 0x${type.toString(16)} is not a session message`);
+  }
+  if (length > maxFrame) {
+    throw new WireError(ErrorCode.WIRE_OVERSIZE, `frame of ${length} bytes exceeds the maximum ${maxFrame}`);
+  }
+  return length;
+}
+
+function checkMaxFrame(maxFrame: number): void {
+  if (maxFrame <= 0 || maxFrame > NETBIOS_MAX_LENGTH) {
+    throw new WireError(ErrorCode.WIRE_ENCODE, `maxFrame ${maxFrame} outside 1..${NETBIOS_MAX_LENGTH}`);
+  }
+}
+
 /**
  * Incremental frame decoder. `push` takes any chunking of the byte stream and returns every
- * complete frame payload. Oversize frames and unknown session types throw a WireError with no
+ * complete frame payload. Each frame is copied, as its bytes arrive, into a buffer of its own
+ * from `alloc` (a pool, for large frames): nothing returned is a view of a chunk, so a chunk
+ * may be overwritten as soon as `push` returns (a socket reading into one reused buffer, see
+ * smb2/transport.ts). Oversize frames and unknown session types throw a WireError with no
  * status: the stream cannot be resynchronised, so the connection must be closed.
  */
 export class FrameDecoder {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-  /** Payload length of the frame being collected, or -1 while its header is incomplete. */
-  private want = -1;
+  private readonly head = Buffer.alloc(NETBIOS_HEADER_SIZE);
+  private headFilled = 0;
+  /** The frame being filled, once its header is in. */
+  private frame: Buffer | undefined;
+  private filled = 0;
 
-  /** `alloc` provides the buffer a frame spanning several chunks is assembled in (a pool, for large frames). */
   constructor(
     readonly maxFrame: number,
     private readonly alloc: (n: number) => Buffer = Buffer.allocUnsafe,
   ) {
-    if (maxFrame <= 0 || maxFrame > NETBIOS_MAX_LENGTH) {
-      throw new WireError(ErrorCode.WIRE_ENCODE, `maxFrame ${maxFrame} outside 1..${NETBIOS_MAX_LENGTH}`);
-    }
+    checkMaxFrame(maxFrame);
   }
 
   /** Bytes received but not yet returned as a frame. */
   get pending(): number {
-    return this.buffered;
+    return this.headFilled + (this.frame ? NETBIOS_HEADER_SIZE + this.filled : 0);
   }
 
   push(chunk: Buffer): Buffer[] {
-    return this.frames(chunk, Infinity, 0) as Buffer[];
-  }
-
-  /**
-   * Like `push`, but a frame of `above` bytes or more comes as a list of views into the
-   * received chunks, not copied into one buffer; its first element holds at least its first
-   * `head` bytes, so a header can be read and rewritten there.
-   */
-  pushSegmented(chunk: Buffer, above: number, head: number): (Buffer | Buffer[])[] {
-    return this.frames(chunk, above, head);
-  }
-
-  private frames(chunk: Buffer, above: number, head: number): (Buffer | Buffer[])[] {
-    const out: (Buffer | Buffer[])[] = [];
-    if (chunk.length > 0) {
-      this.chunks.push(chunk);
-      this.buffered += chunk.length;
-    }
-    for (;;) {
-      if (this.want < 0) {
-        if (this.buffered < NETBIOS_HEADER_SIZE) break;
-        const h = this.take(NETBIOS_HEADER_SIZE);
-        const type = h[0]!;
-        const length = h.readUIntBE(1, 3);
-        if (type === SESSION_KEEPALIVE && length === 0) continue;
-        if (type !== SESSION_MESSAGE) {
-          throw new WireError(ErrorCode.WIRE_FRAMING, `NetBIOS session type 0x${type.toString(16)} is not a session message`);
-        }
-        if (length > this.maxFrame) {
-          throw new WireError(ErrorCode.WIRE_OVERSIZE, `frame of ${length} bytes exceeds the maximum ${this.maxFrame}`);
-        }
-        this.want = length;
-      }
-      if (this.buffered < this.want) break;
-      out.push(this.want >= above && this.want > head ? [this.take(head), ...this.views(this.want - head)] : this.take(this.want));
-      this.want = -1;
-    }
-    return out;
-  }
-
-  /** Removes n buffered bytes as views of the chunks they arrived in (no copy). */
-  private views(n: number): Buffer[] {
-    this.buffered -= n;
     const out: Buffer[] = [];
-    while (n > 0) {
-      const c = this.chunks[0]!;
-      if (c.length <= n) {
-        out.push(c);
-        this.chunks.shift();
-        n -= c.length;
-      } else {
-        out.push(c.subarray(0, n));
-        this.chunks[0] = c.subarray(n);
-        n = 0;
-      }
-    }
-    return out;
-  }
-
-  /** Removes n buffered bytes, copying only when they span chunks. */
-  private take(n: number): Buffer {
-    if (n === 0) return Buffer.alloc(0);
-    this.buffered -= n;
-    const first = this.chunks[0]!;
-    if (first.length > n) {
-      this.chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    if (first.length === n) {
-      this.chunks.shift();
-      return first;
-    }
-    const out = this.alloc(n);
     let at = 0;
-    while (at < n) {
-      const c = this.chunks[0]!;
-      const m = Math.min(c.length, n - at);
-      c.copy(out, at, 0, m);
-      at += m;
-      if (m === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(m);
+    while (at < chunk.length) {
+      if (!this.frame) {
+        const n = chunk.copy(this.head, this.headFilled, at, at + NETBIOS_HEADER_SIZE - this.headFilled);
+        this.headFilled += n;
+        at += n;
+        if (this.headFilled < NETBIOS_HEADER_SIZE) break;
+        this.headFilled = 0;
+        const length = payloadLength(this.head, this.maxFrame);
+        if (length < 0) continue;
+        if (length === 0) {
+          out.push(Buffer.alloc(0));
+          continue;
+        }
+        this.frame = this.alloc(length);
+        this.filled = 0;
+      }
+      const n = chunk.copy(this.frame, this.filled, at, at + this.frame.length - this.filled);
+      this.filled += n;
+      at += n;
+      if (this.filled === this.frame.length) {
+        out.push(this.frame);
+        this.frame = undefined;
+      }
     }
     return out;
   }
