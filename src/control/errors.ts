@@ -33,6 +33,10 @@ export const ErrorCode = {
   LAB: 'DSR_LAB',
   /** A user-supplied argument is invalid. */
   USAGE: 'DSR_USAGE',
+  /** A call into the kernel's BPF interface (through the libbpf shim) failed. */
+  BPF: 'DSR_BPF',
+  /** The kernel lacks a feature the fast path needs (BTF, tcx links, sockmap links, bpf() rights). */
+  BPF_UNSUPPORTED: 'DSR_BPF_UNSUPPORTED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
