@@ -5,7 +5,8 @@
  * objects and every numeric DSR_ macro here with abi.ts).
  *
  * Rules: fixed-width types only, explicit padding (named pad*, always zero), a _Static_assert
- * on every struct size, integers in host byte order unless the field says __be. The includer
+ * on every struct size, integers in host byte order unless the field says __be, constants as
+ * #defines of plain decimal integers (the test reads them with clang -dM -E). The includer
  * provides __u8.. __u64 and __be32 (vmlinux.h in BPF programs, <linux/types.h> in user space).
  */
 #ifndef DSR_ABI_H
