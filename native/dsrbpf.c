@@ -180,6 +180,20 @@ int dsr_probe_link(uint32_t prog_type, uint32_t attach_type, int target)
 	return link;
 }
 
+/* The kernel's id of a program, map or link fd (what bpftool shows): every bpf_*_info struct
+ * starts with __u32 type, __u32 id, and the kernel copies only what the caller asks for. */
+int dsr_obj_id(int fd)
+{
+	struct {
+		__u32 type;
+		__u32 id;
+	} info = { 0 };
+	__u32 len = sizeof(info);
+	int err = bpf_obj_get_info_by_fd(fd, &info, &len);
+
+	return err ? err : (int)info.id;
+}
+
 int dsr_pin(int fd, const char *path)
 {
 	return bpf_obj_pin(fd, path);

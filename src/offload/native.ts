@@ -64,6 +64,7 @@ interface Shim {
   ): number;
   linkCreate(prog: number, target: number, attachType: number): number;
   probeLink(progType: number, attachType: number, target: number): number;
+  objId(fd: number): number;
   pin(fd: number, path: string): number;
   unpin(path: string): number;
   close(fd: number): number;
@@ -96,6 +97,7 @@ function lib(): Shim {
     ),
     linkCreate: l.func('int dsr_link_create(int prog_fd, int target, uint32_t attach_type)'),
     probeLink: l.func('int dsr_probe_link(uint32_t prog_type, uint32_t attach_type, int target)'),
+    objId: l.func('int dsr_obj_id(int fd)'),
     pin: l.func('int dsr_pin(int fd, const char *path)'),
     unpin: l.func('int dsr_unpin(const char *path)'),
     close: l.func('int dsr_close(int fd)'),
@@ -239,6 +241,11 @@ export function linkCreate(progFd: number, target: number, attachType: number, w
 
 export function closeFd(fd: number): void {
   check(`close fd ${fd}`, lib().close(fd));
+}
+
+/** The kernel's id of a program, map or link fd: what `bpftool prog/map/link show id N` takes. */
+export function objectId(fd: number): number {
+  return check(`get the id of fd ${fd}`, lib().objId(fd));
 }
 
 export function pin(fd: number, path: string): void {

@@ -31,7 +31,7 @@ import {
   type PortStat,
   type PortStatKey,
 } from './abi.js';
-import { AttachType, BpfObject, closeFd, distPath, ifindex, linkCreate, pin, requireKernel, unpin, type BpfMap } from './native.js';
+import { AttachType, BpfObject, closeFd, distPath, ifindex, linkCreate, objectId, pin, requireKernel, unpin, type BpfMap } from './native.js';
 
 export interface PortProgramsOptions {
   /** The DSR's own storage address: the one peer every server may talk to (and ARP for). */
@@ -159,6 +159,16 @@ export class PortPrograms {
       const sum = stats.slots(value).map(decodePortStat).reduce((a, b) => ({ packets: a.packets + b.packets, bytes: a.bytes + b.bytes }));
       return [{ ...decodePortStatKey(key), ...sum }];
     });
+  }
+
+  /** The kernel ids of the programs, maps and links (for `bpftool ... show id N`). */
+  kernelIds(): { progs: number[]; maps: number[]; links: number[] } {
+    this.checkOpen();
+    return {
+      progs: Object.values(PortProgs).map((n) => objectId(this.obj.prog(n))),
+      maps: Object.values(this.maps).map((m) => objectId(m.fd)),
+      links: this.links.flatMap((l) => l.fds.map(objectId)),
+    };
   }
 
   private detach(): void {
