@@ -5,11 +5,14 @@
 # committed: the objects are compiled for the kernel they will run on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Debian installs bpftool in /usr/sbin, which a user's PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
 
-need=()
-for c in clang bpftool gcc pkg-config; do command -v "$c" >/dev/null || need+=("$c"); done
-if [ "${#need[@]}" -gt 0 ] || ! pkg-config --exists libbpf 2>/dev/null; then
-  echo "build-native: missing ${need[*]:-} ${need[*]:+and/or }libbpf; install: apt-get install -y clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config gcc make" >&2
+missing=()
+for c in clang bpftool gcc pkg-config; do command -v "$c" >/dev/null || missing+=("$c"); done
+pkg-config --exists libbpf 2>/dev/null || missing+=(libbpf)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "build-native: missing ${missing[*]}; install: apt-get install -y clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config gcc make" >&2
   exit 1
 fi
 if [ ! -r /sys/kernel/btf/vmlinux ]; then
@@ -22,7 +25,7 @@ bpftool btf dump file /sys/kernel/btf/vmlinux format c > dist/bpf/vmlinux.h.tmp
 mv dist/bpf/vmlinux.h.tmp dist/bpf/vmlinux.h
 
 for src in bpf/*.bpf.c; do
-  clang -O2 -g -target bpf -Wall -Werror -D__TARGET_ARCH_x86 -Idist/bpf -Ibpf/include \
+  clang -O2 -g -target bpf -Wall -Werror -Idist/bpf -Ibpf/include \
     -c "$src" -o "dist/bpf/$(basename "$src" .c).o"
 done
 

@@ -37,7 +37,9 @@ interface BtfType {
 }
 
 function btfTypes(object: string): Map<number, BtfType> {
-  const doc = JSON.parse(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', object], { encoding: 'utf8', maxBuffer: 64 << 20 })) as { types: BtfType[] };
+  // Debian installs bpftool in /usr/sbin, which a user's PATH may lack.
+  const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
+  const doc = JSON.parse(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', object], { encoding: 'utf8', maxBuffer: 64 << 20, env })) as { types: BtfType[] };
   return new Map(doc.types.map((t) => [t.id, t]));
 }
 
