@@ -266,6 +266,8 @@ export function possibleCpus(): number {
 }
 
 export interface KernelFeatures {
+  /** bpf() may load programs (root, or CAP_BPF + CAP_NET_ADMIN). */
+  bpf: boolean;
   /** /sys/kernel/btf/vmlinux: the build and CO-RE need it. */
   btf: boolean;
   /** tc programs attached as bpf_links (tcx, 6.6). */
@@ -277,28 +279,31 @@ export interface KernelFeatures {
 /**
  * What the kernel offers, without side effects: a trivial program is linked to targets that do
  * not exist, and the errno tells whether the attach type is known (ENODEV: no interface 0, so
- * tcx exists; EBADF: fd -1 is no map, so sockmap links exist; EINVAL: unknown attach type).
- * Throws when bpf() itself is not permitted.
+ * tcx exists; EBADF: fd -1 is no map, so sockmap links exist; EINVAL: unknown attach type;
+ * EPERM: no right to load programs at all).
  */
 export function probeKernel(): KernelFeatures {
   const tcx = lib().probeLink(ProgType.SCHED_CLS, AttachType.TCX_INGRESS, 0);
   const sockmap = lib().probeLink(ProgType.SK_SKB, AttachType.SK_SKB_STREAM_VERDICT, -1);
-  for (const rc of [tcx, sockmap]) {
-    if (rc === -EPERM) throw new BpfError('load a probe program (the fast path needs root: CAP_BPF and CAP_NET_ADMIN)', EPERM, libbpfLog());
-  }
   libbpfLog();
-  return { btf: existsSync('/sys/kernel/btf/vmlinux'), tcx: tcx === -ENODEV, sockmapLinks: sockmap === -EBADF };
+  return {
+    bpf: tcx !== -EPERM && sockmap !== -EPERM,
+    btf: existsSync('/sys/kernel/btf/vmlinux'),
+    tcx: tcx === -ENODEV,
+    sockmapLinks: sockmap === -EBADF,
+  };
 }
 
 const FEATURE_TEXT: Record<keyof KernelFeatures, string> = {
+  bpf: 'permission to load BPF programs (run as root: CAP_BPF and CAP_NET_ADMIN)',
   btf: 'BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)',
   tcx: 'tcx links for tc programs (Linux >= 6.6)',
   sockmapLinks: 'sockmap links for sk_skb programs (Linux >= 6.10)',
 };
 
-/** One error naming every missing feature of `need`. */
+/** One error naming every missing feature of `need`; without the right to use bpf() nothing else could be probed, so only that. */
 export function requireKernel(need: readonly (keyof KernelFeatures)[], features: KernelFeatures = probeKernel()): void {
-  const missing = need.filter((f) => !features[f]);
+  const missing: (keyof KernelFeatures)[] = features.bpf ? need.filter((f) => !features[f]) : ['bpf'];
   if (missing.length === 0) return;
   const release = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
   throw new DsrError(ErrorCode.BPF_UNSUPPORTED, `the kernel (${release}) lacks ${missing.map((f) => FEATURE_TEXT[f]).join('; ')}`);

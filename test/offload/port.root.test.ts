@@ -180,13 +180,18 @@ describe('storage port filter: BPF_PROG_TEST_RUN fixtures', { skip }, () => {
 
 describe('kernel probe', { skip }, () => {
   test('this kernel has BTF, tcx links and sockmap links', () => {
-    assert.deepEqual(probeKernel(), { btf: true, tcx: true, sockmapLinks: true });
+    assert.deepEqual(probeKernel(), { bpf: true, btf: true, tcx: true, sockmapLinks: true });
   });
 
   test('a missing feature is one error naming each missing piece', () => {
     assert.throws(
-      () => requireKernel(['btf', 'tcx', 'sockmapLinks'], { btf: true, tcx: false, sockmapLinks: false }),
-      (e: unknown) => e instanceof DsrError && e.code === ErrorCode.BPF_UNSUPPORTED && /tcx links.*; sockmap links/.test(e.message),
+      () => requireKernel(['btf', 'tcx', 'sockmapLinks'], { bpf: true, btf: true, tcx: false, sockmapLinks: false }),
+      (e: unknown) => e instanceof DsrError && e.code === ErrorCode.BPF_UNSUPPORTED && /lacks tcx links.*; sockmap links/.test(e.message),
+    );
+    assert.throws(
+      () => requireKernel(['tcx'], { bpf: false, btf: true, tcx: false, sockmapLinks: false }),
+      (e: unknown) => e instanceof DsrError && /lacks permission to load BPF programs \(run as root[^;]*$/.test(e.message),
+      'without bpf() only the permission is named',
     );
   });
 });
