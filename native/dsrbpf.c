@@ -51,10 +51,11 @@ __attribute__((constructor)) static void init(void)
  * returns their length. */
 int dsr_log(char *buf, uint32_t size)
 {
-	size_t n = log_len < size ? log_len : size - 1;
+	size_t n;
 
 	if (size == 0)
 		return 0;
+	n = log_len < size ? log_len : size - 1;
 	memcpy(buf, log_buf, n);
 	buf[n] = 0;
 	log_len = 0;

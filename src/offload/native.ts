@@ -218,20 +218,32 @@ export interface TestRunResult {
   retval: number;
   /** The packet after the program (may differ in length). */
   data: Buffer;
+  /** The context (e.g. struct __sk_buff) after the program, when one was passed in. */
+  ctx?: Buffer;
   durationNs: number;
 }
 
-/** BPF_PROG_TEST_RUN: runs a loaded program on `data` without attaching it. */
+/**
+ * BPF_PROG_TEST_RUN: runs a loaded program on `data` (and optionally a context such as a
+ * struct __sk_buff) without attaching it. The output has room for 256 bytes of growth; the
+ * kernel fails with ENOSPC beyond that.
+ */
 export function testRun(progFd: number, data: Buffer, opts: { repeat?: number; ctx?: Buffer } = {}): TestRunResult {
   const out = Buffer.alloc(data.length + 256);
   const outSize = [out.length];
+  const ctxOut = opts.ctx ? Buffer.alloc(opts.ctx.length) : null;
+  const ctxOutSize = [ctxOut?.length ?? 0];
   const [retval, duration] = [[0], [0]];
-  const ctx = opts.ctx ?? null;
   check(
     'BPF_PROG_TEST_RUN',
-    lib().testRun(progFd, data, data.length, out, outSize, ctx, ctx?.length ?? 0, null, [0], opts.repeat ?? 1, retval, duration),
+    lib().testRun(progFd, data, data.length, out, outSize, opts.ctx ?? null, opts.ctx?.length ?? 0, ctxOut, ctxOutSize, opts.repeat ?? 1, retval, duration),
   );
-  return { retval: (retval[0] ?? 0) | 0, data: out.subarray(0, outSize[0]), durationNs: duration[0] ?? 0 };
+  return {
+    retval: (retval[0] ?? 0) | 0,
+    data: out.subarray(0, outSize[0]),
+    ...(ctxOut && { ctx: ctxOut.subarray(0, ctxOutSize[0]) }),
+    durationNs: duration[0] ?? 0,
+  };
 }
 
 /** A bpf_link owned by the returned fd: closing it, or the process dying, detaches the program. */

@@ -98,13 +98,23 @@ export class PortPrograms {
     const stale = readdirSync(dir);
     for (const name of stale) unpin(`${dir}/${name}`);
     if (stale.length) this.log.warn({ event: 'offload.pins.stale', dir, removed: stale });
-    for (const [name, fd] of [
-      ...Object.values(this.maps).map((m) => [m.name, m.fd] as const),
-      ...Object.values(PortProgs).map((n) => [n, this.obj.prog(n)] as const),
-    ]) {
-      pin(fd, `${dir}/${name}`);
-      this.pins.push(`${dir}/${name}`);
+    try {
+      for (const [name, fd] of [
+        ...Object.values(this.maps).map((m) => [m.name, m.fd] as const),
+        ...Object.values(PortProgs).map((n) => [n, this.obj.prog(n)] as const),
+      ]) {
+        pin(fd, `${dir}/${name}`);
+        this.pins.push(`${dir}/${name}`);
+      }
+    } catch (e) {
+      this.unpinAll();
+      throw e;
     }
+  }
+
+  private unpinAll(): void {
+    for (const path of this.pins.splice(0)) unpin(path);
+    if (this.pinDir) rmdirSync(this.pinDir);
   }
 
   /**
@@ -183,8 +193,7 @@ export class PortPrograms {
       this.detach();
     } finally {
       this.obj.close();
-      for (const path of this.pins.splice(0)) unpin(path);
-      if (this.pinDir) rmdirSync(this.pinDir);
+      this.unpinAll();
     }
     this.log.info({ event: 'offload.ports.closed' });
   }

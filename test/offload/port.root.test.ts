@@ -32,7 +32,7 @@ import {
   type Direction,
   type PortReason,
 } from '../../src/offload/abi.js';
-import { BpfObject, distPath, probeKernel, requireKernel, testRun, type BpfMap } from '../../src/offload/native.js';
+import { BpfError, BpfObject, distPath, probeKernel, requireKernel, testRun, type BpfMap } from '../../src/offload/native.js';
 import { PortPrograms } from '../../src/offload/port.js';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root: bpf() loads programs';
@@ -176,6 +176,25 @@ describe('storage port filter: BPF_PROG_TEST_RUN fixtures', { skip }, () => {
       for (const [k, v] of after) if (k !== key) assert.deepEqual(v, before.get(k), `no other counter moves (${k})`);
     });
   }
+});
+
+describe('libbpf shim', { skip }, () => {
+  test('a test run with a context (struct __sk_buff) hands it back; a missing program is ENOENT with the operation', () => {
+    const obj = BpfObject.load(distPath(`bpf/${PORT_OBJECT}`));
+    try {
+      const ctx = Buffer.alloc(192);
+      ctx.writeUInt32LE(0x5eed, 8); // __sk_buff.mark, one of the fields a test run may set
+      const r = testRun(obj.prog(PortProgs.ingress), eth(DSR.mac, S1.mac, 0x0800, ipv4(S1.address, DSR.ip)), { ctx });
+      assert.equal(r.retval, ABI.DSR_TC_DROP, 'no port configured: dropped');
+      assert.equal(r.ctx?.readUInt32LE(8), 0x5eed);
+      assert.throws(
+        () => obj.prog('nope'),
+        (e: unknown) => e instanceof BpfError && e.code === ErrorCode.BPF && e.errno === 2 && /^find program nope in .*: ENOENT/.test(e.message),
+      );
+    } finally {
+      obj.close();
+    }
+  });
 });
 
 describe('kernel probe', { skip }, () => {
