@@ -35,6 +35,10 @@ export const ErrorCode = {
   USAGE: 'DSR_USAGE',
   /** The rebalancing planner was given an inconsistent input (duplicate names, bad loads...). */
   PLAN_INPUT: 'DSR_PLAN_INPUT',
+  /** A call into the kernel's BPF interface (through the libbpf shim) failed. */
+  BPF: 'DSR_BPF',
+  /** The kernel lacks a feature the fast path needs (BTF, tcx links, sockmap links, bpf() rights). */
+  BPF_UNSUPPORTED: 'DSR_BPF_UNSUPPORTED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
