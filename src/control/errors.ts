@@ -33,6 +33,8 @@ export const ErrorCode = {
   LAB: 'DSR_LAB',
   /** A user-supplied argument is invalid. */
   USAGE: 'DSR_USAGE',
+  /** A netlink request to the kernel failed or its answer was malformed (the storage switch). */
+  NETLINK: 'DSR_NETLINK',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -222,7 +222,7 @@ async function buildNetwork(plan: LabPlan, signal?: AbortSignal): Promise<void> 
       ...plan.ports.flatMap((p) => {
         const server = plan.servers.find((s) => s.port === p.name);
         // An empty port's peer stays here, down: the port exists but has no carrier.
-        const peer = server ? `peer name ${host} netns ${server.namespace}` : `peer name ${p.name}-peer`;
+        const peer = server ? `peer name ${host} address ${server.mac} netns ${server.namespace}` : `peer name ${p.name}-peer`;
         return [`link add ${p.name} type veth ${peer}`, `link set ${p.name} master ${bridge}`, `link set ${p.name} up`];
       }),
     ],
@@ -238,7 +238,10 @@ async function buildNetwork(plan: LabPlan, signal?: AbortSignal): Promise<void> 
   ]);
 }
 
-/** The DSR's configuration: every share on the servers exporting it (san on server1 and server2). */
+/**
+ * The DSR's configuration: every share on the servers exporting it (san on server1 and server2),
+ * and the storage switch br0 with each server's port and MAC, which the DSR isolates and pins.
+ */
 export function labDsrConfig(plan: LabPlan): ConfigInput {
   const exporters = new Map<string, string[]>();
   for (const s of plan.servers) for (const sh of s.shares) exporters.set(sh.name, [...(exporters.get(sh.name) ?? []), s.name]);
@@ -247,7 +250,8 @@ export function labDsrConfig(plan: LabPlan): ConfigInput {
     listen: [{ address: ADDRESSES.dsrClient, port: SMB_PORT }],
     admin: { socket: plan.dsr.adminSocket },
     credentials: plan.dsr.credentialsPath,
-    servers: Object.fromEntries(plan.servers.map((s) => [s.name, { address: s.address, port: SMB_PORT }])),
+    servers: Object.fromEntries(plan.servers.map((s) => [s.name, { address: s.address, port: SMB_PORT, switchPort: s.port, mac: s.mac }])),
+    switch: { bridge: IFACES.bridge, ports: plan.ports.map((p) => p.name) },
     resources: [...exporters].map(([name, servers]) => ({ name, servers })),
     log: { level: 'info', file: plan.dsr.logFile },
   };
