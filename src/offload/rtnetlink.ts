@@ -203,7 +203,7 @@ export interface NlError {
 
 export function parseError(m: NlMessage): NlError {
   if (m.payload.length < 4) throw truncated('NLMSG_ERROR', 4, m.payload.length);
-  const errno = -m.payload.readInt32LE(0);
+  const errno = 0 - m.payload.readInt32LE(0);
   if (!(m.flags & NLM_F_ACK_TLVS) || m.payload.length < 4 + NLMSG_HDRLEN) return { errno };
   // The request comes back after the error code: its header only when capped, else whole.
   const echoed = m.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : m.payload.readUInt32LE(4);
