@@ -15,6 +15,9 @@
  *
  * Port counters: nftables table `netdev dsr_lab_ports` in <name>-dsr counts TCP packets and bytes
  * on each spN, ingress (rx, from the server) and egress (tx, to the server).
+ * The port map: each server's eth0 has a fixed MAC (02:00:c6:12:01:0b for server1); the DSR's
+ * config names br0 as its switch and each server's port and MAC, and the DSR isolates the ports
+ * and pins the MACs at start (src/offload/portmap.ts). A lab without the DSR leaves br0 open.
  * Files: /run/dsr-lab/<name>/ holds state.json, dsr.yaml, credentials.json, the DSR's log and
  * each server's smbd directories; /var/lib/dsr-lab/<name>/ holds serverN/dataN, serverN/docsN
  * and san (one directory exported by server1 and server2, the shared SAN of a failover pair).

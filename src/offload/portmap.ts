@@ -48,6 +48,7 @@ import {
   RTM_SETLINK,
   RTNLGRP_LINK,
   type BridgePortFlags,
+  type FdbEntry,
   type LinkInfo,
   type NlMessage,
   type OperState,
@@ -238,8 +239,6 @@ interface Events {
 
 export class PortMap extends EventEmitter<Events> {
   private readonly links = new Map<string, PortLink>();
-  /** Static FDB entries this process installed, by port: what to remove when a MAC changes. */
-  private readonly installed = new Map<string, { ifindex: number; mac: string }>();
   private bridgeIndex = 0;
   private filter: PortFilter | undefined;
   /** Kernel programming runs one operation at a time, in order. */
@@ -307,13 +306,12 @@ export class PortMap extends EventEmitter<Events> {
 
   /** The ports as the kernel has them now (flags and FDB read back), with the map's bindings. */
   async list(): Promise<PortView[]> {
-    const [bridgePorts, fdb, counters] = await Promise.all([
+    const [bridgePorts, statics, counters] = await Promise.all([
       this.requests.request('dump bridge ports', RTM_GETLINK, NLM_F_DUMP, formatLinkDump(AF_BRIDGE)),
-      this.requests.request('dump the bridge FDB', RTM_GETNEIGH, NLM_F_DUMP, formatFdbDump()),
+      this.staticEntries(),
       this.filter?.counters() ?? Promise.resolve(undefined),
     ]);
     const brports = new Map(bridgePorts.map((m) => parseLink(m.payload)).map((l) => [l.index, l]));
-    const statics = fdb.map((m) => parseFdbEntry(m.payload)).filter((e) => isStaticFdb(e) && e.master === this.bridgeIndex);
     return this.table.list().map((b) => {
       const link = this.links.get(b.port) ?? { ...MISSING, lastChange: new Date(0) };
       const bp = link.ifindex !== undefined ? brports.get(link.ifindex)?.brport : undefined;
@@ -374,24 +372,30 @@ export class PortMap extends EventEmitter<Events> {
     }
   }
 
-  /** Sets a port's flags and FDB entry from its binding. */
+  /**
+   * Sets a port's flags and FDB entry from its binding, and removes static entries on the port
+   * that the binding no longer names (a changed MAC, or one a previous run of the DSR pinned).
+   */
   private async program(port: string): Promise<void> {
     const link = this.links.get(port);
-    const b = this.table.get(port);
-    const old = this.installed.get(port);
-    if (old && (old.mac !== b.mac || old.ifindex !== link?.ifindex)) {
-      // The entry may be gone with its link already; nothing else to undo then.
-      await this.requests.request(`remove FDB entry ${old.mac} from ${port}`, RTM_DELNEIGH, 0, formatFdbDelete(old.ifindex, old.mac)).catch(() => undefined);
-      this.installed.delete(port);
-    }
     if (!link?.ifindex || !link.onBridge) return;
+    const ifindex = link.ifindex;
+    const b = this.table.get(port);
     const flags = portFlags(b);
-    await this.requests.request(`set bridge port flags on ${port}`, RTM_SETLINK, 0, formatBridgePortFlags(link.ifindex, flags));
-    if (b.mac !== undefined) {
-      await this.requests.request(`add static FDB entry ${b.mac} on ${port}`, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, formatFdbEntry(link.ifindex, b.mac));
-      this.installed.set(port, { ifindex: link.ifindex, mac: b.mac });
+    await this.requests.request(`set bridge port flags on ${port}`, RTM_SETLINK, 0, formatBridgePortFlags(ifindex, flags));
+    for (const e of await this.staticEntries()) {
+      if (e.ifindex !== ifindex || e.mac === b.mac) continue;
+      await this.requests.request(`remove FDB entry ${e.mac} from ${port}`, RTM_DELNEIGH, 0, formatFdbDelete(ifindex, e.mac));
     }
-    this.log.debug({ event: 'portmap.programmed', port, ifindex: link.ifindex, flags, mac: b.mac }, 'storage port programmed');
+    // REPLACE also moves the entry when the MAC sat on another port (the FDB is keyed by MAC).
+    if (b.mac !== undefined) await this.requests.request(`add static FDB entry ${b.mac} on ${port}`, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, formatFdbEntry(ifindex, b.mac));
+    this.log.debug({ event: 'portmap.programmed', port, ifindex, flags, mac: b.mac }, 'storage port programmed');
+  }
+
+  /** The static entries of our bridge's FDB. */
+  private async staticEntries(): Promise<FdbEntry[]> {
+    const fdb = await this.requests.request('dump the bridge FDB', RTM_GETNEIGH, NLM_F_DUMP, formatFdbDump());
+    return fdb.map((m) => parseFdbEntry(m.payload)).filter((e) => isStaticFdb(e) && e.master === this.bridgeIndex);
   }
 
   /** Records a port's link state (undefined: gone) and emits `change` when it went up or down. */

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { adminCall } from '../../src/control/admin.js';
 import { labDirectPath, labDown, labExec, labUp, type LabStatus } from '../../src/lab/lab.js';
-import { ipBatch } from '../../src/lab/netns.js';
+import { ipBatch, runIn } from '../../src/lab/netns.js';
 import { sleep } from '../../src/lab/process.js';
 import type { PortView } from '../../src/offload/portmap.js';
 import { ALICE, labSkip, uniqueLabName } from '../helpers/lab.js';
@@ -164,5 +164,23 @@ describe('storage switch port map (lab)', { skip: labSkip }, () => {
     await assert.rejects(dsr('port', 'set', 'sp3', '--server', 'nobody'), /unknown server "nobody"/);
     await assert.rejects(dsr('port', 'set', 'sp9', '--isolated', 'on'), /no storage port "sp9"/);
     await assert.rejects(dsr('port', 'set', 'sp1', '--server', 'server2', '--empty'), /exclude each other/);
+  });
+
+  test('reprogramming removes static entries the map does not name; a re-created port is programmed again', async () => {
+    const fdb = async () => (await runIn(lab.dsr.namespace, ['bridge', 'fdb', 'show', 'dev', 'sp1'])).stdout;
+    assert.equal((await runIn(lab.dsr.namespace, ['bridge', 'fdb', 'add', '02:00:00:00:00:99', 'dev', 'sp1', 'master', 'static'])).code, 0);
+    assert.match(await fdb(), /02:00:00:00:00:99/);
+    await dsr('port', 'set', 'sp1', '--isolated', 'on');
+    assert.doesNotMatch(await fdb(), /02:00:00:00:00:99/);
+    assert.match(await fdb(), /02:00:c6:12:01:0b master br0 static/);
+    // A new veth named sp4 joins the bridge with the kernel's defaults (not isolated).
+    await ipBatch(lab.dsr.namespace, 're-create sp4', ['link del sp4', 'link add sp4 type veth peer name sp4-peer', 'link set sp4 master br0', 'link set sp4 up']);
+    const t0 = Date.now();
+    for (;;) {
+      const row = port(await portList(), 'sp4');
+      if (row.isolated) break;
+      assert.ok(Date.now() - t0 < 3000, `sp4 not isolated again: ${JSON.stringify(row)}`);
+      await sleep(50);
+    }
   });
 });
