@@ -14,6 +14,7 @@ import { CredentialTable } from '../control/tables/credentials.js';
 import { registerDemoCommand } from './demo.js';
 import { registerLabCommands } from './lab.js';
 import { printJson, printTable } from './output.js';
+import { registerPortCommands } from './port.js';
 import { readPassword } from './secret.js';
 
 const program = new Command();
@@ -166,6 +167,7 @@ program
     printTable(s.trees, [['sessionId', 'SESSION'], ['treeId', 'TREE'], ['share', 'SHARE'], ['pass', 'PASSED TO USER SPACE BECAUSE']]);
   });
 
+registerPortCommands(program);
 registerLabCommands(program);
 registerDemoCommand(program);
 

@@ -22,6 +22,15 @@ const netbiosName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/, 'a Net
 /** Share names as SMB clients type them: no path separators or control characters. */
 const shareName = z.string().min(1).max(80).regex(/^[^\\/:*?"<>|\x00-\x1f]+$/, 'a share name without \\ / : * ? " < > |');
 
+/** A Linux interface name (IFNAMSIZ 16 with its NUL). */
+const ifname = z.string().regex(/^[^\s/:]{1,15}$/, 'an interface name: 1-15 characters, no spaces, / or :');
+/** A unicast Ethernet address, stored lower-case. */
+const macAddress = z
+  .string()
+  .regex(/^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/, 'a MAC address: six hex octets separated by colons')
+  .refine((m) => (parseInt(m.slice(0, 2), 16) & 1) === 0, 'a unicast MAC address (the first octet is even)')
+  .transform((m) => m.toLowerCase());
+
 const dialectList = z.array(z.enum(Object.keys(dialectNames) as [DialectName, ...DialectName[]])).min(1);
 
 const serverSchema = z.object({
@@ -36,6 +45,19 @@ const serverSchema = z.object({
   account: z.object({ user: z.string().min(1), domain: z.string().default('') }).optional(),
   /** Sign every request to this server even when it does not require signing. */
   signing: z.enum(['auto', 'required']).default('auto'),
+  /** The storage switch port the server is plugged into (one of switch.ports). */
+  switchPort: ifname.optional(),
+  /** The server's MAC on that port: the DSR pins it there with a static FDB entry. Without it the port learns. */
+  mac: macAddress.optional(),
+});
+
+/** The integrated storage switch: a Linux bridge in the DSR's network namespace (issue 5, port map). */
+const switchSchema = z.object({
+  bridge: ifname,
+  /** The storage ports; by default every port of the bridge when the DSR starts. */
+  ports: z.array(ifname).min(1).optional(),
+  /** Port isolation on every storage port: servers reach the DSR, never each other. */
+  isolated: z.boolean().default(true),
 });
 
 const resourceSchema = z.object({
@@ -95,6 +117,8 @@ export const configSchema = z
       })
       .default({ maxConnections: 4096, maxSessionsPerConnection: 64, authTimeoutSeconds: 60, backendIdleSeconds: 30, backendTimeoutSeconds: 10 }),
     servers: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/), serverSchema).default({}),
+    /** Absent: no storage switch to program (servers reached by plain routing). */
+    switch: switchSchema.optional(),
     resources: z.array(resourceSchema).default([]),
     log: z
       .object({
@@ -105,6 +129,7 @@ export const configSchema = z
       .default({ level: 'info' }),
   })
   .superRefine((c, ctx) => {
+    checkSwitch(c, ctx);
     const seen = new Set<string>();
     c.resources.forEach((r, i) => {
       const key = r.name.toLowerCase();
@@ -116,6 +141,33 @@ export const configSchema = z
       }
     });
   });
+
+/** Switch ports and MACs: each server on its own port of the switch, no MAC twice. */
+function checkSwitch(c: { switch?: z.output<typeof switchSchema> | undefined; servers: Record<string, { switchPort?: string | undefined; mac?: string | undefined }> }, ctx: z.RefinementCtx): void {
+  const sw = c.switch;
+  if (sw?.ports) {
+    const dup = sw.ports.find((p, i) => sw.ports!.indexOf(p) !== i);
+    if (dup) ctx.addIssue({ code: 'custom', path: ['switch', 'ports'], message: `port ${dup} is listed twice` });
+    if (sw.ports.includes(sw.bridge)) ctx.addIssue({ code: 'custom', path: ['switch', 'ports'], message: `the bridge ${sw.bridge} is not one of its own ports` });
+  }
+  const byPort = new Map<string, string>();
+  const byMac = new Map<string, string>();
+  for (const [name, s] of Object.entries(c.servers)) {
+    if (s.switchPort !== undefined) {
+      if (!sw) ctx.addIssue({ code: 'custom', path: ['servers', name, 'switchPort'], message: 'needs a switch section (switch.bridge)' });
+      else if (sw.ports && !sw.ports.includes(s.switchPort)) ctx.addIssue({ code: 'custom', path: ['servers', name, 'switchPort'], message: `${s.switchPort} is not in switch.ports` });
+      const other = byPort.get(s.switchPort);
+      if (other) ctx.addIssue({ code: 'custom', path: ['servers', name, 'switchPort'], message: `port ${s.switchPort} is already ${other}'s` });
+      byPort.set(s.switchPort, name);
+    }
+    if (s.mac !== undefined) {
+      if (s.switchPort === undefined) ctx.addIssue({ code: 'custom', path: ['servers', name, 'mac'], message: 'a MAC needs a switchPort' });
+      const other = byMac.get(s.mac);
+      if (other) ctx.addIssue({ code: 'custom', path: ['servers', name, 'mac'], message: `MAC ${s.mac} is already ${other}'s` });
+      byMac.set(s.mac, name);
+    }
+  }
+}
 
 /** '3.1.1' -> 0x0311 (names as the configuration spells them). */
 export function dialectValues(names: readonly DialectName[]): number[] {

@@ -39,6 +39,8 @@ export const ErrorCode = {
   BPF: 'DSR_BPF',
   /** The kernel lacks a feature the fast path needs (BTF, tcx links, sockmap links, bpf() rights). */
   BPF_UNSUPPORTED: 'DSR_BPF_UNSUPPORTED',
+  /** A netlink request to the kernel failed or its answer was malformed (the storage switch). */
+  NETLINK: 'DSR_NETLINK',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

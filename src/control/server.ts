@@ -3,10 +3,11 @@
  * owns their lifecycles. `dsr serve` runs one of these.
  */
 import { createServer, type Server } from 'node:net';
-import { AdminServer } from './admin.js';
+import { AdminServer, type AdminHandler } from './admin.js';
 import type { Config } from './config.js';
 import { DsrError, ErrorCode, errorMessage } from './errors.js';
 import { toFiletime } from './filetime.js';
+import { portAdminHandlers } from './port-admin.js';
 import { component, type Logger } from './log.js';
 import type { DsrContext } from './smb2/context.js';
 import { Smb2Connection } from './smb2/connection.js';
@@ -17,12 +18,15 @@ import { ResourceTable } from './tables/resources.js';
 import { SessionTable } from './tables/sessions.js';
 import { TreeTable } from './tables/trees.js';
 import { MemoryOffload } from '../offload/offload.js';
+import { PortMap } from '../offload/portmap.js';
 
 export class DsrServer {
   readonly ctx: DsrContext;
   private readonly listeners: Server[] = [];
   private readonly connections = new Set<Smb2Connection>();
   private admin: AdminServer | undefined;
+  /** The storage switch, when the config has one: link events (`change`) for the resource manager. */
+  portMap: PortMap | undefined;
   private readonly log: Logger;
 
   constructor(readonly config: Config, root: Logger) {
@@ -51,6 +55,8 @@ export class DsrServer {
 
   async start(): Promise<void> {
     try {
+      // The switch is isolated before anything is served.
+      if (this.config.switch) this.portMap = await PortMap.open(this.config, component(this.log, 'portmap'));
       this.admin = new AdminServer(this.config.admin.socket, this.adminHandlers(), component(this.log, 'admin'));
       await this.admin.listen();
       for (const l of this.config.listen) this.listeners.push(await this.listen(l.address, l.port));
@@ -84,7 +90,7 @@ export class DsrServer {
     });
   }
 
-  private adminHandlers(): Record<string, () => unknown> {
+  private adminHandlers(): Record<string, AdminHandler> {
     const { sessions, trees, opens, resources, offload } = this.ctx;
     return {
       'session.list': () => sessions.list(),
@@ -94,6 +100,7 @@ export class DsrServer {
       'server.list': () => resources.listServers(),
       'backend.list': async () => (await Promise.all([...this.ctx.pools.entries()].map(async ([connectionId, p]) => (await p.view()).map((b) => ({ connectionId, ...b }))))).flat(),
       'offload.show': () => offload.snapshot(),
+      ...portAdminHandlers(() => this.portMap),
       status: () => ({
         name: this.config.name,
         pid: process.pid,
@@ -113,5 +120,7 @@ export class DsrServer {
     this.listeners.length = 0;
     await this.admin?.close();
     this.admin = undefined;
+    this.portMap?.close();
+    this.portMap = undefined;
   }
 }

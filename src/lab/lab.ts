@@ -15,6 +15,9 @@
  *
  * Port counters: nftables table `netdev dsr_lab_ports` in <name>-dsr counts TCP packets and bytes
  * on each spN, ingress (rx, from the server) and egress (tx, to the server).
+ * The port map: each server's eth0 has a fixed MAC (02:00:c6:12:01:0b for server1); the DSR's
+ * config names br0 as its switch and each server's port and MAC, and the DSR isolates the ports
+ * and pins the MACs at start (src/offload/portmap.ts). A lab without the DSR leaves br0 open.
  * Files: /run/dsr-lab/<name>/ holds state.json, dsr.yaml, credentials.json, the DSR's log and
  * each server's smbd directories; /var/lib/dsr-lab/<name>/ holds serverN/dataN, serverN/docsN
  * and san (one directory exported by server1 and server2, the shared SAN of a failover pair).
@@ -222,7 +225,7 @@ async function buildNetwork(plan: LabPlan, signal?: AbortSignal): Promise<void> 
       ...plan.ports.flatMap((p) => {
         const server = plan.servers.find((s) => s.port === p.name);
         // An empty port's peer stays here, down: the port exists but has no carrier.
-        const peer = server ? `peer name ${host} netns ${server.namespace}` : `peer name ${p.name}-peer`;
+        const peer = server ? `peer name ${host} address ${server.mac} netns ${server.namespace}` : `peer name ${p.name}-peer`;
         return [`link add ${p.name} type veth ${peer}`, `link set ${p.name} master ${bridge}`, `link set ${p.name} up`];
       }),
     ],
@@ -238,7 +241,10 @@ async function buildNetwork(plan: LabPlan, signal?: AbortSignal): Promise<void> 
   ]);
 }
 
-/** The DSR's configuration: every share on the servers exporting it (san on server1 and server2). */
+/**
+ * The DSR's configuration: every share on the servers exporting it (san on server1 and server2),
+ * and the storage switch br0 with each server's port and MAC, which the DSR isolates and pins.
+ */
 export function labDsrConfig(plan: LabPlan): ConfigInput {
   const exporters = new Map<string, string[]>();
   for (const s of plan.servers) for (const sh of s.shares) exporters.set(sh.name, [...(exporters.get(sh.name) ?? []), s.name]);
@@ -247,7 +253,8 @@ export function labDsrConfig(plan: LabPlan): ConfigInput {
     listen: [{ address: ADDRESSES.dsrClient, port: SMB_PORT }],
     admin: { socket: plan.dsr.adminSocket },
     credentials: plan.dsr.credentialsPath,
-    servers: Object.fromEntries(plan.servers.map((s) => [s.name, { address: s.address, port: SMB_PORT }])),
+    servers: Object.fromEntries(plan.servers.map((s) => [s.name, { address: s.address, port: SMB_PORT, switchPort: s.port, mac: s.mac }])),
+    switch: { bridge: IFACES.bridge, ports: plan.ports.map((p) => p.name) },
     resources: [...exporters].map(([name, servers]) => ({ name, servers })),
     log: { level: 'info', file: plan.dsr.logFile },
   };

@@ -71,6 +71,8 @@ export interface ServerPlan {
   address: string;
   netbiosName: string;
   port: string;
+  /** eth0's MAC, fixed so the DSR's config can pin it on the port (locally administered, ends in the address's last octet). */
+  mac: string;
   shares: LabShare[];
   /** /run/dsr-lab/<lab>/serverN: smbd's private, lock, state, cache, pid, ncalrpc and log dirs. */
   runDir: string;
@@ -142,6 +144,11 @@ export function adminSocketPath(lab: string): string {
   return lab === DEFAULT_LAB_NAME ? '/run/dsr/dsr.sock' : `/run/dsr/${lab}.sock`;
 }
 
+/** 02:00:c6:12:01:0b for server1 (198.18.1.11): 02 = locally administered unicast, then the address in hex. */
+export function serverMac(index: number): string {
+  return `02:00:c6:12:01:${(10 + index).toString(16).padStart(2, '0')}`;
+}
+
 export function storagePortName(index: number): string {
   return `sp${index}`;
 }
@@ -165,6 +172,7 @@ export function labPlan(name: string, serverCount: number): LabPlan {
       address: `198.18.1.${10 + index}`,
       netbiosName: `SERVER${index}`,
       port: storagePortName(index),
+      mac: serverMac(index),
       shares,
       runDir,
       confPath: `${runDir}/smb.conf`,

@@ -79,10 +79,11 @@ describe('lab plan (pure)', () => {
     assert.equal(c.admin.socket, '/run/dsr/dtab.sock');
     assert.equal(c.credentials, '/run/dsr-lab/dtab/credentials.json');
     assert.deepEqual(c.servers, {
-      server1: { address: '198.18.1.11', port: 445, signing: 'auto' },
-      server2: { address: '198.18.1.12', port: 445, signing: 'auto' },
-      server3: { address: '198.18.1.13', port: 445, signing: 'auto' },
+      server1: { address: '198.18.1.11', port: 445, signing: 'auto', switchPort: 'sp1', mac: '02:00:c6:12:01:0b' },
+      server2: { address: '198.18.1.12', port: 445, signing: 'auto', switchPort: 'sp2', mac: '02:00:c6:12:01:0c' },
+      server3: { address: '198.18.1.13', port: 445, signing: 'auto', switchPort: 'sp3', mac: '02:00:c6:12:01:0d' },
     });
+    assert.deepEqual(c.switch, { bridge: 'br0', ports: ['sp1', 'sp2', 'sp3', 'sp4'], isolated: true });
     assert.deepEqual(
       c.resources.map((r) => [r.name, r.servers]).sort(),
       [
