@@ -1,7 +1,9 @@
 /*
  * The storage switch's port filter: tc programs on each storage port spN (tcx links, ingress
  * and egress). A port carries exactly one server (map dsr_ports); only ARP and IPv4 between
- * that server and the DSR's storage address pass. Every frame is counted per (server, port,
+ * that server and the DSR's storage address pass (plus, while the lab asks for it, IPv4 between
+ * the server and the direct-path peer, and on a port whose isolation is off, frames that fail
+ * only the address checks: each counted under its own reason). Every frame is counted per (server, port,
  * direction, reason) in dsr_port_stats: the resource manager's load figures and the drops.
  * Layouts and reason codes: include/dsr_abi.h.
  */
@@ -60,17 +62,24 @@ static __always_inline bool mac_eq(const __u8 *a, const __u8 *b)
 	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5])) == 0;
 }
 
-/* The frame's reason code: ingress frames must come from the port's server and go to the DSR,
- * egress frames the other way round. bpf_skb_load_bytes copes with non-linear skbs. */
-static __always_inline __u8 classify(struct __sk_buff *skb, const struct dsr_port *p, __be32 dsr, __u8 dir)
+static __always_inline bool mac_unset(const __u8 *m)
 {
-	__be32 src = dir == DSR_DIR_INGRESS ? p->addr : dsr;
-	__be32 dst = dir == DSR_DIR_INGRESS ? dsr : p->addr;
+	return (m[0] | m[1] | m[2] | m[3] | m[4] | m[5]) == 0;
+}
+
+/* The frame's reason code: ingress frames must come from the port's server and go to the DSR,
+ * egress frames the other way round. A port without a pinned MAC checks no source MAC.
+ * bpf_skb_load_bytes copes with non-linear skbs. */
+static __always_inline __u8 classify(struct __sk_buff *skb, const struct dsr_port *p, const struct dsr_switch *sw, __u8 dir)
+{
+	__be32 src = dir == DSR_DIR_INGRESS ? p->addr : sw->addr;
+	__be32 dst = dir == DSR_DIR_INGRESS ? sw->addr : p->addr;
+	bool check_mac = dir == DSR_DIR_INGRESS && !mac_unset(p->mac);
 	struct ethhdr eth;
 
 	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)))
 		return DSR_PORT_DROP_MALFORMED;
-	if (dir == DSR_DIR_INGRESS && !mac_eq(eth.h_source, p->mac))
+	if (check_mac && !mac_eq(eth.h_source, p->mac))
 		return DSR_PORT_DROP_SRC_MAC;
 
 	if (eth.h_proto == bpf_htons(ETH_P_ARP)) {
@@ -80,7 +89,7 @@ static __always_inline __u8 classify(struct __sk_buff *skb, const struct dsr_por
 			return DSR_PORT_DROP_MALFORMED;
 		if (arp.hrd != bpf_htons(ARPHRD_ETHER) || arp.pro != bpf_htons(ETH_P_IP) || arp.hln != 6 || arp.pln != 4)
 			return DSR_PORT_DROP_MALFORMED;
-		if (dir == DSR_DIR_INGRESS && !mac_eq(arp.sha, p->mac))
+		if (check_mac && !mac_eq(arp.sha, p->mac))
 			return DSR_PORT_DROP_SRC_MAC;
 		if (arp.spa != src)
 			return DSR_PORT_DROP_SRC_IP;
@@ -95,11 +104,19 @@ static __always_inline __u8 classify(struct __sk_buff *skb, const struct dsr_por
 			return DSR_PORT_DROP_MALFORMED;
 		if (ip.version != 4 || ip.ihl < 5)
 			return DSR_PORT_DROP_MALFORMED;
+		if (ip.saddr == src && ip.daddr == dst)
+			return DSR_PORT_ALLOWED;
+		/* The lab's direct path: the port's server and the routed peer, either way. */
+		if (sw->direct_mask) {
+			__be32 server = dir == DSR_DIR_INGRESS ? ip.saddr : ip.daddr;
+			__be32 peer = dir == DSR_DIR_INGRESS ? ip.daddr : ip.saddr;
+
+			if (server == p->addr && (peer & sw->direct_mask) == sw->direct_net)
+				return DSR_PORT_DIRECT;
+		}
 		if (ip.saddr != src)
 			return DSR_PORT_DROP_SRC_IP;
-		if (ip.daddr != dst)
-			return DSR_PORT_DROP_DST_IP;
-		return DSR_PORT_ALLOWED;
+		return DSR_PORT_DROP_DST_IP;
 	}
 	return DSR_PORT_DROP_PROTO;
 }
@@ -142,9 +159,11 @@ static __always_inline int port_filter(struct __sk_buff *skb, __u8 dir)
 	if (!p || !sw || p->server == 0)
 		reason = DSR_PORT_DROP_UNASSIGNED;
 	else
-		reason = classify(skb, p, sw->addr, dir);
+		reason = classify(skb, p, sw, dir);
+	if ((p && (p->flags & DSR_PORT_F_OPEN)) && (reason == DSR_PORT_DROP_SRC_IP || reason == DSR_PORT_DROP_DST_IP))
+		reason = DSR_PORT_OPEN;
 	count(skb, p ? p->server : 0, *port, dir, reason);
-	return reason == DSR_PORT_ALLOWED ? DSR_TC_NEXT : DSR_TC_DROP;
+	return reason == DSR_PORT_ALLOWED || reason == DSR_PORT_DIRECT || reason == DSR_PORT_OPEN ? DSR_TC_NEXT : DSR_TC_DROP;
 }
 
 SEC("tc")

@@ -49,10 +49,21 @@
 #define DSR_PORT_DROP_PROTO 5
 /* Too short for the headers its EtherType announces. */
 #define DSR_PORT_DROP_MALFORMED 6
-#define DSR_PORT_REASON_MAX 7
+/* Passed, not the DSR's own traffic: IPv4 between the port's server and the lab's direct-path
+ * peer (dsr_switch.direct_net/direct_mask), set only while `dsr lab direct on` routes the client
+ * to the servers for a baseline. */
+#define DSR_PORT_DIRECT 7
+/* Passed: the port's isolation is off (DSR_PORT_F_OPEN, maintenance), so a frame that fails only
+ * the address checks (SRC_IP, DST_IP) goes through; MAC, protocol and length checks still hold. */
+#define DSR_PORT_OPEN 8
+#define DSR_PORT_REASON_MAX 9
 
 /* Map dsr_port_ifs (hash): ifindex (__u32) -> port index (__u32). Filled on attach. */
 #define DSR_PORT_IFS_MAX 64
+
+/* dsr_port.flags: the port's isolation is off (frames failing only the address checks pass as
+ * DSR_PORT_OPEN). */
+#define DSR_PORT_F_OPEN 1
 
 /* Map dsr_ports (array, DSR_PORT_MAX entries): port index (__u32) -> the port's server. */
 struct dsr_port {
@@ -60,8 +71,11 @@ struct dsr_port {
 	__u32 server;
 	/* The server's IPv4 address. */
 	__be32 addr;
+	/* The server's MAC; all zero = not pinned (the port learns), any source MAC passes. */
 	__u8 mac[6];
-	__u8 pad[2];
+	/* DSR_PORT_F_* */
+	__u8 flags;
+	__u8 pad;
 };
 _Static_assert(sizeof(struct dsr_port) == 16, "struct dsr_port");
 
@@ -69,8 +83,11 @@ _Static_assert(sizeof(struct dsr_port) == 16, "struct dsr_port");
 struct dsr_switch {
 	/* The DSR's own storage address (198.18.1.1 in the lab). */
 	__be32 addr;
+	/* The lab's direct-path peer, a prefix (DSR_PORT_DIRECT); direct_mask 0 = none. */
+	__be32 direct_net;
+	__be32 direct_mask;
 };
-_Static_assert(sizeof(struct dsr_switch) == 4, "struct dsr_switch");
+_Static_assert(sizeof(struct dsr_switch) == 12, "struct dsr_switch");
 
 /* Map dsr_port_stats (per-CPU hash): packet and byte counters. */
 struct dsr_port_stat_key {

@@ -16,6 +16,15 @@ import { registerLabCommands } from './lab.js';
 import { printJson, printTable } from './output.js';
 import { registerPortCommands } from './port.js';
 import { readPassword } from './secret.js';
+import type { LoadReport, Rate } from '../offload/port-load.js';
+
+/** `offload.show` as the admin socket answers it. */
+interface OffloadView {
+  kind: string;
+  sessions: Record<string, unknown>[];
+  trees: Record<string, unknown>[];
+  ports: { filter: string; reason?: string; directPeer?: string | null; load?: LoadReport };
+}
 
 const program = new Command();
 program.name('dsr').description('Dynamic session redirector: one SMB server in front of many storage servers').showHelpAfterError();
@@ -156,15 +165,25 @@ program
   .command('offload')
   .description('the fast path')
   .command('show')
-  .description('the session and tree rules pushed to the fast path, and why traffic stays in user space')
+  .description('the session and tree rules pushed to the fast path, why traffic stays in user space, and the storage port filter (counters, load per server)')
   .addOption(socketOption())
   .addOption(jsonOption())
   .action(async (o: { socket: string; json?: boolean }) => {
-    const s = (await adminCall(o.socket, 'offload.show')) as { kind: string; sessions: Record<string, unknown>[]; trees: Record<string, unknown>[] };
+    const s = (await adminCall(o.socket, 'offload.show')) as OffloadView;
     if (o.json) return printJson(s);
     process.stdout.write(`fast path: ${s.kind}\n`);
     printTable(s.sessions, [['sessionId', 'SESSION'], ['connectionId', 'CONN'], ['pass', 'PASSED TO USER SPACE BECAUSE']]);
     printTable(s.trees, [['sessionId', 'SESSION'], ['treeId', 'TREE'], ['share', 'SHARE'], ['pass', 'PASSED TO USER SPACE BECAUSE']]);
+    const f = s.ports;
+    process.stdout.write(`\nstorage port filter: ${f.filter}${f.reason ? ` (${f.reason})` : ''}${f.directPeer ? `, lab direct path open for ${f.directPeer}` : ''}\n`);
+    if (f.load) {
+      process.stdout.write(`load over the last ${f.load.windowSeconds.toFixed(1)} s:\n`);
+      const mbps = (r: Rate) => `${(r.bytesPerSecond / 1e6).toFixed(2)} MB/s ${Math.round(r.packetsPerSecond)} pkt/s`;
+      printTable(
+        f.load.servers.map((l) => ({ server: l.server, from: mbps(l.fromServer), to: mbps(l.toServer) })),
+        [['server', 'SERVER'], ['from', 'FROM SERVER'], ['to', 'TO SERVER']],
+      );
+    }
   });
 
 registerPortCommands(program);

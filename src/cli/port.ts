@@ -7,7 +7,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { adminCall } from '../control/admin.js';
 import { DEFAULT_ADMIN_SOCKET } from '../control/config.js';
 import { DsrError, ErrorCode } from '../control/errors.js';
-import type { PortView } from '../offload/portmap.js';
+import type { PortCounters, PortView } from '../offload/portmap.js';
 import { printJson, printTable } from './output.js';
 
 const socketOption = () => new Option('--socket <path>', 'admin socket of the running DSR').env('DSR_SOCKET').default(DEFAULT_ADMIN_SOCKET);
@@ -23,10 +23,19 @@ function onOff(v: string): boolean {
 
 const yesNo = (b: boolean) => (b ? 'yes' : 'no');
 
+/** "12 pkts 3456 B, 2 dropped" for one direction of a port (the filter's counters), '-' without a filter. */
+function directionCell(c: PortCounters | undefined, dir: 'ingress' | 'egress'): string {
+  if (!c) return '-';
+  const d = c[dir];
+  return `${d.allowed.packets} pkts ${d.allowed.bytes} B, ${d.dropped.packets} dropped`;
+}
+
 function printPorts(rows: PortView[]): void {
   printTable(
     rows.map((r) => ({
       ...r,
+      fromServer: directionCell(r.counters, 'ingress'),
+      toServer: directionCell(r.counters, 'egress'),
       state: r.up ? 'up' : r.oper === 'missing' ? 'missing' : `down (${r.admin ? r.oper : 'admin down'})`,
       isolated: yesNo(r.isolated),
       staticFdb: yesNo(r.staticFdb),
@@ -43,6 +52,8 @@ function printPorts(rows: PortView[]): void {
       ['staticFdb', 'STATIC FDB'],
       ['learning', 'LEARNING'],
       ['lastChange', 'LAST CHANGE'],
+      ['fromServer', 'FROM SERVER'],
+      ['toServer', 'TO SERVER'],
     ],
   );
 }
@@ -52,7 +63,7 @@ export function registerPortCommands(program: Command): void {
 
   port
     .command('list')
-    .description('storage ports with their link state, server, MAC, IPv4, isolation and static FDB entry, as the kernel has them now')
+    .description('storage ports with their link state, server, MAC, IPv4, isolation and static FDB entry, as the kernel has them now, and the port filter\'s counters (--json: per direction and reason)')
     .addOption(socketOption())
     .addOption(new Option('--json', 'print JSON'))
     .action(async (o: { socket: string; json?: boolean }) => {

@@ -58,6 +58,21 @@ const switchSchema = z.object({
   ports: z.array(ifname).min(1).optional(),
   /** Port isolation on every storage port: servers reach the DSR, never each other. */
   isolated: z.boolean().default(true),
+  /**
+   * The tc port filter (bpf/port.bpf.c) on every storage port: only ARP and IPv4 between a
+   * port's server and `address` pass, and its counters are the servers' load figures. On where
+   * the kernel supports it (one log line says why not, and the DSR runs on with the bridge's
+   * isolation only); false turns it off.
+   */
+  filter: z.boolean().default(true),
+  /** The DSR's own storage address, the one peer of every server; default: the bridge's IPv4 address. */
+  address: z.ipv4().optional(),
+  /**
+   * Lab only: lets `dsr lab direct on` open the port filter (over the admin socket) for IPv4
+   * between the servers and the lab's client, counted as 'direct', while it routes the client
+   * to the servers for a direct-path baseline.
+   */
+  labDirectPath: z.boolean().default(false),
 });
 
 const resourceSchema = z.object({

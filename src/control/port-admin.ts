@@ -2,6 +2,9 @@
  * The admin socket's port verbs (`dsr port list`, `dsr port set`): argument checks on the daemon
  * side, so a request from any client gets the same answers as the CLI's.
  */
+import { parseIpv4Prefix } from '../offload/abi.js';
+import type { KernelPortFilter } from '../offload/port-filter.js';
+import type { LoadReport, PortLoadMeter } from '../offload/port-load.js';
 import type { PortMap, PortSetRequest } from '../offload/portmap.js';
 import type { AdminHandler } from './admin.js';
 import { DsrError, ErrorCode } from './errors.js';
@@ -36,9 +39,38 @@ export function parsePortSet(args: Record<string, unknown>): PortSetRequest {
   return req;
 }
 
-export function portAdminHandlers(portMap: () => PortMap | undefined): Record<string, AdminHandler> {
+/** The storage port filter as the daemon runs it: attached, or why not. */
+export interface PortFilterRuntime {
+  state: 'attached' | 'off' | 'unsupported';
+  /** Why the filter is not attached. */
+  reason?: string | undefined;
+  filter?: KernelPortFilter;
+  load?: PortLoadMeter;
+  /** switch.labDirectPath: `port.direct` may open the filter for the lab's direct path. */
+  labDirectPath?: boolean;
+}
+
+/** `port.direct` ({peer: 'a.b.c.d/n' | null}): the lab's direct path through the filter, on or off. */
+function portDirect(rt: PortFilterRuntime, args: Record<string, unknown>): { filter: PortFilterRuntime['state']; peer: string | null } {
+  const peer = optionalString(args, 'peer');
+  if (peer === undefined) throw new DsrError(ErrorCode.USAGE, 'peer is required: an IPv4 prefix, or null to close the direct path');
+  if (!rt.labDirectPath) throw new DsrError(ErrorCode.USAGE, 'switch.labDirectPath is off: the direct path through the port filter is for labs only');
+  const prefix = peer === null ? undefined : parseIpv4Prefix(peer);
+  // Without a filter there is nothing to open: the bridge and routing decide alone.
+  rt.filter?.setDirectPeer(prefix);
+  return { filter: rt.state, peer };
+}
+
+function portLoad(rt: PortFilterRuntime): LoadReport {
+  if (!rt.load) throw new DsrError(ErrorCode.USAGE, `no load figures: the storage port filter is ${rt.state}${rt.reason ? ` (${rt.reason})` : ''}`);
+  return rt.load.rates();
+}
+
+export function portAdminHandlers(portMap: () => PortMap | undefined, filter: PortFilterRuntime): Record<string, AdminHandler> {
   return {
     'port.list': () => need(portMap()).list(),
     'port.set': (args) => need(portMap()).set(parsePortSet(args)),
+    'port.direct': (args) => portDirect(filter, args),
+    'port.load': () => portLoad(filter),
   };
 }

@@ -3,11 +3,12 @@
  * owns their lifecycles. `dsr serve` runs one of these.
  */
 import { createServer, type Server } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { AdminServer, type AdminHandler } from './admin.js';
 import type { Config } from './config.js';
 import { DsrError, ErrorCode, errorMessage } from './errors.js';
 import { toFiletime } from './filetime.js';
-import { portAdminHandlers } from './port-admin.js';
+import { portAdminHandlers, type PortFilterRuntime } from './port-admin.js';
 import { component, type Logger } from './log.js';
 import type { DsrContext } from './smb2/context.js';
 import { Smb2Connection } from './smb2/connection.js';
@@ -18,6 +19,8 @@ import { ResourceTable } from './tables/resources.js';
 import { SessionTable } from './tables/sessions.js';
 import { TreeTable } from './tables/trees.js';
 import { MemoryOffload } from '../offload/offload.js';
+import { KernelPortFilter } from '../offload/port-filter.js';
+import { PortLoadMeter } from '../offload/port-load.js';
 import { PortMap } from '../offload/portmap.js';
 
 export class DsrServer {
@@ -27,6 +30,8 @@ export class DsrServer {
   private admin: AdminServer | undefined;
   /** The storage switch, when the config has one: link events (`change`) for the resource manager. */
   portMap: PortMap | undefined;
+  /** The storage ports' tc filter and the per-server load read from its counters (the resource manager's). */
+  readonly portFilter: PortFilterRuntime = { state: 'off', reason: 'no storage switch configured' };
   private readonly log: Logger;
 
   constructor(readonly config: Config, root: Logger) {
@@ -56,7 +61,10 @@ export class DsrServer {
   async start(): Promise<void> {
     try {
       // The switch is isolated before anything is served.
-      if (this.config.switch) this.portMap = await PortMap.open(this.config, component(this.log, 'portmap'));
+      if (this.config.switch) {
+        this.portMap = await PortMap.open(this.config, component(this.log, 'portmap'));
+        await this.startPortFilter(this.portMap);
+      }
       this.admin = new AdminServer(this.config.admin.socket, this.adminHandlers(), component(this.log, 'admin'));
       await this.admin.listen();
       for (const l of this.config.listen) this.listeners.push(await this.listen(l.address, l.port));
@@ -68,6 +76,42 @@ export class DsrServer {
       { event: 'server.started', listen: this.addresses(), admin: this.config.admin.socket, resources: this.ctx.resources.size, users: this.ctx.credentials.list().length },
       'DSR serving',
     );
+  }
+
+  /**
+   * Attaches the tc filter to every storage port, fed by the port map. A kernel without the
+   * feature (or a build without the objects) gets one log line and a DSR without the filter:
+   * the bridge's isolation still holds. Any other failure stops the start.
+   */
+  private async startPortFilter(map: PortMap): Promise<void> {
+    const sw = this.config.switch!;
+    const rt = this.portFilter;
+    rt.labDirectPath = sw.labDirectPath;
+    if (!sw.filter) {
+      Object.assign(rt, { state: 'off', reason: 'switch.filter is false' });
+      this.log.info({ event: 'portfilter.off' }, 'storage port filter off (switch.filter: false)');
+      return;
+    }
+    const address = sw.address ?? networkInterfaces()[sw.bridge]?.find((a) => a.family === 'IPv4')?.address;
+    if (address === undefined) {
+      throw new DsrError(ErrorCode.CONFIG, `switch.address: the bridge ${sw.bridge} has no IPv4 address; give switch.address, or turn the port filter off (switch.filter: false)`);
+    }
+    const log = component(this.log, 'portfilter');
+    let filter: KernelPortFilter;
+    try {
+      filter = KernelPortFilter.open({ ports: map.bindings().map((b) => b.port), servers: Object.keys(this.config.servers), switchAddress: address, log });
+    } catch (e) {
+      if (!(e instanceof DsrError) || e.code !== ErrorCode.BPF_UNSUPPORTED) throw e;
+      Object.assign(rt, { state: 'unsupported', reason: e.message });
+      log.warn({ event: 'portfilter.unsupported', reason: e.message }, 'running without the storage port filter; the bridge isolation still holds');
+      return;
+    }
+    rt.filter = filter;
+    await map.attachFilter(filter);
+    rt.load = new PortLoadMeter(() => filter.serverTraffic());
+    rt.load.start();
+    Object.assign(rt, { state: 'attached', reason: undefined });
+    log.info({ event: 'portfilter.attached', ports: map.bindings().map((b) => b.port), address }, 'storage port filter attached');
   }
 
   private listen(address: string, port: number): Promise<Server> {
@@ -99,8 +143,8 @@ export class DsrServer {
       'resource.list': () => resources.list(),
       'server.list': () => resources.listServers(),
       'backend.list': async () => (await Promise.all([...this.ctx.pools.entries()].map(async ([connectionId, p]) => (await p.view()).map((b) => ({ connectionId, ...b }))))).flat(),
-      'offload.show': () => offload.snapshot(),
-      ...portAdminHandlers(() => this.portMap),
+      'offload.show': async () => ({ ...offload.snapshot(), ports: await this.portFilterView() }),
+      ...portAdminHandlers(() => this.portMap, this.portFilter),
       status: () => ({
         name: this.config.name,
         pid: process.pid,
@@ -114,12 +158,30 @@ export class DsrServer {
     };
   }
 
+  /** The port filter for `dsr offload show`: its state, counters per port and load per server. */
+  private async portFilterView(): Promise<Record<string, unknown>> {
+    const { state, reason, filter, load } = this.portFilter;
+    const peer = filter?.directPeer();
+    const counters = filter ? await filter.counters() : undefined;
+    return {
+      filter: state,
+      ...(reason !== undefined && { reason }),
+      ...(filter && { directPeer: peer ? `${peer.address}/${peer.length}` : null }),
+      ...(counters && { counters: (this.portMap?.bindings() ?? []).map((b) => ({ port: b.port, server: b.server ?? null, ...counters.get(b.port) })) }),
+      ...(load && { load: load.rates() }),
+    };
+  }
+
   async stop(): Promise<void> {
     for (const c of [...this.connections]) c.close('DSR shutting down');
     await Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     this.listeners.length = 0;
     await this.admin?.close();
     this.admin = undefined;
+    this.portFilter.load?.stop();
+    this.portFilter.filter?.close();
+    delete this.portFilter.load;
+    delete this.portFilter.filter;
     this.portMap?.close();
     this.portMap = undefined;
   }

@@ -17,7 +17,8 @@
  * on each spN, ingress (rx, from the server) and egress (tx, to the server).
  * The port map: each server's eth0 has a fixed MAC (02:00:c6:12:01:0b for server1); the DSR's
  * config names br0 as its switch and each server's port and MAC, and the DSR isolates the ports
- * and pins the MACs at start (src/offload/portmap.ts). A lab without the DSR leaves br0 open.
+ * and pins the MACs at start (src/offload/portmap.ts), and attaches its tc port filter (only
+ * server <-> 198.18.1.1 passes; src/offload/port-filter.ts). A lab without the DSR leaves br0 open.
  * Files: /run/dsr-lab/<name>/ holds state.json, dsr.yaml, credentials.json, the DSR's log and
  * each server's smbd directories; /var/lib/dsr-lab/<name>/ holds serverN/dataN, serverN/docsN
  * and san (one directory exported by server1 and server2, the shared SAN of a failover pair).
@@ -25,6 +26,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
+import { adminCall } from '../control/admin.js';
 import { resolveConfig, type ConfigInput } from '../control/config.js';
 import { DsrError, ErrorCode, errorMessage } from '../control/errors.js';
 import { component, silentLogger, type Logger } from '../control/log.js';
@@ -254,7 +256,8 @@ export function labDsrConfig(plan: LabPlan): ConfigInput {
     admin: { socket: plan.dsr.adminSocket },
     credentials: plan.dsr.credentialsPath,
     servers: Object.fromEntries(plan.servers.map((s) => [s.name, { address: s.address, port: SMB_PORT, switchPort: s.port, mac: s.mac }])),
-    switch: { bridge: IFACES.bridge, ports: plan.ports.map((p) => p.name) },
+    // labDirectPath: `dsr lab direct on` opens the port filter for the client while it routes.
+    switch: { bridge: IFACES.bridge, ports: plan.ports.map((p) => p.name), labDirectPath: true },
     resources: [...exporters].map(([name, servers]) => ({ name, servers })),
     log: { level: 'info', file: plan.dsr.logFile },
   };
@@ -468,12 +471,20 @@ async function ipForwarding(ns: string): Promise<boolean> {
 /**
  * Turns the dsr namespace into a plain router between the client and the servers (or back).
  * Benchmarks and the smbtorture comparison use it to measure the direct path over the same
- * wires; the DSR itself never needs it, and a lab is built without it.
+ * wires; the DSR itself never needs it, and a lab is built without it. A running DSR's port
+ * filter would drop the routed frames (the client is no server's peer), so the DSR is told over
+ * its admin socket to let the client's address through (counted as 'direct') before the routes
+ * go up, and to stop after they are gone: the DSR path keeps working, filtered, in the same run.
  */
 export async function labDirectPath(name: string, on: boolean): Promise<void> {
   checkLabName(name);
-  const plan = labPlan(name, readState(name)?.servers ?? 0);
+  const state = readState(name);
+  const plan = labPlan(name, state?.servers ?? 0);
   if (!netnsExists(plan.dsr.namespace)) throw new DsrError(ErrorCode.LAB, `lab ${name} is not up; run: dsr lab up --name ${name}`);
+  const dsrPid = state?.pids.dsr;
+  const dsrRunning = dsrPid !== undefined && pidAlive(dsrPid) && pidInNetns(dsrPid, plan.dsr.namespace);
+  const filter = (peer: string | null) => (dsrRunning ? adminCall(plan.dsr.adminSocket, 'port.direct', { peer }) : Promise.resolve());
+  if (on) await filter(`${ADDRESSES.client}/32`);
   const verb = on ? 'replace' : 'del';
   const route = (to: string, via: string) => [`route ${verb} ${to} via ${via}`];
   const quiet = (p: Promise<void>) => (on ? p : p.catch(() => undefined));
@@ -482,6 +493,7 @@ export async function labDirectPath(name: string, on: boolean): Promise<void> {
     quiet(ipBatch(plan.client.namespace, 'route the client to the servers', route(subnet(ADDRESSES.dsrStorage), ADDRESSES.dsrClient))),
     ...plan.servers.map((s) => quiet(ipBatch(s.namespace, `route ${s.name} to the client`, route(subnet(ADDRESSES.client), ADDRESSES.dsrStorage)))),
   ]);
+  if (!on) await filter(null);
 }
 
 /**

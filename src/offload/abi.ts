@@ -24,7 +24,10 @@ export const ABI = {
   DSR_PORT_DROP_DST_IP: 4,
   DSR_PORT_DROP_PROTO: 5,
   DSR_PORT_DROP_MALFORMED: 6,
-  DSR_PORT_REASON_MAX: 7,
+  DSR_PORT_DIRECT: 7,
+  DSR_PORT_OPEN: 8,
+  DSR_PORT_REASON_MAX: 9,
+  DSR_PORT_F_OPEN: 1,
   DSR_PORT_IFS_MAX: 64,
   DSR_PORT_STATS_MAX: 4096,
   DSR_PASS_NONE: 0,
@@ -44,9 +47,11 @@ export const PortProgs = { ingress: 'dsr_port_ingress', egress: 'dsr_port_egress
 export type Direction = 'ingress' | 'egress';
 export const DIRECTIONS: readonly Direction[] = ['ingress', 'egress'];
 
-/** The storage port filter's reason names, indexed by code (DSR_PORT_ALLOWED, DSR_PORT_DROP_*). */
-export const PORT_REASONS = ['allowed', 'unassigned', 'src-mac', 'src-ip', 'dst-ip', 'proto', 'malformed'] as const;
+/** The storage port filter's reason names, indexed by code (DSR_PORT_ALLOWED, DSR_PORT_DROP_*, DSR_PORT_DIRECT, DSR_PORT_OPEN). */
+export const PORT_REASONS = ['allowed', 'unassigned', 'src-mac', 'src-ip', 'dst-ip', 'proto', 'malformed', 'direct', 'open'] as const;
 export type PortReason = (typeof PORT_REASONS)[number];
+/** The reasons whose frames pass; every other reason is a drop. 'allowed' alone is the DSR's own traffic. */
+export const PORT_PASS_REASONS: ReadonlySet<PortReason> = new Set(['allowed', 'direct', 'open']);
 
 /** The relay's numeric pass reasons (DSR_PASS_*); 0 (DSR_PASS_NONE) means forwarded by the kernel. */
 export const PASS_REASON_CODES: Readonly<Record<PassReason, number>> = {
@@ -72,9 +77,13 @@ export interface StructLayout {
 export const PORT: StructLayout = {
   name: 'dsr_port',
   size: 16,
-  fields: { server: { offset: 0, size: 4 }, addr: { offset: 4, size: 4 }, mac: { offset: 8, size: 6 }, pad: { offset: 14, size: 2 } },
+  fields: { server: { offset: 0, size: 4 }, addr: { offset: 4, size: 4 }, mac: { offset: 8, size: 6 }, flags: { offset: 14, size: 1 }, pad: { offset: 15, size: 1 } },
 };
-export const SWITCH: StructLayout = { name: 'dsr_switch', size: 4, fields: { addr: { offset: 0, size: 4 } } };
+export const SWITCH: StructLayout = {
+  name: 'dsr_switch',
+  size: 12,
+  fields: { addr: { offset: 0, size: 4 }, direct_net: { offset: 4, size: 4 }, direct_mask: { offset: 8, size: 4 } },
+};
 export const PORT_STAT_KEY: StructLayout = {
   name: 'dsr_port_stat_key',
   size: 8,
@@ -119,30 +128,58 @@ export const formatMac = (b: Buffer): string => [...b.subarray(0, 6)].map((x) =>
 export interface PortEntry {
   server: number;
   address: string;
-  mac: string;
+  /** Absent: not pinned (the port learns), so any source MAC passes. */
+  mac?: string;
+  /** Isolation off (DSR_PORT_F_OPEN): frames failing only the address checks pass as 'open'. */
+  open?: boolean;
 }
+
+const NO_MAC = '00:00:00:00:00:00';
 
 export function encodePort(p: PortEntry): Buffer {
   const b = Buffer.alloc(PORT.size);
   b.writeUInt32LE(p.server, off(PORT, 'server'));
   ipv4Bytes(p.address).copy(b, off(PORT, 'addr'));
-  macBytes(p.mac).copy(b, off(PORT, 'mac'));
+  macBytes(p.mac ?? NO_MAC).copy(b, off(PORT, 'mac'));
+  b.writeUInt8(p.open ? ABI.DSR_PORT_F_OPEN : 0, off(PORT, 'flags'));
   return b;
 }
 
 export function decodePort(b: Buffer): PortEntry {
   checkLength(PORT, b);
+  const mac = formatMac(b.subarray(off(PORT, 'mac')));
+  const open = (b.readUInt8(off(PORT, 'flags')) & ABI.DSR_PORT_F_OPEN) !== 0;
   return {
     server: b.readUInt32LE(off(PORT, 'server')),
     address: formatIpv4(b.subarray(off(PORT, 'addr'))),
-    mac: formatMac(b.subarray(off(PORT, 'mac'))),
+    ...(mac !== NO_MAC && { mac }),
+    ...(open && { open }),
   };
 }
 
-/** struct dsr_switch */
-export function encodeSwitch(s: { address: string }): Buffer {
+/** An IPv4 prefix, `a.b.c.d/n`: the lab's direct-path peer. */
+export interface Ipv4Prefix {
+  address: string;
+  length: number;
+}
+
+export function parseIpv4Prefix(text: string): Ipv4Prefix {
+  const m = /^([^/]+)\/(\d{1,2})$/.exec(text);
+  const length = m ? Number(m[2]) : NaN;
+  if (!m || !isIPv4(m[1]!) || length > 32) throw new DsrError(ErrorCode.USAGE, `not an IPv4 prefix (a.b.c.d/n): ${JSON.stringify(text)}`);
+  return { address: m[1]!, length };
+}
+
+/** struct dsr_switch; `direct` absent: no direct-path peer. */
+export function encodeSwitch(s: { address: string; direct?: Ipv4Prefix }): Buffer {
   const b = Buffer.alloc(SWITCH.size);
   ipv4Bytes(s.address).copy(b, off(SWITCH, 'addr'));
+  if (s.direct) {
+    const mask = s.direct.length === 0 ? 0 : (0xffffffff << (32 - s.direct.length)) >>> 0;
+    const net = (ipv4Bytes(s.direct.address).readUInt32BE(0) & mask) >>> 0;
+    b.writeUInt32BE(net, off(SWITCH, 'direct_net'));
+    b.writeUInt32BE(mask, off(SWITCH, 'direct_mask'));
+  }
   return b;
 }
 

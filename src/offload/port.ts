@@ -27,6 +27,7 @@ import {
   PortProgs,
   SWITCH,
   u32,
+  type Ipv4Prefix,
   type PortEntry,
   type PortStat,
   type PortStatKey,
@@ -61,10 +62,12 @@ export class PortPrograms {
   private readonly links: { ifname: string; fds: number[] }[] = [];
   private readonly pins: string[] = [];
   private closed = false;
+  private direct: Ipv4Prefix | undefined;
 
   private constructor(
     private readonly obj: BpfObject,
     private readonly maps: { ifs: BpfMap; ports: BpfMap; switch: BpfMap; stats: BpfMap },
+    private readonly switchAddress: string,
     private readonly pinDir: string | undefined,
     private readonly log: Logger,
   ) {}
@@ -82,7 +85,7 @@ export class PortPrograms {
       };
       maps.switch.update(u32(0), encodeSwitch({ address: opts.switchAddress }));
       const pinDir = opts.pinDir === undefined ? undefined : resolve(opts.pinDir);
-      const p = new PortPrograms(obj, maps, pinDir, component(opts.log ?? silentLogger, 'offload'));
+      const p = new PortPrograms(obj, maps, opts.switchAddress, pinDir, component(opts.log ?? silentLogger, 'offload'));
       if (pinDir) p.pinAll(pinDir);
       return p;
     } catch (e) {
@@ -148,7 +151,22 @@ export class PortPrograms {
   setPort(port: number, entry: PortEntry | undefined): void {
     this.checkOpen();
     if (!Number.isInteger(port) || port < 0 || port >= ABI.DSR_PORT_MAX) throw new DsrError(ErrorCode.USAGE, `port index ${port}: 0 to ${ABI.DSR_PORT_MAX - 1}`);
-    this.maps.ports.update(u32(port), encodePort(entry ?? { server: 0, address: '0.0.0.0', mac: '00:00:00:00:00:00' }));
+    this.maps.ports.update(u32(port), encodePort(entry ?? { server: 0, address: '0.0.0.0' }));
+  }
+
+  /**
+   * The lab's direct-path peer (a prefix), or undefined for none: IPv4 between a port's server
+   * and the peer then passes, counted as 'direct'. Only a lab routing the client to the servers
+   * for a baseline sets it.
+   */
+  setDirectPeer(peer: Ipv4Prefix | undefined): void {
+    this.checkOpen();
+    this.maps.switch.update(u32(0), encodeSwitch({ address: this.switchAddress, ...(peer && { direct: peer }) }));
+    this.direct = peer;
+  }
+
+  directPeer(): Ipv4Prefix | undefined {
+    return this.direct;
   }
 
   /** The server on a port, or undefined. */

@@ -21,6 +21,7 @@ import { isIPv4 } from 'node:net';
 import type { Config } from '../control/config.js';
 import { DsrError, ErrorCode, errorMessage } from '../control/errors.js';
 import type { Logger } from '../control/log.js';
+import type { PortReason } from './abi.js';
 import { RtnlSocket } from './netlink.js';
 import {
   AF_BRIDGE,
@@ -63,18 +64,32 @@ export interface PortBinding {
   isolated: boolean;
 }
 
+export interface PacketCount {
+  packets: number;
+  /** Whole frames, Ethernet header included. */
+  bytes: number;
+}
+
+/** One direction of a port as the filter counted it. */
+export interface PortDirectionCounters {
+  /** Passed as the DSR's own traffic (its server and the DSR's storage address): the load figures. */
+  allowed: PacketCount;
+  /** Dropped, every drop reason together. */
+  dropped: PacketCount;
+  /** Every reason code: allowed, each drop reason, and the passes that are not the DSR's (direct, open). */
+  reasons: Record<PortReason, PacketCount>;
+}
+
+/** Directions seen from the switch: ingress = from the server, egress = to the server. */
 export interface PortCounters {
-  rxPackets: number;
-  rxBytes: number;
-  txPackets: number;
-  txBytes: number;
-  /** Packets the filter dropped because the port map does not allow them. */
-  dropped: number;
+  ingress: PortDirectionCounters;
+  egress: PortDirectionCounters;
 }
 
 /**
- * The seam for the storage ports' tc program (helper-bpf): it receives the whole map after
- * every change (which MAC/IPv4 each port may carry) and reports per-port counters.
+ * The seam for the storage ports' tc program (KernelPortFilter in port-filter.ts): it receives
+ * the whole map after every change (which MAC/IPv4 each port may carry) and reports per-port
+ * counters.
  */
 export interface PortFilter {
   apply(bindings: readonly PortBinding[]): Promise<void>;
