@@ -158,7 +158,7 @@ export class DsrServer {
     };
   }
 
-  /** The port filter for `dsr offload show`: its state, counters per port and load per server. */
+  /** The port filter for `dsr offload show`: its state, kernel ids (for bpftool), counters per port and load per server. */
   private async portFilterView(): Promise<Record<string, unknown>> {
     const { state, reason, filter, load } = this.portFilter;
     const peer = filter?.directPeer();
@@ -166,7 +166,7 @@ export class DsrServer {
     return {
       filter: state,
       ...(reason !== undefined && { reason }),
-      ...(filter && { directPeer: peer ? `${peer.address}/${peer.length}` : null }),
+      ...(filter && { directPeer: peer ? `${peer.address}/${peer.length}` : null, kernelIds: filter.kernelIds() }),
       ...(counters && { counters: (this.portMap?.bindings() ?? []).map((b) => ({ port: b.port, server: b.server ?? null, ...counters.get(b.port) })) }),
       ...(load && { load: load.rates() }),
     };

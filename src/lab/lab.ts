@@ -80,6 +80,8 @@ export interface LabOptions {
   servers?: number;
   /** Start the DSR in the dsr namespace (default true). */
   dsr?: boolean;
+  /** The DSR attaches its tc port filter (switch.filter; default true). Tests of the bare bridge turn it off. */
+  portFilter?: boolean;
   log?: Logger;
   /** Aborting stops `labUp` at the next step; it then tears down and throws. */
   signal?: AbortSignal;
@@ -247,7 +249,7 @@ async function buildNetwork(plan: LabPlan, signal?: AbortSignal): Promise<void> 
  * The DSR's configuration: every share on the servers exporting it (san on server1 and server2),
  * and the storage switch br0 with each server's port and MAC, which the DSR isolates and pins.
  */
-export function labDsrConfig(plan: LabPlan): ConfigInput {
+export function labDsrConfig(plan: LabPlan, opts: { portFilter?: boolean } = {}): ConfigInput {
   const exporters = new Map<string, string[]>();
   for (const s of plan.servers) for (const sh of s.shares) exporters.set(sh.name, [...(exporters.get(sh.name) ?? []), s.name]);
   return {
@@ -257,14 +259,14 @@ export function labDsrConfig(plan: LabPlan): ConfigInput {
     credentials: plan.dsr.credentialsPath,
     servers: Object.fromEntries(plan.servers.map((s) => [s.name, { address: s.address, port: SMB_PORT, switchPort: s.port, mac: s.mac }])),
     // labDirectPath: `dsr lab direct on` opens the port filter for the client while it routes.
-    switch: { bridge: IFACES.bridge, ports: plan.ports.map((p) => p.name), labDirectPath: true },
+    switch: { bridge: IFACES.bridge, ports: plan.ports.map((p) => p.name), filter: opts.portFilter ?? true, labDirectPath: true },
     resources: [...exporters].map(([name, servers]) => ({ name, servers })),
     log: { level: 'info', file: plan.dsr.logFile },
   };
 }
 
-function writeDsrFiles(plan: LabPlan): void {
-  const config = labDsrConfig(plan);
+function writeDsrFiles(plan: LabPlan, portFilter: boolean): void {
+  const config = labDsrConfig(plan, { portFilter });
   resolveConfig(config, plan.dsr.configPath);
   writeFileSync(plan.dsr.configPath, toYaml(config));
   const table = new CredentialTable(plan.dsr.credentialsPath);
@@ -297,12 +299,12 @@ async function startDsr(plan: LabPlan, log: Logger, signal?: AbortSignal): Promi
   return pid;
 }
 
-async function build(plan: LabPlan, withDsr: boolean, log: Logger, signal?: AbortSignal): Promise<Record<string, number>> {
+async function build(plan: LabPlan, withDsr: boolean, portFilter: boolean, log: Logger, signal?: AbortSignal): Promise<Record<string, number>> {
   mkdirSync(plan.stateDir, { recursive: true, mode: 0o755 });
   const files = async () => {
     await ensureLabUsers(log);
     await settleAll(plan.servers.map((s) => prepareServer(s, signal)));
-    if (withDsr) writeDsrFiles(plan);
+    if (withDsr) writeDsrFiles(plan, portFilter);
   };
   await settleAll([files(), buildNetwork(plan, signal)]);
   log.info({ event: 'lab.network.ready', namespaces: Object.values(plan.namespaces) });
@@ -340,7 +342,7 @@ export async function labUp(opts: LabOptions = {}): Promise<LabStatus> {
   const started = Date.now();
   try {
     opts.signal?.throwIfAborted();
-    const pids = await build(plan, withDsr, log, opts.signal);
+    const pids = await build(plan, withDsr, opts.portFilter ?? true, log, opts.signal);
     writeState(plan, { version: 1, name, servers, dsr: withDsr, created: new Date().toISOString(), pids });
   } catch (e) {
     log.error({ event: 'lab.up.failed', err: errorMessage(e) });

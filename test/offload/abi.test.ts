@@ -130,10 +130,14 @@ describe('abi.ts codecs', () => {
     const b = encodePort(p);
     assert.equal(b.toString('hex'), '04030201' + 'c612010b' + '02000000010a' + '0000');
     assert.deepEqual(decodePort(b), p);
+    const open = { server: 5, address: '198.18.1.13', open: true };
+    const o = encodePort(open);
+    assert.equal(o.toString('hex'), '05000000' + 'c612010d' + '000000000000' + '0100', 'no MAC pinned: zeros; flags DSR_PORT_F_OPEN');
+    assert.deepEqual(decodePort(o), open);
   });
 
   test('dsr_switch and dsr_port_stat_key encode as the header lays them out', () => {
-    assert.equal(encodeSwitch({ address: '198.18.1.1' }).toString('hex'), 'c6120101');
+    assert.equal(encodeSwitch({ address: '198.18.1.1' }).toString('hex'), 'c6120101' + '00'.repeat(8), 'no direct-path peer');
     const k = { server: 3, port: 2, dir: 'egress' as const, reason: 'dst-ip' as const };
     const b = encodePortStatKey(k);
     assert.equal(b.toString('hex'), '03000000' + '0200' + '01' + '04');

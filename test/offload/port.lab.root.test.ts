@@ -1,6 +1,9 @@
 /**
  * The storage-port filter on a real lab's storage switch (root): a process in the DSR's
  * namespace (port-agent) attaches it to sp1..sp4 with server1 on port 0 and server2 on port 1.
+ * The lab's DSR runs without its own filter and with isolation off on sp1 and sp2, so the
+ * agent's filter is the only thing between the servers (port-filter.lab.root.test.ts tests the
+ * DSR's own).
  * Server-to-server and server-to-client traffic is dropped (and was not before), SMB traffic
  * through the DSR works and moves the allowed counters, and neither close() nor a SIGKILL of the
  * attaching process leaves a program, map, link, tc filter or pin behind.
@@ -18,6 +21,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { adminCall } from '../../src/control/admin.js';
 import { labDirectPath, labDown, labExec, labStatus, labUp, type LabStatus } from '../../src/lab/lab.js';
 import { inNetns, runIn } from '../../src/lab/netns.js';
 import type { PortCounter } from '../../src/offload/port.js';
@@ -114,7 +118,9 @@ describe('storage port filter on the lab switch', { skip: labSkip }, () => {
   let pinRoot: string | undefined;
 
   before(async () => {
-    lab = await labUp({ name, servers: 2 });
+    // The DSR's own filter stays off, and isolation off on sp1 and sp2: the baseline is an open switch.
+    lab = await labUp({ name, servers: 2, portFilter: false });
+    for (const port of ['sp1', 'sp2']) await adminCall(lab.dsr.adminSocket, 'port.set', { port, isolated: false });
     macs = await Promise.all(
       lab.servers.map(async (s) => {
         const r = await runIn(s.namespace, ['ip', '-j', 'link', 'show', 'eth0']);

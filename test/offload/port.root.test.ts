@@ -20,6 +20,7 @@ import {
   macBytes,
   PORT,
   PORT_OBJECT,
+  PORT_PASS_REASONS,
   PORT_REASONS,
   PORT_STAT,
   PORT_STAT_KEY,
@@ -41,11 +42,15 @@ if (skip) console.log(`# port filter tests skipped: ${skip}`);
 const DSR = { mac: '02:00:00:00:00:01', ip: '198.18.1.1' };
 const S1 = { server: 1, mac: '02:00:00:00:01:01', address: '198.18.1.11' };
 const S2 = { server: 2, mac: '02:00:00:00:02:02', address: '198.18.1.12' };
+/** On port 3: no pinned MAC (the port learns) and isolation off. */
+const S3 = { server: 3, mac: '02:00:00:00:03:03', address: '198.18.1.13' };
 const CLIENT = '198.18.0.2';
+const DSR_CLIENT_SIDE = '198.18.0.1';
 const BROADCAST = 'ff:ff:ff:ff:ff:ff';
 const LOOPBACK_IFINDEX = 1;
-/** Port indices: 0 carries server1, 1 server2, 2 nothing. */
+/** Port indices: 0 carries server1, 1 server2, 2 nothing, 3 server3 (unpinned, isolation off). */
 const EMPTY_PORT = 2;
+const OPEN_PORT = 3;
 
 function eth(dst: string, src: string, type: number, payload: Buffer): Buffer {
   const h = Buffer.alloc(14);
@@ -92,6 +97,8 @@ interface Fixture {
   reason: PortReason;
   /** The server the counter is kept under. */
   server: number;
+  /** The lab's direct path is open for the client (dsr_switch.direct_*). */
+  direct?: boolean;
 }
 
 const FIXTURES: Fixture[] = [
@@ -124,12 +131,24 @@ const FIXTURES: Fixture[] = [
   { description: 'IPv6 from the DSR', dir: 'egress', frame: eth('33:33:00:00:00:01', DSR.mac, 0x86dd, Buffer.alloc(48)), reason: 'proto', server: 1 },
   { description: 'IPv4 header length 16', dir: 'egress', frame: eth(S1.mac, DSR.mac, 0x0800, ipv4(DSR.ip, S1.address, { ihl: 4 })), reason: 'malformed', server: 1 },
   { description: 'any frame to a port without a server', dir: 'egress', port: EMPTY_PORT, frame: eth(S1.mac, DSR.mac, 0x0800, ipv4(DSR.ip, S1.address)), reason: 'unassigned', server: 0 },
+  // The lab's direct path open for the client (198.18.0.2/32).
+  { description: 'direct path: IPv4 server1 -> the client', dir: 'ingress', direct: true, frame: eth(DSR.mac, S1.mac, 0x0800, ipv4(S1.address, CLIENT)), reason: 'direct', server: 1 },
+  { description: 'direct path: IPv4 client -> server1', dir: 'egress', direct: true, frame: eth(S1.mac, DSR.mac, 0x0800, ipv4(CLIENT, S1.address)), reason: 'direct', server: 1 },
+  { description: "direct path: server1 -> the DSR's client-facing address stays dropped", dir: 'ingress', direct: true, frame: eth(DSR.mac, S1.mac, 0x0800, ipv4(S1.address, DSR_CLIENT_SIDE)), reason: 'dst-ip', server: 1 },
+  { description: "direct path: server2's address -> the client on port 0", dir: 'ingress', direct: true, frame: eth(DSR.mac, S1.mac, 0x0800, ipv4(S2.address, CLIENT)), reason: 'src-ip', server: 1 },
+  { description: 'direct path: the client -> server2, flooded to port 0', dir: 'egress', direct: true, frame: eth(S2.mac, DSR.mac, 0x0800, ipv4(CLIENT, S2.address)), reason: 'src-ip', server: 1 },
+  // Port 3: no pinned MAC, isolation off.
+  { description: 'unpinned port: any source MAC, IPv4 server3 -> DSR', dir: 'ingress', port: OPEN_PORT, frame: eth(DSR.mac, '02:aa:bb:cc:dd:ee', 0x0800, ipv4(S3.address, DSR.ip)), reason: 'allowed', server: 3 },
+  { description: 'isolation off: IPv4 server3 -> server2', dir: 'ingress', port: OPEN_PORT, frame: eth(S2.mac, S3.mac, 0x0800, ipv4(S3.address, S2.address)), reason: 'open', server: 3 },
+  { description: 'isolation off: IPv4 server1 -> server3', dir: 'egress', port: OPEN_PORT, frame: eth(S3.mac, S1.mac, 0x0800, ipv4(S1.address, S3.address)), reason: 'open', server: 3 },
+  { description: 'isolation off: IPv6 is still dropped', dir: 'ingress', port: OPEN_PORT, frame: eth('33:33:00:00:00:02', S3.mac, 0x86dd, Buffer.alloc(48)), reason: 'proto', server: 3 },
 ];
 
 describe('storage port filter: BPF_PROG_TEST_RUN fixtures', { skip }, () => {
   let obj: BpfObject;
   let ifs: BpfMap;
   let stats: BpfMap;
+  let sw: BpfMap;
 
   before(() => {
     obj = BpfObject.load(distPath(`bpf/${PORT_OBJECT}`));
@@ -138,7 +157,8 @@ describe('storage port filter: BPF_PROG_TEST_RUN fixtures', { skip }, () => {
     const ports = obj.map(PortMaps.ports, 4, PORT.size);
     ports.update(u32(0), encodePort(S1));
     ports.update(u32(1), encodePort(S2));
-    obj.map(PortMaps.switch, 4, SWITCH.size).update(u32(0), encodeSwitch({ address: DSR.ip }));
+    ports.update(u32(OPEN_PORT), encodePort({ server: S3.server, address: S3.address, open: true }));
+    sw = obj.map(PortMaps.switch, 4, SWITCH.size);
   });
   after(() => obj?.close());
 
@@ -160,14 +180,15 @@ describe('storage port filter: BPF_PROG_TEST_RUN fixtures', { skip }, () => {
   });
 
   for (const f of FIXTURES) {
-    const verdict = f.reason === 'allowed' ? 'continue' : 'drop';
-    test(`${f.dir}: ${f.description} -> ${verdict} (${f.reason})`, () => {
+    const passes = PORT_PASS_REASONS.has(f.reason);
+    test(`${f.dir}: ${f.description} -> ${passes ? 'continue' : 'drop'} (${f.reason})`, () => {
       const port = f.port === undefined ? 0 : f.port;
+      sw.update(u32(0), encodeSwitch({ address: DSR.ip, ...(f.direct && { direct: { address: CLIENT, length: 32 } }) }));
       if (port === null) ifs.delete(u32(LOOPBACK_IFINDEX));
       else ifs.update(u32(LOOPBACK_IFINDEX), u32(port));
       const before = counters();
       const r = testRun(obj.prog(f.dir === 'ingress' ? PortProgs.ingress : PortProgs.egress), f.frame);
-      assert.equal(r.retval, f.reason === 'allowed' ? ABI.DSR_TC_NEXT : ABI.DSR_TC_DROP, 'verdict');
+      assert.equal(r.retval, passes ? ABI.DSR_TC_NEXT : ABI.DSR_TC_DROP, 'verdict');
       assert.deepEqual(r.data, f.frame, 'the filter never changes a frame');
       const key = JSON.stringify({ server: f.server, port: port ?? ABI.DSR_PORT_UNKNOWN, dir: f.dir, reason: f.reason });
       const after = counters();
