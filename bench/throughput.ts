@@ -2,7 +2,8 @@
  * bench/throughput: sequential smbclient put and get of one random file, and small-op latency,
  * over three paths from the lab's client to server1's share data1, in one run:
  *
- *   direct   client ── dsr namespace routing (`labDirectPath`) ── 198.18.1.11:445
+ *   direct   client ── dsr namespace routing (`labDirectPath`, which opens the DSR's port
+ *            filter for the client while it routes) ── 198.18.1.11:445
  *   haproxy  client ── 198.18.0.1:4445 HAProxy, mode tcp, 1 thread (the plain L4 relay) ── server1
  *   dsr      client ── 198.18.0.1:445 the DSR ── server1
  *
@@ -28,6 +29,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, mkdirSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { adminCall } from '../src/control/admin.js';
 import { DsrError, ErrorCode, errorMessage, SystemError } from '../src/control/errors.js';
 import { component, createLogger } from '../src/control/log.js';
 import { labDirectPath, labDown, labStatus, labUp, type LabStatus } from '../src/lab/lab.js';
@@ -178,13 +180,15 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
     writeRandomFile(`${share.path}/${SMALL_FILE}`, SMALL_FILE_BYTES);
     log.info({ event: 'bench.source.ready', sizeMiB, sha256 });
 
+    // The DSR's port filter stays attached for every path: the direct path passes it as 'direct' (labDirectPath opens it).
+    const filter = lab.dsr.running ? await portFilterState(lab) : undefined;
     haproxy = await startHaproxy(lab.dsr.namespace, labStateDir(name), { listenAddress: lab.dsr.clientAddress, listenPort: HAPROXY_PORT, serverAddress: server.address, serverPort: 445 });
     const paths: Path[] = [
       newPath({
         id: 'direct',
         host: server.address,
         port: 445,
-        via: 'routed by the dsr namespace',
+        via: `routed by the dsr namespace${filter === 'attached' ? ", through the DSR's port filter (counted as direct)" : ''}`,
         enter: () => labDirectPath(name, true),
         leave: () => (wasDirect ? Promise.resolve() : labDirectPath(name, false)),
       }),
@@ -193,7 +197,7 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
         id: 'dsr',
         host: lab.dsr.clientAddress,
         port: lab.dsr.port,
-        via: lab.dsr.running ? `the DSR, pid ${lab.dsr.pid}` : 'the DSR (not running)',
+        via: lab.dsr.running ? `the DSR, pid ${lab.dsr.pid}, port filter ${filter}` : 'the DSR (not running)',
         ...(lab.dsr.running && { relayPid: lab.dsr.pid }),
       }),
     ];
@@ -296,6 +300,12 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
     for (const id of PATH_IDS) rmSync(`${share.path}/bench-${id}.bin`, { force: true });
     rmSync(`${share.path}/${SMALL_FILE}`, { force: true });
   }
+}
+
+/** The running DSR's storage port filter: attached, off or unsupported (`dsr offload show`). */
+async function portFilterState(lab: LabStatus): Promise<string> {
+  const shown = (await adminCall(lab.dsr.adminSocket, 'offload.show')) as { ports?: { filter?: string } };
+  return shown.ports?.filter ?? 'unknown';
 }
 
 function transferSummary(samples: Sample[]): TransferSummary | undefined {

@@ -110,6 +110,11 @@ export class KernelPortFilter implements PortFilter {
     return Promise.resolve();
   }
 
+  reattach(port: string): Promise<void> {
+    if (this.attached) this.programs.reattach(this.opts.ports.indexOf(port));
+    return Promise.resolve();
+  }
+
   counters(): Promise<Map<string, PortCounters>> {
     return Promise.resolve(portCounters(this.programs.counters(), this.opts.ports));
   }

@@ -59,7 +59,7 @@ function onBpffs(path: string): boolean {
 }
 
 export class PortPrograms {
-  private readonly links: { ifname: string; fds: number[] }[] = [];
+  private readonly links: { ifname: string; ifindex: number; fds: number[] }[] = [];
   private readonly pins: string[] = [];
   private closed = false;
   private direct: Ipv4Prefix | undefined;
@@ -129,22 +129,39 @@ export class PortPrograms {
     this.checkOpen();
     if (this.links.length) throw new DsrError(ErrorCode.USAGE, `the port filter is already attached to ${this.links.map((l) => l.ifname).join(', ')}`);
     if (ifnames.length > ABI.DSR_PORT_MAX) throw new DsrError(ErrorCode.USAGE, `${ifnames.length} ports: at most ${ABI.DSR_PORT_MAX}`);
-    const ingress = this.obj.prog(PortProgs.ingress);
-    const egress = this.obj.prog(PortProgs.egress);
     try {
       ifnames.forEach((ifname, port) => {
-        const index = ifindex(ifname);
-        this.maps.ifs.update(u32(index), u32(port));
-        const link = { ifname, fds: [] as number[] };
+        const link = { ifname, ifindex: 0, fds: [] as number[] };
         this.links.push(link);
-        link.fds.push(linkCreate(ingress, index, AttachType.TCX_INGRESS, `${PortProgs.ingress} to ${ifname}`));
-        link.fds.push(linkCreate(egress, index, AttachType.TCX_EGRESS, `${PortProgs.egress} to ${ifname}`));
+        this.link(link, port);
       });
     } catch (e) {
       this.detach();
       throw e;
     }
     this.log.info({ event: 'offload.ports.attached', ports: ifnames });
+  }
+
+  /** Maps the interface (as it is now) to its port index and links both programs to it. */
+  private link(link: { ifname: string; ifindex: number; fds: number[] }, port: number): void {
+    link.ifindex = ifindex(link.ifname);
+    this.maps.ifs.update(u32(link.ifindex), u32(port));
+    link.fds.push(linkCreate(this.obj.prog(PortProgs.ingress), link.ifindex, AttachType.TCX_INGRESS, `${PortProgs.ingress} to ${link.ifname}`));
+    link.fds.push(linkCreate(this.obj.prog(PortProgs.egress), link.ifindex, AttachType.TCX_EGRESS, `${PortProgs.egress} to ${link.ifname}`));
+  }
+
+  /**
+   * Attaches port `port` again, to the interface that has its name now: a re-created interface
+   * (a new veth) has a new ifindex, and its old links went with the old device.
+   */
+  reattach(port: number): void {
+    this.checkOpen();
+    const link = this.links[port];
+    if (!link) throw new DsrError(ErrorCode.USAGE, `port index ${port} is not attached`);
+    for (const fd of link.fds.splice(0)) closeFd(fd);
+    this.maps.ifs.delete(u32(link.ifindex));
+    this.link(link, port);
+    this.log.info({ event: 'offload.ports.reattached', port: link.ifname, ifindex: link.ifindex });
   }
 
   /** Puts a server on a port (or none: everything on the port is then dropped). */

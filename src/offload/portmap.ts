@@ -93,6 +93,8 @@ export interface PortCounters {
  */
 export interface PortFilter {
   apply(bindings: readonly PortBinding[]): Promise<void>;
+  /** The port's interface was re-created or put back on the bridge: attach to it as it is now. */
+  reattach(port: string): Promise<void>;
   counters(): Promise<Map<string, PortCounters>>;
 }
 
@@ -474,7 +476,10 @@ export class PortMap extends EventEmitter<Events> {
   }
 
   private reprogram(port: string, why: string): void {
-    void this.serial(() => this.program(port)).catch((e: unknown) =>
+    void this.serial(async () => {
+      await this.program(port);
+      await this.filter?.reattach(port);
+    }).catch((e: unknown) =>
       this.log.error({ event: 'portmap.program_failed', port, why, err: errorMessage(e) }, 'cannot program storage port'),
     );
   }

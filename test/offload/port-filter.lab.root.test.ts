@@ -216,6 +216,25 @@ describe('the DSR attaches its storage port filter (lab)', { skip: labSkip }, ()
     await assert.rejects(call('port.direct', {}), /peer is required/);
   });
 
+  test('a re-created storage port gets the filter again: new links on the new interface, its frames counted', async () => {
+    const before = (await filterView()).kernelIds!.links;
+    const c0 = await ports();
+    // A new veth named sp4; its peer stays in the dsr namespace and, once up, sends IPv6 neighbour discovery into sp4.
+    await ipBatch(lab.dsr.namespace, 're-create sp4', ['link del sp4', 'link add sp4 type veth peer name sp4-peer', 'link set sp4 master br0', 'link set sp4 up', 'link set sp4-peer up']);
+    const t0 = Date.now();
+    let links: number[] = before;
+    let seen = 0;
+    while (Date.now() - t0 < 5000) {
+      links = (await filterView()).kernelIds!.links;
+      seen = moved(c0, await ports(), 'sp4', 'ingress', 'unassigned').packets;
+      if (seen > 0 && links.length === before.length && !links.every((id) => before.includes(id))) break;
+      await sleep(100);
+    }
+    assert.equal(links.length, before.length, 'still one link per port and direction');
+    assert.equal(links.filter((id) => !before.includes(id)).length, 2, "sp4's two links are new");
+    assert.ok(seen > 0, `frames from the new sp4 are counted (and dropped: no server): ${seen}`);
+  });
+
   test('SIGKILL and stop (SIGTERM) of the DSR leave no program, map, link or tc filter; a new start attaches again', async () => {
     const ids = (await filterView()).kernelIds!;
     process.kill(lab.dsr.pid!, 'SIGKILL');
