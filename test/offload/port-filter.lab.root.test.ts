@@ -264,4 +264,35 @@ describe('the DSR attaches its storage port filter (lab)', { skip: labSkip }, ()
       if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
     }
   });
+
+  test('without the right to use bpf() (a kernel without the feature, as the DSR sees it): one log line, the DSR serves on the bridge isolation alone', async () => {
+    const logBefore = readFileSync(lab.dsr.logFile, 'utf8').length;
+    // Root without CAP_BPF and CAP_SYS_ADMIN: the kernel probe finds no bpf() permission.
+    const pid = await startDaemon({
+      what: 'the DSR without bpf()',
+      namespace: lab.dsr.namespace,
+      argv: ['setpriv', '--bounding-set', '-bpf,-sys_admin', process.execPath, CLI, 'serve', '--config', lab.dsr.configPath],
+      outFile: join(dir, 'dsr3.out'),
+      port: lab.dsr.port,
+      address: lab.dsr.clientAddress,
+      timeoutMs: 20000,
+      logs: { log: lab.dsr.logFile },
+    });
+    try {
+      const f = await filterView();
+      assert.equal(f.filter, 'unsupported');
+      assert.match(f.reason ?? '', /lacks permission to load BPF programs/);
+      assert.equal(f.kernelIds, undefined);
+      const lines = readFileSync(lab.dsr.logFile, 'utf8').slice(logBefore).split('\n').filter((l) => l.includes('"component":"portfilter"'));
+      assert.equal(lines.length, 1, lines.join('\n'));
+      assert.match(lines[0]!, /"event":"portfilter.unsupported".*the bridge isolation still holds/);
+      assert.ok((await ports()).every((r) => r.counters === undefined && r.isolated));
+      await assert.rejects(call('port.load'), /no load figures: the storage port filter is unsupported/);
+      await smbclient(lab.dsr.clientAddress, 'data1', 'ls');
+      assert.ok(blocked(await probe('server1', '198.18.1.12')), 'the bridge isolation still holds');
+    } finally {
+      process.kill(pid, 'SIGTERM');
+      await waitExit(pid);
+    }
+  });
 });

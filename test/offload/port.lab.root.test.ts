@@ -142,6 +142,8 @@ describe('storage port filter on the lab switch', { skip: labSkip }, () => {
   });
 
   test('without the filter, server1 reaches server2 and the client (the baseline)', async () => {
+    const shown = (await adminCall(lab.dsr.adminSocket, 'offload.show')) as { ports: { filter: string; reason?: string } };
+    assert.deepEqual(shown.ports, { filter: 'off', reason: 'switch.filter is false' }, "the DSR's own filter is off");
     assert.equal(await connect('server1', lab.servers[1]!.address, 445), 'connected');
     assert.equal(await connect('server1', lab.client.address, 445), 'refused');
   });
