@@ -20,7 +20,7 @@ import { SessionTable } from './tables/sessions.js';
 import { TreeTable } from './tables/trees.js';
 import { MemoryOffload } from '../offload/offload.js';
 import { KernelPortFilter } from '../offload/port-filter.js';
-import { PortLoadMeter } from '../offload/port-load.js';
+import { PortLoadMeter, type LoadReport } from '../offload/port-load.js';
 import { PortMap } from '../offload/portmap.js';
 
 export class DsrServer {
@@ -158,6 +158,15 @@ export class DsrServer {
     };
   }
 
+  /**
+   * Bytes and packets per second from and to each server through the storage switch (the port
+   * filter's 'allowed' counters, read every second, averaged over 10 s: PortLoadMeter); undefined
+   * when the filter is not attached. What the resource manager compares.
+   */
+  serverLoad(): LoadReport | undefined {
+    return this.portFilter.load?.rates();
+  }
+
   /** The port filter for `dsr offload show`: its state, kernel ids (for bpftool), counters per port and load per server. */
   private async portFilterView(): Promise<Record<string, unknown>> {
     const { state, reason, filter, load } = this.portFilter;
@@ -182,6 +191,7 @@ export class DsrServer {
     this.portFilter.filter?.close();
     delete this.portFilter.load;
     delete this.portFilter.filter;
+    Object.assign(this.portFilter, { state: 'off', reason: 'the DSR stopped' });
     this.portMap?.close();
     this.portMap = undefined;
   }
