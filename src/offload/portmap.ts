@@ -384,8 +384,12 @@ export class PortMap extends EventEmitter<Events> {
   private async sync(links: LinkInfo[]): Promise<void> {
     for (const port of this.table.ports()) {
       const link = links.find((l) => l.name === port);
+      const was = this.links.get(port)?.ifindex;
       this.observe(port, link);
-      if (link && link.master === this.bridgeIndex) await this.program(port);
+      if (!link || link.master !== this.bridgeIndex) continue;
+      await this.program(port);
+      // Re-created while notifications were lost: the filter's links went with the old device.
+      if (was !== undefined && was !== link.index) await this.filter?.reattach(port);
     }
   }
 
