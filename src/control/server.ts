@@ -18,7 +18,7 @@ import { ResourceTable } from './tables/resources.js';
 import { SessionTable } from './tables/sessions.js';
 import { TreeTable } from './tables/trees.js';
 import { MemoryOffload } from '../offload/offload.js';
-import { PortMap } from '../offload/portmap.js';
+import { type PortChange, PortMap } from '../offload/portmap.js';
 
 export class DsrServer {
   readonly ctx: DsrContext;
@@ -56,7 +56,13 @@ export class DsrServer {
   async start(): Promise<void> {
     try {
       // The switch is isolated before anything is served.
-      if (this.config.switch) this.portMap = await PortMap.open(this.config, component(this.log, 'portmap'));
+      if (this.config.switch) {
+        this.portMap = await PortMap.open(this.config, component(this.log, 'portmap'));
+        // A storage port going down fails its server at once (source Fig. 7): no waiting for TCP.
+        this.portMap.on('change', (c: PortChange) => {
+          if (!c.up && c.server) this.serverFailed(c.server, 'storage port down');
+        });
+      }
       this.admin = new AdminServer(this.config.admin.socket, this.adminHandlers(), component(this.log, 'admin'));
       await this.admin.listen();
       for (const l of this.config.listen) this.listeners.push(await this.listen(l.address, l.port));
@@ -88,6 +94,13 @@ export class DsrServer {
         resolve(server);
       });
     });
+  }
+
+  /** Moves the failed server's shares and ends every connection to it; each client connection then fails its trees over. */
+  private serverFailed(name: string, why: string): void {
+    const remaps = this.ctx.resources.failServer(name, why);
+    this.log.warn({ event: 'server.failed', server: name, why, remaps }, `${name} failed: ${why}`);
+    for (const pool of this.ctx.pools.values()) pool.abandon(name);
   }
 
   private adminHandlers(): Record<string, AdminHandler> {

@@ -27,9 +27,18 @@ export interface ResourceView extends Resource {
   activeAddress: string;
 }
 
+/** A share whose active server changed: where it went (undefined: no healthy server can serve it). */
+export interface Remap {
+  share: string;
+  from: string;
+  to: string | undefined;
+}
+
 export class ResourceTable {
   private readonly byName = new Map<string, Resource>();
   private readonly servers = new Map<string, StorageServer>();
+  /** Failed servers and why. */
+  private readonly failed = new Map<string, string>();
 
   static fromConfig(config: Pick<Config, 'servers' | 'resources'>): ResourceTable {
     const t = new ResourceTable();
@@ -53,6 +62,33 @@ export class ResourceTable {
 
   server(name: string): StorageServer | undefined {
     return this.servers.get(name);
+  }
+
+  healthy(name: string): boolean {
+    return this.servers.has(name) && !this.failed.has(name);
+  }
+
+  /**
+   * A server failed (source Fig. 7, paragraphs 0083-0086): every share it serves actively moves
+   * to the first healthy server able to serve it. Idempotent: every client connection that
+   * loses the server reports it, the first one moves the shares.
+   */
+  failServer(name: string, why: string): Remap[] {
+    if (this.failed.has(name)) return [];
+    this.failed.set(name, why);
+    const remaps: Remap[] = [];
+    for (const r of this.byName.values()) {
+      if (r.active !== name) continue;
+      const to = r.servers.find((s) => this.healthy(s));
+      if (to) r.active = to;
+      remaps.push({ share: r.name, from: name, to });
+    }
+    return remaps;
+  }
+
+  /** A failed server is back; its shares stay where they are (fail-back is rebalancing's call). */
+  recoverServer(name: string): boolean {
+    return this.failed.delete(name);
   }
 
   list(): ResourceView[] {
