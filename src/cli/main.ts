@@ -82,10 +82,9 @@ tableOptions(user.command('list').description('list users (names only; hashes ne
   });
 
 /** A `<object> list` verb that shows one of the daemon's live tables. */
-function liveList(object: string, description: string, columns: [string, string][]): void {
-  program
-    .command(object)
-    .description(description)
+function liveList(object: string, description: string, columns: [string, string][]): Command {
+  const verb = program.command(object).description(description);
+  verb
     .command('list')
     .description(`list the live ${object} table`)
     .addOption(socketOption())
@@ -95,6 +94,7 @@ function liveList(object: string, description: string, columns: [string, string]
       if (o.json) printJson(rows);
       else printTable(rows, columns);
     });
+  return verb;
 }
 
 liveList('session', 'client sessions (source Fig. 5)', [
@@ -139,7 +139,18 @@ liveList('resource', 'shares and the servers that serve them (the resource table
   ['activeAddress', 'ADDRESS'],
   ['servers', 'CAN BE SERVED BY'],
   ['comment', 'COMMENT'],
-]);
+])
+  .command('move')
+  .description('move a share to another server that can serve it, live: open files are reopened there and clients see a pause (source Fig. 8)')
+  .argument('<share>', 'the share')
+  .requiredOption('--to <server>', 'the server to serve it from now on')
+  .addOption(socketOption())
+  .addOption(jsonOption())
+  .action(async (share: string, o: { to: string; socket: string; json?: boolean }) => {
+    const r = (await adminCall(o.socket, 'resource.move', { share, to: o.to }, 60_000)) as { share: string; from: string; to: string; trees: number; opens: number; lostOpens: number; ms: number };
+    if (o.json) printJson(r);
+    else process.stdout.write(`${r.share}: ${r.from} -> ${r.to}, ${r.trees} tree(s) and ${r.opens} open file(s) moved${r.lostOpens ? `, ${r.lostOpens} could not be reopened` : ''} in ${r.ms} ms\n`);
+  });
 
 program
   .command('status')

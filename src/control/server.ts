@@ -96,6 +96,17 @@ export class DsrServer {
     });
   }
 
+  /** `dsr resource move`: the share's new server serves it for every client, live. */
+  private async moveShare(share: string, to: string): Promise<unknown> {
+    const started = Date.now();
+    const remap = this.ctx.resources.move(share, to);
+    const moved = await Promise.all([...this.connections].map((c) => c.moveShare(remap.share)));
+    const total = moved.reduce((a, m) => ({ trees: a.trees + m.trees, opens: a.opens + m.opens, lostOpens: a.lostOpens + m.lostOpens }), { trees: 0, opens: 0, lostOpens: 0 });
+    const result = { ...remap, ...total, ms: Date.now() - started };
+    this.log.warn({ event: 'resource.moved', ...result }, `${remap.share} moved from ${remap.from} to ${to}`);
+    return result;
+  }
+
   /** Moves the failed server's shares and ends every connection to it; each client connection then fails its trees over. */
   private serverFailed(name: string, why: string): void {
     const remaps = this.ctx.resources.failServer(name, why);
@@ -113,6 +124,7 @@ export class DsrServer {
       'server.list': () => resources.listServers(),
       'backend.list': async () => (await Promise.all([...this.ctx.pools.entries()].map(async ([connectionId, p]) => (await p.view()).map((b) => ({ connectionId, ...b }))))).flat(),
       'offload.show': () => offload.snapshot(),
+      'resource.move': (a) => this.moveShare(String(a.share ?? ''), String(a.to ?? '')),
       ...portAdminHandlers(() => this.portMap),
       status: () => ({
         name: this.config.name,

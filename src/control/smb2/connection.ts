@@ -31,7 +31,7 @@ import type { InFlight, Outbound } from './client.js';
 import type { ConnectionState, DsrContext, Smb2Reply, Smb2Request } from './context.js';
 import { CreditWindow } from './credits.js';
 import { breakToClient, type ChainState, dropTrees, type Forward } from './redirect.js';
-import { moveTrees, replayable, rerouteForReplay } from './failover.js';
+import { leaveOld, moveTree, moveTrees, replayable, rerouteForReplay } from './failover.js';
 import { COMMANDS, errorReply } from './dispatch.js';
 import { answerSmb1Negotiate } from './negotiate.js';
 import { destroySession } from './session-setup.js';
@@ -114,6 +114,8 @@ export class Smb2Connection {
   private nextAsyncId = 1n;
   /** Failovers of lost server connections, by the lost link (every request lost with it waits for one). */
   private readonly recovering = new Map<BackendLink, Promise<void>>();
+  /** Trees being moved to another server: their requests wait here (in order, as the frame queue waits). */
+  private readonly gates = new Map<Tree, Promise<void>>();
 
   constructor(
     private readonly socket: Socket,
@@ -333,6 +335,8 @@ export class Smb2Connection {
       const tid = isRelated ? prev?.tree?.treeId : hdr.TreeId;
       tree = tid !== undefined ? this.ctx.trees.get(session.sessionId, tid) : undefined;
       if (!tree) return { out: fail(NtStatus.STATUS_NETWORK_NAME_DELETED, session), related: { session, status: NtStatus.STATUS_NETWORK_NAME_DELETED } };
+      const gate = this.gates.get(tree);
+      if (gate) await gate;
     }
 
     const req: Smb2Request = {
@@ -506,6 +510,43 @@ export class Smb2Connection {
     this.log.debug({ event: 'failover.replay', command: smb2CommandName(f.req.Command), server: route.link.server.name }, 'request replayed on the new server');
     [f.handle] = route.link.client.send([item]);
     return undefined;
+  }
+
+  /**
+   * A planned move of a share to the server now active for it (source Fig. 8, paragraphs
+   * 0095-0098): each of this connection's trees on it stops taking requests, waits for its
+   * requests in flight (so nothing is replayed), moves with the failover's mechanism, and takes
+   * requests again; the old server's handles and tree are let go after.
+   */
+  async moveShare(share: string): Promise<{ trees: number; opens: number; lostOpens: number }> {
+    const r = { trees: 0, opens: 0, lostOpens: 0 };
+    for (const session of this.ctx.sessions.byConnection(this.state.id)) {
+      for (const tree of this.ctx.trees.ofSession(session.sessionId)) {
+        if (!this.state.routes.has(tree) || tree.share.toLowerCase() !== share.toLowerCase()) continue;
+        let reopen!: () => void;
+        this.gates.set(tree, new Promise((resolve) => (reopen = resolve)));
+        try {
+          await this.drain(tree);
+          const m = await moveTree(this.ctx, this.state, session, tree, this.log);
+          if (!m) continue;
+          r.trees++;
+          r.opens += m.opens;
+          r.lostOpens += m.lostOpens;
+          void leaveOld(this.state, m.left, this.log);
+        } finally {
+          this.gates.delete(tree);
+          reopen();
+        }
+      }
+    }
+    return r;
+  }
+
+  /** Waits until a tree has no request in flight but pending async ones (they never end on their own). */
+  private async drain(tree: Tree): Promise<void> {
+    const deadline = Date.now() + this.ctx.config.limits.backendTimeoutSeconds * 1000;
+    const busy = () => [...this.inflight.values()].some((f) => f.tree === tree && f.asyncId === undefined);
+    while (busy() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2));
   }
 
   /** The failover of a lost server connection (one per link, however many requests wait for it). */

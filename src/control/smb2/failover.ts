@@ -17,7 +17,9 @@ import { NtStatus, ntStatusName } from '../wire/ntstatus.js';
 import { SMB2_HEADER_SIZE, Smb2Command, Smb2Dialect } from '../wire/smb2/constants.js';
 import { CreateContextName, encodeLease } from '../wire/smb2/create-contexts.js';
 import { CreateDisposition, decodeCreateResponse, encodeCreateRequest, ImpersonationLevel, OplockLevel } from '../wire/smb2/create.js';
-import { REQUEST_FILE_ID_AT, setFileId } from '../wire/smb2/file-id.js';
+import { type FileId, REQUEST_FILE_ID_AT, setFileId } from '../wire/smb2/file-id.js';
+import { encodeCloseRequest } from '../wire/smb2/close.js';
+import { encodeReservedBody } from '../wire/smb2/simple.js';
 import { encodeLockRequest, LockFlags } from '../wire/smb2/lock.js';
 import type { BackendLink } from './backend.js';
 import type { ConnectionState, DsrContext } from './context.js';
@@ -41,40 +43,73 @@ export interface Moved {
   droppedTrees: Tree[];
 }
 
+/** What moving one tree did: its old opens' FileIds on the old server, for a planned move to close. */
+interface TreeMove {
+  opens: number;
+  lostOpens: number;
+  left: { route: Route; fileIds: FileId[] };
+}
+
 /**
- * Moves every tree of `sessions` that used `lost` to its share's active server. Returns the
- * trees it could not move (the caller drops them).
+ * Moves one tree to its share's active server: a tree there, every open reopened. Undefined
+ * when the share has no other healthy server or the new server refuses (the caller drops it).
  */
+export async function moveTree(ctx: DsrContext, conn: ConnectionState, session: Session, tree: Tree, log: Logger): Promise<TreeMove | undefined> {
+  const old = conn.routes.get(tree);
+  const resource = ctx.resources.lookup(tree.share);
+  const target = resource && resource.active !== old?.link.server.name && ctx.resources.healthy(resource.active) ? ctx.resources.server(resource.active) : undefined;
+  if (!old || !resource || !target) return undefined;
+  const tlog = log.child({ share: tree.share, server: target.name });
+  const c = await connectBackendTree(ctx, conn, session, target, resource.remoteName, tlog);
+  if ('status' in c) {
+    tlog.warn({ event: 'move.tree_failed', status: ntStatusName(c.status) }, `cannot move ${tree.share} to ${target.name}`);
+    return undefined;
+  }
+  bindTree(ctx, conn, tree, c.route, resource.remoteName);
+  const move: TreeMove = { opens: 0, lostOpens: 0, left: { route: old, fileIds: [] } };
+  for (const open of openedOn(ctx, tree)) {
+    const was = open.target.backendFileId;
+    if (await reopen(open, c.route, tlog)) {
+      move.opens++;
+      move.left.fileIds.push(was);
+    } else {
+      ctx.opens.delete(open.sessionId, open.fileId);
+      move.lostOpens++;
+    }
+  }
+  return move;
+}
+
+/** Moves every tree of `sessions` that used the lost server connection; returns what it could not move. */
 export async function moveTrees(ctx: DsrContext, conn: ConnectionState, lost: BackendLink, sessions: readonly Session[], log: Logger): Promise<Moved> {
   const moved: Moved = { trees: 0, opens: 0, lostOpens: 0, droppedTrees: [] };
   for (const session of sessions) {
     for (const tree of ctx.trees.ofSession(session.sessionId)) {
       if (conn.routes.get(tree)?.link !== lost) continue;
-      const resource = ctx.resources.lookup(tree.share);
-      const target = resource && resource.active !== lost.server.name && ctx.resources.healthy(resource.active) ? ctx.resources.server(resource.active) : undefined;
-      if (!resource || !target) {
+      const m = await moveTree(ctx, conn, session, tree, log);
+      if (!m) {
         moved.droppedTrees.push(tree);
         continue;
       }
-      const tlog = log.child({ share: tree.share, server: target.name });
-      const c = await connectBackendTree(ctx, conn, session, target, resource.remoteName, tlog);
-      if ('status' in c) {
-        tlog.warn({ event: 'failover.tree_failed', status: ntStatusName(c.status) }, `cannot move ${tree.share} to ${target.name}`);
-        moved.droppedTrees.push(tree);
-        continue;
-      }
-      bindTree(ctx, conn, tree, c.route, resource.remoteName);
       moved.trees++;
-      for (const open of openedOn(ctx, tree)) {
-        if (await reopen(open, c.route, tlog)) moved.opens++;
-        else {
-          ctx.opens.delete(open.sessionId, open.fileId);
-          moved.lostOpens++;
-        }
-      }
+      moved.opens += m.opens;
+      moved.lostOpens += m.lostOpens;
     }
   }
   return moved;
+}
+
+/** A planned move's last step: the old server's handles closed and its tree let go. */
+export async function leaveOld(conn: ConnectionState, left: TreeMove['left'], log: Logger): Promise<void> {
+  const { route, fileIds } = left;
+  const opts = { session: route.bs.session, treeId: route.backendTreeId, allowError: true };
+  try {
+    for (const id of fileIds) await route.link.client.request(Smb2Command.CLOSE, encodeCloseRequest({ Flags: 0, Reserved: 0, FileId: id }), opts);
+    await route.link.client.request(Smb2Command.TREE_DISCONNECT, encodeReservedBody(), opts);
+  } catch (e) {
+    log.info({ event: 'move.leave_failed', server: route.link.server.name, err: errorMessage(e) }, 'the old server did not take the close');
+  }
+  conn.backends.releaseTree(route.link, route.bs);
 }
 
 function openedOn(ctx: DsrContext, tree: Tree): Open<FileOpen>[] {

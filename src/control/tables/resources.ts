@@ -4,6 +4,7 @@
  * the resource manager will learn and remap entries at run time.
  */
 import type { Config } from '../config.js';
+import { DsrError, ErrorCode } from '../errors.js';
 
 export interface StorageServer {
   name: string;
@@ -84,6 +85,17 @@ export class ResourceTable {
       remaps.push({ share: r.name, from: name, to });
     }
     return remaps;
+  }
+
+  /** Makes `to` the active server of a share (a planned move); throws when it cannot serve it. */
+  move(share: string, to: string): Remap {
+    const r = this.lookup(share);
+    if (!r) throw new DsrError(ErrorCode.USAGE, `no share ${JSON.stringify(share)} in the resource table`);
+    if (!r.servers.includes(to)) throw new DsrError(ErrorCode.USAGE, `${to} cannot serve ${r.name} (served by ${r.servers.join(', ')})`);
+    if (!this.healthy(to)) throw new DsrError(ErrorCode.USAGE, `${to} has failed: ${this.failed.get(to) ?? 'unknown server'}`);
+    const from = r.active;
+    r.active = to;
+    return { share: r.name, from, to };
   }
 
   /** A failed server is back; its shares stay where they are (fail-back is rebalancing's call). */

@@ -4,13 +4,17 @@
  * mid-transfer server1 dies (every smbd process killed with SIGKILL, by PID) or its storage port
  * goes down. The transfer completes with no client error, the bytes match, and the time from
  * the fault to the first bulk traffic on server2's storage port is printed (and under 2 s). A
- * second client with a file open on server3 sees nothing.
+ * second client with a file open on server3 sees nothing. And a planned move (`dsr resource move`)
+ * of the share under a client that is reading it.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { labDown, labExec, labUp, type LabStatus } from '../../../src/lab/lab.js';
 import { nftChainCounters } from '../../../src/lab/netns.js';
@@ -18,6 +22,7 @@ import { sleep } from '../../../src/lab/process.js';
 import { COUNTER_TABLE, labDataDir } from '../../../src/lab/topology.js';
 import { ALICE, labSkip, uniqueLabName } from '../../helpers/lab.js';
 
+const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
 const name = uniqueLabName();
 const MIB = 1 << 20;
 const SIZE = 512 * MIB;
@@ -143,4 +148,27 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
       });
     }
   }
+
+  test('dsr resource move: a share moves under a client reading it, and the read goes on', { timeout: 180_000 }, async () => {
+    await labDown(name);
+    const lab = await labUp({ name, servers: 3 });
+    const sanPath = lab.servers.find((s) => s.name === 'server1')!.shares.find((s) => s.name === 'san')!.path;
+    const back = join(labDataDir(name), 'moved.bin');
+    const sum = writeRandom(join(sanPath, 'big.bin'), SIZE);
+    const run = smbclient(lab, 'san', `get big.bin ${back}`);
+    await sleep(1000);
+    const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'resource', 'move', 'san', '--to', 'server2', '--json', '--socket', lab.dsr.adminSocket]);
+    const moved = JSON.parse(stdout) as { share: string; from: string; to: string; trees: number; opens: number; lostOpens: number };
+    const r = await run.done;
+    assert.equal(r.code, 0, r.out);
+    assert.equal(sha256(back), sum);
+    assert.deepEqual({ ...moved, ms: undefined }, { share: 'san', from: 'server1', to: 'server2', trees: 1, opens: 1, lostOpens: 0, ms: undefined });
+    // The move is for every client: the resource table serves san from server2 now.
+    const list = await promisify(execFile)(process.execPath, [CLI, 'resource', 'list', '--json', '--socket', lab.dsr.adminSocket]);
+    assert.equal((JSON.parse(list.stdout) as { name: string; active: string }[]).find((x) => x.name === 'san')?.active, 'server2');
+    assert.equal((await smbclient(lab, 'san', 'ls big.bin').done).code, 0);
+    // The old server let go of the moved tree's handle and tree once the move was done.
+    assert.doesNotMatch(readFileSync(lab.dsr.logFile, 'utf8'), /move\.leave_failed/);
+    rmSync(back, { force: true });
+  });
 });
