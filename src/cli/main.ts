@@ -5,6 +5,8 @@
  * daemon over its admin socket.
  */
 import { Command, Option } from 'commander';
+import type { Plan } from '../control/resources/planner.js';
+import { formatPlan } from './plan-format.js';
 import { adminCall } from '../control/admin.js';
 import { DEFAULT_ADMIN_SOCKET, DEFAULT_CREDENTIALS, loadConfig } from '../control/config.js';
 import { DsrError, ErrorCode, errorMessage } from '../control/errors.js';
@@ -150,6 +152,18 @@ liveList('resource', 'shares and the servers that serve them (the resource table
     const r = (await adminCall(o.socket, 'resource.move', { share, to: o.to }, 60_000)) as { share: string; from: string; to: string; trees: number; opens: number; lostOpens: number; ms: number };
     if (o.json) printJson(r);
     else process.stdout.write(`${r.share}: ${r.from} -> ${r.to}, ${r.trees} tree(s) and ${r.opens} open file(s) moved${r.lostOpens ? `, ${r.lostOpens} could not be reopened` : ''} in ${r.ms} ms\n`);
+  });
+
+program
+  .command('rebalance')
+  .description("even out the servers' load by moving shares live (source Fig. 8); --dry-run prints the plan only")
+  .option('--dry-run', 'print the plan, move nothing')
+  .addOption(socketOption())
+  .addOption(jsonOption())
+  .action(async (o: { dryRun?: boolean; socket: string; json?: boolean }) => {
+    const r = (await adminCall(o.socket, 'rebalance.run', { dryRun: o.dryRun === true }, 300_000)) as { plan: Plan; moved: unknown[] };
+    if (o.json) printJson(o.dryRun ? r.plan : r);
+    else process.stdout.write(formatPlan(r.plan, false) + (o.dryRun ? '' : `${r.moved.length} move(s) carried out\n`));
   });
 
 program

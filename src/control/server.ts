@@ -19,12 +19,16 @@ import { SessionTable } from './tables/sessions.js';
 import { TreeTable } from './tables/trees.js';
 import { MemoryOffload } from '../offload/offload.js';
 import { type PortChange, PortMap } from '../offload/portmap.js';
+import { ShareLoad } from './resources/load.js';
+import { type Plan, planRebalance } from './resources/planner.js';
 
 export class DsrServer {
   readonly ctx: DsrContext;
   private readonly listeners: Server[] = [];
   private readonly connections = new Set<Smb2Connection>();
   private admin: AdminServer | undefined;
+  private sampler: NodeJS.Timeout | undefined;
+  private rebalancer: NodeJS.Timeout | undefined;
   /** The storage switch, when the config has one: link events (`change`) for the resource manager. */
   portMap: PortMap | undefined;
   private readonly log: Logger;
@@ -42,6 +46,7 @@ export class DsrServer {
       offload: new MemoryOffload(),
       startTime: toFiletime(new Date()),
       pools: new Map(),
+      load: new ShareLoad(),
     };
   }
 
@@ -66,6 +71,12 @@ export class DsrServer {
       this.admin = new AdminServer(this.config.admin.socket, this.adminHandlers(), component(this.log, 'admin'));
       await this.admin.listen();
       for (const l of this.config.listen) this.listeners.push(await this.listen(l.address, l.port));
+      this.sampler = setInterval(() => this.ctx.load.sample(), 1000);
+      this.sampler.unref();
+      if (this.config.rebalance.intervalSeconds > 0) {
+        this.rebalancer = setInterval(() => void this.rebalance(false).catch((e: unknown) => this.log.error({ event: 'rebalance.failed', err: errorMessage(e) }, 'rebalancing failed')), this.config.rebalance.intervalSeconds * 1000);
+        this.rebalancer.unref();
+      }
     } catch (e) {
       await this.stop();
       throw e instanceof DsrError ? e : new DsrError(ErrorCode.CONFIG, `cannot start: ${errorMessage(e)}`, { cause: e });
@@ -94,6 +105,29 @@ export class DsrServer {
         resolve(server);
       });
     });
+  }
+
+  /** The plan that would even out the shares' measured load (`dsr rebalance --dry-run`). */
+  private rebalancePlan(): Plan {
+    const { resources, load } = this.ctx;
+    const rates = load.rates();
+    return planRebalance(
+      {
+        servers: resources.listServers().map((s) => ({ name: s.name, healthy: resources.healthy(s.name) })),
+        shares: resources.list().map((r) => ({ name: r.name, load: rates.get(r.name.toLowerCase()) ?? { bytesPerSecond: 0, opsPerSecond: 0 }, servers: r.servers, active: r.active })),
+      },
+      { threshold: this.config.rebalance.threshold },
+    );
+  }
+
+  /** Plans and, unless `dryRun`, carries the moves out one by one, live. */
+  private async rebalance(dryRun: boolean): Promise<{ plan: Plan; moved: unknown[] }> {
+    const plan = this.rebalancePlan();
+    const moved: unknown[] = [];
+    if (dryRun || plan.moves.length === 0) return { plan, moved };
+    this.log.warn({ event: 'rebalance.start', moves: plan.moves }, `rebalancing: ${plan.moves.length} move(s)`);
+    for (const m of plan.moves) moved.push(await this.moveShare(m.share, m.to));
+    return { plan, moved };
   }
 
   /** `dsr resource move`: the share's new server serves it for every client, live. */
@@ -125,6 +159,7 @@ export class DsrServer {
       'backend.list': async () => (await Promise.all([...this.ctx.pools.entries()].map(async ([connectionId, p]) => (await p.view()).map((b) => ({ connectionId, ...b }))))).flat(),
       'offload.show': () => offload.snapshot(),
       'resource.move': (a) => this.moveShare(String(a.share ?? ''), String(a.to ?? '')),
+      'rebalance.run': (a) => this.rebalance(a.dryRun === true),
       ...portAdminHandlers(() => this.portMap),
       status: () => ({
         name: this.config.name,
@@ -143,6 +178,8 @@ export class DsrServer {
     for (const c of [...this.connections]) c.close('DSR shutting down');
     await Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     this.listeners.length = 0;
+    clearInterval(this.sampler);
+    clearInterval(this.rebalancer);
     await this.admin?.close();
     this.admin = undefined;
     this.portMap?.close();

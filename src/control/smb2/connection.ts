@@ -399,6 +399,7 @@ export class Smb2Connection {
   ): Promise<Outgoing> {
     const f: Forwarded = { req: hdr, session, tree, related, forward: fwd, handle: undefined, asyncId: undefined, firstSent: undefined, encryptWith };
     this.inflight.set(hdr.MessageId, f);
+    if (tree) this.ctx.load.record(tree.share, fwd.msg.length, 1);
     const link = fwd.route.link;
     let batch = batches.get(link);
     if (!batch) batches.set(link, (batch = { items: [], forwarded: [], chain: { lastOpen: undefined } }));
@@ -462,6 +463,7 @@ export class Smb2Connection {
         this.log.debug({ event: 'fwd.done', command: smb2CommandName(h.Command), status: ntStatusName(h.Status), server: f.forward.route.link.server.name }, 'forwarded request answered');
       }
       f.forward.complete(m, h, chain);
+      if (f.tree) this.ctx.load.record(f.tree.share, m.length, 0);
       // 3.3.4.3: credits of an async request were granted with its interim response.
       credit = f.asyncId === undefined ? this.credits.grant(f.req.Credit) : 0;
       this.finish(f);

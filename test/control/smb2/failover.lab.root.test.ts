@@ -171,4 +171,26 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
     assert.doesNotMatch(readFileSync(lab.dsr.logFile, 'utf8'), /move\.leave_failed/);
     rmSync(back, { force: true });
   });
+
+  test('dsr rebalance: load measured per share moves san off the busy server1 (dry run first)', { timeout: 180_000 }, async () => {
+    await labDown(name);
+    const lab = await labUp({ name, servers: 3 });
+    const server1 = lab.servers.find((s) => s.name === 'server1')!;
+    const data1 = server1.shares.find((s) => s.name === 'data1')!.path;
+    const san = server1.shares.find((s) => s.name === 'san')!.path;
+    writeRandom(join(data1, 'load.bin'), 128 * MIB);
+    writeRandom(join(san, 'load.bin'), 128 * MIB);
+    // Both shares of server1 busy at once, server2 and server3 idle.
+    const gets = ['data1', 'san'].map((share) => smbclient(lab, share, 'get load.bin /dev/null; get load.bin /dev/null'));
+    for (const g of gets) assert.equal((await g.done).code, 0);
+    const cli = (...args: string[]) => promisify(execFile)(process.execPath, [CLI, ...args, '--socket', lab.dsr.adminSocket]);
+    const plan = JSON.parse((await cli('rebalance', '--dry-run', '--json')).stdout) as { moves: { share: string; from: string; to: string }[] };
+    assert.deepEqual(plan.moves.map((m) => [m.share, m.from, m.to]), [['san', 'server1', 'server2']]);
+    const text = (await cli('rebalance', '--dry-run')).stdout;
+    assert.match(text, /san/);
+    const active = async () => (JSON.parse((await cli('resource', 'list', '--json')).stdout) as { name: string; active: string }[]).find((x) => x.name === 'san')?.active;
+    assert.equal(await active(), 'server1', 'a dry run moves nothing');
+    await cli('rebalance');
+    assert.equal(await active(), 'server2');
+  });
 });
