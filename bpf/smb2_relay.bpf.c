@@ -116,7 +116,7 @@ struct smb2_hdr48 {
  * connection maps to one backend connection, so the backend's AsyncIds are already unique.
  */
 static __always_inline int rewrite_hdr(struct __sk_buff *skb, __u32 off, const struct relay_sock *rs,
-				       const struct relay_conn *rc, __u32 *next)
+				       const struct relay_conn *rc, __u32 *next, int write)
 {
 	struct smb2_hdr48 h;
 
@@ -136,6 +136,8 @@ static __always_inline int rewrite_hdr(struct __sk_buff *skb, __u32 off, const s
 	*next = h.next_command;
 	if (!(rc->flags & RELAY_CONN_REWRITE))
 		return 0;
+	if (h.next_command && (h.next_command < SMB2_HDR_LEN || (h.next_command & 7)))
+		return RELAY_PASS_COMPOUND;
 
 	if (h.session_id) {
 		struct relay_session_key sk = { .conn = rs->conn, .dir = rs->dir, .session_id = h.session_id };
@@ -153,12 +155,44 @@ static __always_inline int rewrite_hdr(struct __sk_buff *skb, __u32 off, const s
 			return RELAY_PASS_TREE;
 		h.tree_id_or_async_hi = *tid;
 	}
+	if (!write)
+		return 0;
 	if (h.message_id != ~0ULL)
 		h.message_id += rs->dir == RELAY_DIR_REQUEST ? rc->msg_id_delta : -rc->msg_id_delta;
 	/* MessageId .. SessionId in one store. */
 	if (bpf_skb_store_bytes(skb, off + SMB2_OFF_MESSAGE_ID, &h.message_id, 24, 0))
 		return RELAY_PASS_ERROR;
 	return 0;
+}
+
+/*
+ * A compound is checked whole before its first header is written, so a pass hands user space
+ * an untouched frame. `off` is the first header, `avail` the bytes of it in this skb: chained
+ * headers beyond the skb (cut-through only) are checked when they arrive.
+ */
+static __always_inline int check_chain(struct __sk_buff *skb, __u32 off, __u32 frame_left, __u32 avail,
+				       const struct relay_sock *rs, const struct relay_conn *rc)
+{
+	__u32 i, next = 0;
+	int r;
+
+	for (i = 0; i < MSG_MAX_CHAIN; i++) {
+		if (frame_left < SMB2_HDR_LEN)
+			return RELAY_PASS_COMPOUND;
+		if (avail < SMB2_HDR_LEN)
+			return 0;
+		r = rewrite_hdr(skb, off, rs, rc, &next, 0);
+		if (r)
+			return r;
+		if (!next)
+			return 0;
+		if (next >= frame_left)
+			return RELAY_PASS_COMPOUND;
+		off += next;
+		frame_left -= next;
+		avail = avail > next ? avail - next : 0;
+	}
+	return RELAY_PASS_COMPOUND;
 }
 
 /*
@@ -243,10 +277,19 @@ int relay_verdict_msg(struct __sk_buff *skb)
 		return pass(rs, RELAY_PASS_BAD_MAGIC);
 	frame_left = nb;
 	off += NB_HDR_LEN;
+	if (frame_left < SMB2_HDR_LEN)
+		return pass(rs, RELAY_PASS_BAD_MAGIC);
+	if (bpf_skb_load_bytes(skb, off + SMB2_OFF_NEXT_COMMAND, &next, sizeof(next)))
+		return pass(rs, RELAY_PASS_ERROR);
+	if (next) {
+		r = check_chain(skb, off, frame_left, frame_left, rs, rc);
+		if (r)
+			return pass(rs, r);
+	}
 	for (i = 0; i < MSG_MAX_CHAIN; i++) {
 		if (frame_left < SMB2_HDR_LEN)
 			return pass(rs, RELAY_PASS_BAD_MAGIC);
-		r = rewrite_hdr(skb, off, rs, rc, &next);
+		r = rewrite_hdr(skb, off, rs, rc, &next, 1);
 		if (r)
 			return pass(rs, r);
 		if (!next)
@@ -339,8 +382,15 @@ static int cut_step(__u32 index, void *ctx)
 			return cut_fail(c, RELAY_PASS_BAD_MAGIC);
 		c->frame_left = nb;
 		hdr += NB_HDR_LEN;
+		if (bpf_skb_load_bytes(skb, hdr + SMB2_OFF_NEXT_COMMAND, &next, sizeof(next)))
+			return cut_fail(c, RELAY_PASS_ERROR);
+		if (next) {
+			r = check_chain(skb, hdr, nb, c->len - hdr, rs, c->rc);
+			if (r)
+				return cut_fail(c, r);
+		}
 	}
-	r = rewrite_hdr(skb, hdr, rs, c->rc, &next);
+	r = rewrite_hdr(skb, hdr, rs, c->rc, &next, 1);
 	if (r)
 		return cut_fail(c, r);
 	c->msgs++;
