@@ -21,13 +21,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_acked */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <sys/socket.h>
@@ -55,6 +56,7 @@ struct side {
 	size_t raw;   /* bytes to copy on before the next header (what the kernel already framed) */
 	uint8_t *buf;
 	size_t len, cap;
+	uint64_t written; /* bytes this process wrote to the socket */
 };
 
 struct conn {
@@ -116,6 +118,37 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 		n -= w;
 	}
 	return 0;
+}
+
+/*
+ * Bytes written into fd's send queue so far, by anyone: acknowledged + still queued. The
+ * kernel's redirects reach a socket through a work queue (sk_psock_backlog), so user space must
+ * not write passed bytes to it before every earlier redirected byte is in: this is the barrier.
+ */
+static uint64_t sent_into(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int outq = 0;
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) || ioctl(fd, SIOCOUTQ, &outq))
+		return 0;
+	return ti.tcpi_bytes_acked + (uint64_t)outq;
+}
+
+/* Waits (up to 1 s) until the kernel's redirects into `to` have all landed; 0 when they have. */
+static int redirect_barrier(struct side *to, struct side *from)
+{
+	struct relay_sock st;
+
+	if (relay_sock_state(&rb, from->fd, &st))
+		return -1;
+	for (int i = 0; i < 10000; i++) {
+		if (sent_into(to->fd) >= to->written + st.bytes)
+			return 0;
+		usleep(100);
+	}
+	return -1;
 }
 
 static void tune(int fd)
@@ -358,10 +391,16 @@ static void on_readable(struct side *s)
 		if (done == s->len && !peer->len)
 			rearm(c);
 	}
+	if (done && c->phase == PHASE_KERNEL && redirect_barrier(peer, s)) {
+		fprintf(stderr, "conn %u: redirected bytes did not reach the peer within 1 s\n", c->id);
+		close_conn(c);
+		return;
+	}
 	if (done && write_all(peer->fd, s->buf, done)) {
 		close_conn(c);
 		return;
 	}
+	peer->written += done;
 	memmove(s->buf, s->buf + done, s->len - done);
 	s->len -= done;
 }
