@@ -213,17 +213,17 @@ static __always_inline int pass(struct relay_sock *rs, __u32 reason)
 }
 
 /* The peer socket, or a pass to user space; a pass makes the direction sticky. */
-static __always_inline int forward(struct __sk_buff *skb, struct relay_sock *rs, __u32 msgs)
+static __always_inline int forward(struct __sk_buff *skb, struct relay_sock *rs, __u32 msgs, __u32 bytes)
 {
 	__u32 key = rs->peer_key;
 
 	if (bpf_sk_redirect_hash(skb, &relay_socks, &key, 0) != SK_PASS)
 		return pass(rs, RELAY_PASS_NO_PEER);
 	rs->msgs += msgs;
-	rs->bytes += skb->len;
+	rs->bytes += bytes;
 	count(RELAY_FWD_MSG, msgs);
 	count(RELAY_FWD_SKB, 1);
-	count(RELAY_FWD_BYTES, skb->len);
+	count(RELAY_FWD_BYTES, bytes);
 	return SK_PASS;
 }
 
@@ -292,8 +292,9 @@ int relay_verdict_msg(struct __sk_buff *skb)
 		r = rewrite_hdr(skb, off, rs, rc, &next, 1);
 		if (r)
 			return pass(rs, r);
+		/* The strparser's skb may hold bytes of other frames: only this frame is sent on. */
 		if (!next)
-			return forward(skb, rs, i + 1);
+			return forward(skb, rs, i + 1, nb + NB_HDR_LEN);
 		if (next < SMB2_HDR_LEN || next >= frame_left || (next & 7))
 			return pass(rs, RELAY_PASS_COMPOUND);
 		off += next;
@@ -343,7 +344,7 @@ static int cut_step(__u32 index, void *ctx)
 		rs->skip = c->pos - c->len;
 		rs->at_nb = c->at_nb;
 		rs->frame_left = c->frame_left;
-		c->verdict = forward(skb, rs, c->msgs);
+		c->verdict = forward(skb, rs, c->msgs, skb->len);
 		return 1;
 	}
 	need = c->at_nb ? NB_HDR_LEN + SMB2_HDR_LEN : SMB2_HDR_LEN;
@@ -368,7 +369,7 @@ static int cut_step(__u32 index, void *ctx)
 			c->verdict = SK_DROP;
 			return 1;
 		}
-		c->verdict = forward(skb, rs, c->msgs);
+		c->verdict = forward(skb, rs, c->msgs, skb->len);
 		return 1;
 	}
 	hdr = c->pos;

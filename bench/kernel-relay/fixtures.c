@@ -217,6 +217,10 @@ static void run(struct fixture *f, enum relay_mode mode)
 	check(u == f->user_len, name, "bytes passed to user space");
 	if (u == f->user_len && u)
 		check(!memcmp(user, f->user_rewritten ? f->out : f->in + f->in_len - u, u), name, "passed bytes");
+	/* The count user space's redirect barrier waits on: exactly the bytes that came out. */
+	struct relay_sock st;
+	if (!f->no_state && relay_sock_state(&rb, relay_end, &st) == 0)
+		check(st.bytes == n, name, "relay_sock.bytes == bytes forwarded");
 	relay_reasons(&rb, after);
 	if (f->reason >= 0)
 		check(after[f->reason] > before[f->reason], name, relay_reason_names[f->reason]);

@@ -104,7 +104,7 @@ struct relay_sock {
 	__u32 carry_len;  /* bytes of a split header held from the previous skb(s) */
 	__u8 carry[RELAY_CARRY_MAX];
 	__u64 msgs;       /* headers rewritten in this direction */
-	__u64 bytes;      /* bytes forwarded in this direction */
+	__u64 bytes;      /* bytes forwarded in this direction (the barrier user space waits on before it writes) */
 };
 
 /* relay_conns: connection id -> this. */
