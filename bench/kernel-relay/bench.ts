@@ -54,6 +54,7 @@ const VARIANTS: { id: string; port: number; args: string[]; what: string }[] = [
   { id: 'parser-8m', port: 4454, args: ['-m', 'parser', '-b', MIB32], what: "strparser, smbd's own 8 MiB" },
   { id: 'cut', port: 4455, args: ['-m', 'cut'], what: 'verdict-only cut-through, default socket buffers' },
   { id: 'cut-32m', port: 4456, args: ['-m', 'cut', '-b', MIB32], what: 'cut-through, 32 MiB socket buffers' },
+  { id: 'cut-32m-1m', port: 4458, args: ['-m', 'cut', '-b', MIB32, '-x', '1048576'], what: 'cut-through, 32 MiB, MaxRead/Write 1 MiB' },
   { id: 'cut-32m-norw', port: 4457, args: ['-m', 'cut', '-b', MIB32, '-n'], what: 'cut-through, 32 MiB, framing only (no id lookups or writes)' },
 ];
 

@@ -71,6 +71,7 @@ struct conn {
 	int nsids, ntids;
 	uint64_t user_msgs, passed[2];
 	uint32_t passes, rearms, last_reason;
+	uint32_t passed_cmds; /* bit n: command n reached user space after offload */
 	int want_rearm; /* quiescent after a pass: re-arm once this read's frames are out */
 	int dead;
 	struct conn *next_dead;
@@ -148,6 +149,8 @@ static int redirect_barrier(struct side *to, struct side *from)
 			return 0;
 		usleep(100);
 	}
+	fprintf(stderr, "conn %u: barrier: %llu bytes in the peer, %llu written + %llu redirected\n", from->c->id,
+		(unsigned long long)sent_into(to->fd), (unsigned long long)to->written, (unsigned long long)st.bytes);
 	return -1;
 }
 
@@ -174,9 +177,9 @@ static void print_close(struct conn *c)
 		relay_reasons(&rb, reasons);
 	}
 	printf("{\"event\":\"close\",\"conn\":%u,\"mode\":\"%s\",\"offloaded\":%d,\"dialect\":\"0x%x\",\"userMsgs\":%" PRIu64
-	       ",\"passes\":%u,\"rearms\":%u,\"lastPassReason\":\"%s\",\"passedBytes\":[%" PRIu64 ",%" PRIu64 "],\"req\":{\"msgs\":%llu,\"bytes\":%llu,\"sticky\":%u},"
+	       ",\"passes\":%u,\"rearms\":%u,\"passedCmds\":\"0x%x\",\"lastPassReason\":\"%s\",\"passedBytes\":[%" PRIu64 ",%" PRIu64 "],\"req\":{\"msgs\":%llu,\"bytes\":%llu,\"sticky\":%u},"
 	       "\"rep\":{\"msgs\":%llu,\"bytes\":%llu,\"sticky\":%u},\"reasons\":{",
-	       c->id, mode_name, c->phase == PHASE_KERNEL, c->dialect, c->user_msgs, c->passes, c->rearms,
+	       c->id, mode_name, c->phase == PHASE_KERNEL, c->dialect, c->user_msgs, c->passes, c->rearms, c->passed_cmds,
 	       c->last_reason < RELAY_REASON_COUNT ? relay_reason_names[c->last_reason] : "?", c->passed[0], c->passed[1],
 	       (unsigned long long)req.msgs, (unsigned long long)req.bytes, req.sticky, (unsigned long long)rep.msgs,
 	       (unsigned long long)rep.bytes, rep.sticky);
@@ -284,6 +287,8 @@ static void frame(struct side *from, uint8_t *f, size_t flen)
 		uint32_t status = le32(h + 8), flags = le32(h + 16), next = le32(h + 20);
 
 		c->user_msgs++;
+		if (c->phase == PHASE_KERNEL && cmd < 32)
+			c->passed_cmds |= 1u << cmd;
 		if (from->is_client) {
 			if (cmd != CMD_CANCEL)
 				c->outstanding++;
