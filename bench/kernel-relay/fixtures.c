@@ -286,7 +286,7 @@ int main(int argc, char **argv)
 			if (rc == -524)
 				printf("  (ENOTSUPP, 524: this kernel has no test_run for sk_skb; real sockets instead)\n");
 		}
-		printf("mode %s\n", m ? "cut-through" : "strparser");
+		printf("mode %s, attached with %s\n", m ? "cut-through" : "strparser", rb.legacy_attach ? "bpf_prog_attach (no sockmap link)" : "bpf_link");
 		struct fixture *f;
 		struct hdr h[4];
 

@@ -49,6 +49,21 @@ static int prog_fd(struct relay_bpf *rb, const char *name)
 	return p ? bpf_program__fd(p) : -ENOENT;
 }
 
+/*
+ * A sockmap link (kernel 6.10+) when the kernel takes one: libbpf 1.1.2 has no
+ * bpf_program__attach_sockmap, but its generic bpf_link_create passes the map fd and attach
+ * type through. Legacy bpf_prog_attach otherwise. The link's fd is kept; closing it detaches.
+ */
+static int attach(struct relay_bpf *rb, int prog, enum bpf_attach_type type, int *link)
+{
+	*link = bpf_link_create(prog, rb->socks, type, NULL);
+	if (*link >= 0)
+		return 0;
+	*link = -1;
+	rb->legacy_attach = 1;
+	return bpf_prog_attach(prog, rb->socks, type, 0) ? -errno : 0;
+}
+
 int relay_bpf_open(struct relay_bpf *rb, const char *obj_path, enum relay_mode mode)
 {
 	int rc;
@@ -78,14 +93,13 @@ int relay_bpf_open(struct relay_bpf *rb, const char *obj_path, enum relay_mode m
 	if (mode == RELAY_MODE_PARSER) {
 		rb->parser = prog_fd(rb, "relay_parser");
 		rb->verdict = prog_fd(rb, "relay_verdict_msg");
-		/* libbpf 1.1.2 has no sockmap link API: legacy attach to the map. */
-		rc = bpf_prog_attach(rb->parser, rb->socks, BPF_SK_SKB_STREAM_PARSER, 0);
+		rc = attach(rb, rb->parser, BPF_SK_SKB_STREAM_PARSER, &rb->parser_link);
 		if (rc)
 			return fail(rb, "attach stream_parser", rc);
 	} else {
 		rb->verdict = prog_fd(rb, "relay_verdict_cut");
 	}
-	rc = bpf_prog_attach(rb->verdict, rb->socks, BPF_SK_SKB_STREAM_VERDICT, 0);
+	rc = attach(rb, rb->verdict, BPF_SK_SKB_STREAM_VERDICT, &rb->verdict_link);
 	if (rc)
 		return fail(rb, "attach stream_verdict", rc);
 	return 0;
@@ -93,6 +107,10 @@ int relay_bpf_open(struct relay_bpf *rb, const char *obj_path, enum relay_mode m
 
 void relay_bpf_close(struct relay_bpf *rb)
 {
+	if (rb->verdict_link > 0)
+		close(rb->verdict_link);
+	if (rb->parser_link > 0)
+		close(rb->parser_link);
 	if (rb->obj)
 		bpf_object__close(rb->obj);
 	rb->obj = NULL;

@@ -19,6 +19,8 @@ struct relay_bpf {
 	enum relay_mode mode;
 	int socks, state, conns, sessions, trees, reasons, events;
 	int parser, verdict;
+	int parser_link, verdict_link; /* bpf_link fds (0: none) */
+	int legacy_attach;             /* the kernel refused a sockmap link: bpf_prog_attach was used */
 	const char *relay_err;
 };
 
