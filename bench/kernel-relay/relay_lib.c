@@ -1,0 +1,233 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "relay_lib.h"
+
+const char *const relay_reason_names[RELAY_REASON_COUNT] = {
+	[RELAY_FWD_MSG] = "fwd_msg",
+	[RELAY_FWD_SKB] = "fwd_skb",
+	[RELAY_FWD_BYTES] = "fwd_bytes",
+	[RELAY_SPLIT_HDR] = "split_hdr",
+	[RELAY_CARRY_HELD] = "carry_held",
+	[RELAY_PASS_NO_SOCK] = "pass_no_sock",
+	[RELAY_PASS_NO_CONN] = "pass_no_conn",
+	[RELAY_PASS_BAD_MAGIC] = "pass_bad_magic",
+	[RELAY_PASS_ENCRYPTED] = "pass_encrypted",
+	[RELAY_PASS_COMPRESSED] = "pass_compressed",
+	[RELAY_PASS_SIGNED] = "pass_signed",
+	[RELAY_PASS_COMMAND] = "pass_command",
+	[RELAY_PASS_SESSION] = "pass_session",
+	[RELAY_PASS_TREE] = "pass_tree",
+	[RELAY_PASS_COMPOUND] = "pass_compound",
+	[RELAY_PASS_STICKY] = "pass_sticky",
+	[RELAY_PASS_NO_PEER] = "pass_no_peer",
+	[RELAY_PASS_ERROR] = "pass_error",
+	[RELAY_PASS_TOO_MANY] = "pass_too_many",
+};
+
+static int fail(struct relay_bpf *rb, const char *step, int rc)
+{
+	rb->relay_err = step;
+	return rc < 0 ? rc : -EINVAL;
+}
+
+static int map_fd(struct relay_bpf *rb, const char *name)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(rb->obj, name);
+
+	return m ? bpf_map__fd(m) : -ENOENT;
+}
+
+static int prog_fd(struct relay_bpf *rb, const char *name)
+{
+	struct bpf_program *p = bpf_object__find_program_by_name(rb->obj, name);
+
+	return p ? bpf_program__fd(p) : -ENOENT;
+}
+
+/*
+ * A sockmap link (kernel 6.10+) when the kernel takes one: libbpf 1.1.2 has no
+ * bpf_program__attach_sockmap, but its generic bpf_link_create passes the map fd and attach
+ * type through. Legacy bpf_prog_attach otherwise. The link's fd is kept; closing it detaches.
+ */
+static int attach(struct relay_bpf *rb, int prog, enum bpf_attach_type type, int *link)
+{
+	*link = bpf_link_create(prog, rb->socks, type, NULL);
+	if (*link >= 0)
+		return 0;
+	*link = -1;
+	rb->legacy_attach = 1;
+	return bpf_prog_attach(prog, rb->socks, type, 0) ? -errno : 0;
+}
+
+int relay_bpf_open(struct relay_bpf *rb, const char *obj_path, enum relay_mode mode)
+{
+	int rc;
+
+	memset(rb, 0, sizeof(*rb));
+	rb->mode = mode;
+	rb->obj = bpf_object__open_file(obj_path, NULL);
+	if (!rb->obj) {
+		rc = -errno;
+		rb->obj = NULL;
+		return fail(rb, "open object", rc);
+	}
+	/* Load only the programs this mode attaches. */
+	bpf_program__set_autoload(bpf_object__find_program_by_name(rb->obj, "relay_parser"), mode == RELAY_MODE_PARSER);
+	bpf_program__set_autoload(bpf_object__find_program_by_name(rb->obj, "relay_verdict_msg"), mode == RELAY_MODE_PARSER);
+	bpf_program__set_autoload(bpf_object__find_program_by_name(rb->obj, "relay_verdict_cut"), mode == RELAY_MODE_CUT);
+	rc = bpf_object__load(rb->obj);
+	if (rc)
+		return fail(rb, "load object", rc);
+	rb->socks = map_fd(rb, "relay_socks");
+	rb->state = map_fd(rb, "relay_socks_state");
+	rb->conns = map_fd(rb, "relay_conns");
+	rb->sessions = map_fd(rb, "relay_sessions");
+	rb->trees = map_fd(rb, "relay_trees");
+	rb->reasons = map_fd(rb, "relay_reasons");
+	rb->events = map_fd(rb, "relay_events");
+	if (mode == RELAY_MODE_PARSER) {
+		rb->parser = prog_fd(rb, "relay_parser");
+		rb->verdict = prog_fd(rb, "relay_verdict_msg");
+		rc = attach(rb, rb->parser, BPF_SK_SKB_STREAM_PARSER, &rb->parser_link);
+		if (rc)
+			return fail(rb, "attach stream_parser", rc);
+	} else {
+		rb->verdict = prog_fd(rb, "relay_verdict_cut");
+	}
+	rc = attach(rb, rb->verdict, BPF_SK_SKB_STREAM_VERDICT, &rb->verdict_link);
+	if (rc)
+		return fail(rb, "attach stream_verdict", rc);
+	return 0;
+}
+
+void relay_bpf_close(struct relay_bpf *rb)
+{
+	if (rb->verdict_link > 0)
+		close(rb->verdict_link);
+	if (rb->parser_link > 0)
+		close(rb->parser_link);
+	if (rb->obj)
+		bpf_object__close(rb->obj);
+	rb->obj = NULL;
+}
+
+static int cookie_of(int fd, uint64_t *cookie)
+{
+	socklen_t len = sizeof(*cookie);
+
+	return getsockopt(fd, SOL_SOCKET, SO_COOKIE, cookie, &len) ? -errno : 0;
+}
+
+int relay_offload(struct relay_bpf *rb, uint32_t conn, int client_fd, int backend_fd, const struct relay_conn *rules)
+{
+	uint32_t ckey = 2 * conn, bkey = 2 * conn + 1;
+	struct relay_sock cs = { .conn = conn, .peer_key = bkey, .dir = RELAY_DIR_REQUEST, .at_nb = 1 };
+	struct relay_sock bs = { .conn = conn, .peer_key = ckey, .dir = RELAY_DIR_REPLY, .at_nb = 1 };
+	uint64_t ccookie, bcookie, cfd = client_fd, bfd = backend_fd;
+	int rc;
+
+	if ((rc = cookie_of(client_fd, &ccookie)) || (rc = cookie_of(backend_fd, &bcookie)))
+		return fail(rb, "SO_COOKIE", rc);
+	if (bpf_map_update_elem(rb->conns, &conn, rules, BPF_ANY))
+		return fail(rb, "rules update", -errno);
+	if (bpf_map_update_elem(rb->state, &ccookie, &cs, BPF_ANY) || bpf_map_update_elem(rb->state, &bcookie, &bs, BPF_ANY))
+		return fail(rb, "socket state update", -errno);
+	if (bpf_map_update_elem(rb->socks, &bkey, &bfd, BPF_NOEXIST))
+		return fail(rb, "sockhash insert backend", -errno);
+	if (bpf_map_update_elem(rb->socks, &ckey, &cfd, BPF_NOEXIST))
+		return fail(rb, "sockhash insert client", -errno);
+	return 0;
+}
+
+void relay_unload(struct relay_bpf *rb, uint32_t conn, int client_fd, int backend_fd)
+{
+	uint32_t ckey = 2 * conn, bkey = 2 * conn + 1;
+	uint64_t cookie;
+
+	bpf_map_delete_elem(rb->socks, &ckey);
+	bpf_map_delete_elem(rb->socks, &bkey);
+	if (!cookie_of(client_fd, &cookie))
+		bpf_map_delete_elem(rb->state, &cookie);
+	if (!cookie_of(backend_fd, &cookie))
+		bpf_map_delete_elem(rb->state, &cookie);
+	bpf_map_delete_elem(rb->conns, &conn);
+	/* Session and tree entries of this connection: walk the (small) maps. */
+	struct relay_session_key sk, snext;
+	void *prev = NULL;
+	while (!bpf_map_get_next_key(rb->sessions, prev, &snext)) {
+		sk = snext;
+		prev = &sk;
+		if (sk.conn == conn) {
+			bpf_map_delete_elem(rb->sessions, &sk);
+			prev = NULL;
+		}
+	}
+	struct relay_tree_key tk, tnext;
+	prev = NULL;
+	while (!bpf_map_get_next_key(rb->trees, prev, &tnext)) {
+		tk = tnext;
+		prev = &tk;
+		if (tk.conn == conn) {
+			bpf_map_delete_elem(rb->trees, &tk);
+			prev = NULL;
+		}
+	}
+}
+
+int relay_add_session(struct relay_bpf *rb, uint32_t conn, uint64_t client_sid, uint64_t backend_sid)
+{
+	struct relay_session_key req = { .conn = conn, .dir = RELAY_DIR_REQUEST, .session_id = client_sid };
+	struct relay_session_key rep = { .conn = conn, .dir = RELAY_DIR_REPLY, .session_id = backend_sid };
+
+	if (bpf_map_update_elem(rb->sessions, &req, &backend_sid, BPF_ANY) || bpf_map_update_elem(rb->sessions, &rep, &client_sid, BPF_ANY))
+		return fail(rb, "session map update", -errno);
+	return 0;
+}
+
+int relay_add_tree(struct relay_bpf *rb, uint32_t conn, uint32_t client_tid, uint32_t backend_tid)
+{
+	struct relay_tree_key req = { .conn = conn, .dir = RELAY_DIR_REQUEST, .tree_id = client_tid };
+	struct relay_tree_key rep = { .conn = conn, .dir = RELAY_DIR_REPLY, .tree_id = backend_tid };
+
+	if (bpf_map_update_elem(rb->trees, &req, &backend_tid, BPF_ANY) || bpf_map_update_elem(rb->trees, &rep, &client_tid, BPF_ANY))
+		return fail(rb, "tree map update", -errno);
+	return 0;
+}
+
+int relay_sock_state(struct relay_bpf *rb, int fd, struct relay_sock *out)
+{
+	uint64_t cookie;
+	int rc = cookie_of(fd, &cookie);
+
+	if (rc)
+		return rc;
+	return bpf_map_lookup_elem(rb->state, &cookie, out) ? -errno : 0;
+}
+
+int relay_reasons(struct relay_bpf *rb, uint64_t *out)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t *v;
+
+	if (ncpu < 0)
+		return ncpu;
+	v = calloc(ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (uint32_t r = 0; r < RELAY_REASON_COUNT; r++) {
+		out[r] = 0;
+		if (bpf_map_lookup_elem(rb->reasons, &r, v)) {
+			free(v);
+			return -errno;
+		}
+		for (int c = 0; c < ncpu; c++)
+			out[r] += v[c];
+	}
+	free(v);
+	return 0;
+}

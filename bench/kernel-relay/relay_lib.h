@@ -1,0 +1,41 @@
+/*
+ * Loads bpf/smb2_relay.bpf.o with libbpf 1.1.2 and puts connections on and off the kernel path.
+ * A bench and test helper, not the product's loader (that is native/ + src/offload). Every call
+ * returns 0 or -errno and prints nothing; relay_err names the step that failed.
+ */
+#ifndef RELAY_LIB_H
+#define RELAY_LIB_H
+#include <stdint.h>
+#include <linux/types.h>
+#include "dsr_relay.h"
+
+enum relay_mode {
+	RELAY_MODE_PARSER, /* strparser + relay_verdict_msg */
+	RELAY_MODE_CUT,    /* relay_verdict_cut only */
+};
+
+struct relay_bpf {
+	struct bpf_object *obj;
+	enum relay_mode mode;
+	int socks, state, conns, sessions, trees, reasons, events;
+	int parser, verdict;
+	int parser_link, verdict_link; /* bpf_link fds (0: none) */
+	int legacy_attach;             /* the kernel refused a sockmap link: bpf_prog_attach was used */
+	const char *relay_err;
+};
+
+int relay_bpf_open(struct relay_bpf *rb, const char *obj_path, enum relay_mode mode);
+void relay_bpf_close(struct relay_bpf *rb);
+
+/* Puts the pair on the kernel path: state for both sockets, then the backend, then the client into the sockhash. */
+int relay_offload(struct relay_bpf *rb, uint32_t conn, int client_fd, int backend_fd, const struct relay_conn *rules);
+/* Takes the pair off (sockhash entries, state, rules); the sockets stay open. */
+void relay_unload(struct relay_bpf *rb, uint32_t conn, int client_fd, int backend_fd);
+int relay_add_session(struct relay_bpf *rb, uint32_t conn, uint64_t client_sid, uint64_t backend_sid);
+int relay_add_tree(struct relay_bpf *rb, uint32_t conn, uint32_t client_tid, uint32_t backend_tid);
+/* The per-socket state (msgs, bytes, sticky reason) of an offloaded socket. */
+int relay_sock_state(struct relay_bpf *rb, int fd, struct relay_sock *out);
+/* Sums the per-CPU reason counters into out[RELAY_REASON_COUNT]. */
+int relay_reasons(struct relay_bpf *rb, uint64_t *out);
+extern const char *const relay_reason_names[RELAY_REASON_COUNT];
+#endif

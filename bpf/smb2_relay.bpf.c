@@ -1,0 +1,453 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * SMB2 relay in the kernel: sk_skb programs on a sockhash holding both sockets of each offloaded
+ * connection (client at key 2*conn, backend at 2*conn+1). Two ways to frame the byte stream:
+ *
+ *   relay_parser + relay_verdict_msg   strparser: the parser returns each NetBIOS frame's length,
+ *                                      the verdict sees one whole frame (store and forward).
+ *   relay_verdict_cut                  verdict only (no parser): every skb is forwarded as it
+ *                                      arrives; a per-socket cursor says where the next header
+ *                                      falls; a header split across skbs is carried to the next.
+ *
+ * Both rewrite SessionId, TreeId and MessageId of every header (compound chains included) from
+ * the connection's rules and redirect to the peer socket, or hand the bytes to user space with
+ * a reason counter. Only verdicts write bytes (a parser that writes is a use-after-free here).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "dsr_relay.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Headers handled in one skb by the cut-through verdict; beyond it the direction goes to user space. */
+#define CUT_MAX_HDRS 4096
+/* Chained headers of one compound frame handled by the strparser verdict. */
+#define MSG_MAX_CHAIN 16
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, RELAY_MAX_SOCKS);
+	__type(key, __u32);
+	__type(value, __u64);
+} relay_socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RELAY_MAX_SOCKS);
+	__type(key, __u64); /* socket cookie */
+	__type(value, struct relay_sock);
+} relay_socks_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RELAY_MAX_CONNS);
+	__type(key, __u32);
+	__type(value, struct relay_conn);
+} relay_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RELAY_MAX_SESSIONS);
+	__type(key, struct relay_session_key);
+	__type(value, __u64);
+} relay_sessions SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RELAY_MAX_TREES);
+	__type(key, struct relay_tree_key);
+	__type(value, __u32);
+} relay_trees SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RELAY_REASON_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} relay_reasons SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} relay_events SEC(".maps");
+
+extern void *bpf_cast_to_kern_ctx(void *) __ksym;
+
+static __always_inline void count(__u32 reason, __u64 n)
+{
+	__u64 *c = bpf_map_lookup_elem(&relay_reasons, &reason);
+
+	if (c)
+		*c += n;
+}
+
+/*
+ * Clamps a length the verifier lost track of (32-bit math on 64-bit registers) to 1..max: the
+ * asm hides the value from clang, so the range check after it survives into the bytecode.
+ */
+static __always_inline __u64 bounded_len(__u64 n, __u64 max)
+{
+	asm volatile("%[n] &= 0x7f" : [n] "+r"(n));
+	return n == 0 || n > max ? 0 : n;
+}
+
+/* SMB2 header bytes 0..47: everything the rules read or write (the signature is not touched). */
+struct smb2_hdr48 {
+	__u32 protocol;
+	__u16 structure_size;
+	__u16 credit_charge;
+	__u32 status;
+	__u16 command;
+	__u16 credits;
+	__u32 flags;
+	__u32 next_command;
+	__u64 message_id;
+	__u32 reserved_or_async_lo; /* sync: Reserved (ProcessId); async: AsyncId low half */
+	__u32 tree_id_or_async_hi;  /* sync: TreeId; async: AsyncId high half */
+	__u64 session_id;
+};
+
+/*
+ * Rewrites the header at `off` (its first byte, after any NetBIOS prefix). Returns 0 and sets
+ * *next to NextCommand, or a pass reason. MessageId 0xFFFF... (oplock/lease breaks) and zero
+ * Session/TreeIds (breaks, cancels) are left alone. AsyncIds pass unchanged: a client
+ * connection maps to one backend connection, so the backend's AsyncIds are already unique.
+ */
+static __always_inline int rewrite_hdr(struct __sk_buff *skb, __u32 off, const struct relay_sock *rs,
+				       const struct relay_conn *rc, __u32 *next, int write)
+{
+	struct smb2_hdr48 h;
+
+	if (bpf_skb_load_bytes(skb, off, &h, sizeof(h)))
+		return RELAY_PASS_ERROR;
+	if (h.protocol != SMB2_MAGIC) {
+		if (h.protocol == SMB2_TRANSFORM_MAGIC)
+			return RELAY_PASS_ENCRYPTED;
+		if (h.protocol == SMB2_COMPRESSED_MAGIC)
+			return RELAY_PASS_COMPRESSED;
+		return RELAY_PASS_BAD_MAGIC;
+	}
+	if (h.flags & SMB2_FLAGS_SIGNED)
+		return RELAY_PASS_SIGNED;
+	if (h.command >= SMB2_CMD_COUNT || !(rc->cmd_mask & (1u << h.command)))
+		return RELAY_PASS_COMMAND;
+	*next = h.next_command;
+	if (!(rc->flags & RELAY_CONN_REWRITE))
+		return 0;
+	if (h.next_command && (h.next_command < SMB2_HDR_LEN || (h.next_command & 7)))
+		return RELAY_PASS_COMPOUND;
+
+	if (h.session_id) {
+		struct relay_session_key sk = { .conn = rs->conn, .dir = rs->dir, .session_id = h.session_id };
+		__u64 *sid = bpf_map_lookup_elem(&relay_sessions, &sk);
+
+		if (!sid)
+			return RELAY_PASS_SESSION;
+		h.session_id = *sid;
+	}
+	if (!(h.flags & SMB2_FLAGS_ASYNC_COMMAND) && h.tree_id_or_async_hi) {
+		struct relay_tree_key tk = { .conn = rs->conn, .dir = rs->dir, .tree_id = h.tree_id_or_async_hi };
+		__u32 *tid = bpf_map_lookup_elem(&relay_trees, &tk);
+
+		if (!tid)
+			return RELAY_PASS_TREE;
+		h.tree_id_or_async_hi = *tid;
+	}
+	if (!write)
+		return 0;
+	if (h.message_id != ~0ULL)
+		h.message_id += rs->dir == RELAY_DIR_REQUEST ? rc->msg_id_delta : -rc->msg_id_delta;
+	/* MessageId .. SessionId in one store. */
+	if (bpf_skb_store_bytes(skb, off + SMB2_OFF_MESSAGE_ID, &h.message_id, 24, 0))
+		return RELAY_PASS_ERROR;
+	return 0;
+}
+
+/*
+ * A compound is checked whole before its first header is written, so a pass hands user space
+ * an untouched frame. `off` is the first header, `avail` the bytes of it in this skb: chained
+ * headers beyond the skb (cut-through only) are checked when they arrive.
+ */
+static __always_inline int check_chain(struct __sk_buff *skb, __u32 off, __u32 frame_left, __u32 avail,
+				       const struct relay_sock *rs, const struct relay_conn *rc)
+{
+	__u32 i, next = 0;
+	int r;
+
+	for (i = 0; i < MSG_MAX_CHAIN; i++) {
+		if (frame_left < SMB2_HDR_LEN)
+			return RELAY_PASS_COMPOUND;
+		if (avail < SMB2_HDR_LEN)
+			return 0;
+		r = rewrite_hdr(skb, off, rs, rc, &next, 0);
+		if (r)
+			return r;
+		if (!next)
+			return 0;
+		if (next >= frame_left)
+			return RELAY_PASS_COMPOUND;
+		off += next;
+		frame_left -= next;
+		avail = avail > next ? avail - next : 0;
+	}
+	return RELAY_PASS_COMPOUND;
+}
+
+/*
+ * To user space, and the direction stays there (sticky) until user space re-arms it, so the
+ * kernel never forwards a message ahead of one user space still holds. rs->skip/at_nb say where
+ * user space resumes framing; callers that know better set them first.
+ */
+static __always_inline int pass(struct relay_sock *rs, __u32 reason)
+{
+	if (rs && !rs->sticky) {
+		struct relay_event ev = { .conn = rs->conn, .dir = rs->dir, .reason = reason };
+
+		rs->sticky = reason;
+		bpf_ringbuf_output(&relay_events, &ev, sizeof(ev), 0);
+	}
+	count(reason, 1);
+	return SK_PASS;
+}
+
+/* The peer socket, or a pass to user space; a pass makes the direction sticky. */
+static __always_inline int forward(struct __sk_buff *skb, struct relay_sock *rs, __u32 msgs, __u32 bytes)
+{
+	__u32 key = rs->peer_key;
+
+	if (bpf_sk_redirect_hash(skb, &relay_socks, &key, 0) != SK_PASS)
+		return pass(rs, RELAY_PASS_NO_PEER);
+	rs->msgs += msgs;
+	rs->bytes += bytes;
+	count(RELAY_FWD_MSG, msgs);
+	count(RELAY_FWD_SKB, 1);
+	count(RELAY_FWD_BYTES, bytes);
+	return SK_PASS;
+}
+
+/* Where the strparser's current frame starts in this skb (it may follow the previous frame). */
+static __always_inline __u32 strp_offset(struct __sk_buff *skb)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	struct sk_skb_cb *cb = (struct sk_skb_cb *)&kskb->cb[0];
+
+	return BPF_CORE_READ(cb, strp.strp.offset);
+}
+
+SEC("sk_skb/stream_parser")
+int relay_parser(struct __sk_buff *skb)
+{
+	__u32 off = strp_offset(skb);
+	__u32 nb;
+
+	if (skb->len < off + NB_HDR_LEN)
+		return 0;
+	if (bpf_skb_load_bytes(skb, off, &nb, sizeof(nb)))
+		return 0;
+	/* Byte 0 is the message type (0: session message), bytes 1..3 the length, big endian. */
+	return (bpf_ntohl(nb) & 0x00ffffff) + NB_HDR_LEN;
+}
+
+SEC("sk_skb/stream_verdict")
+int relay_verdict_msg(struct __sk_buff *skb)
+{
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	struct relay_sock *rs = bpf_map_lookup_elem(&relay_socks_state, &cookie);
+	struct relay_conn *rc;
+	__u32 off, frame_left, nb, next = 0, i;
+	int r;
+
+	if (!rs)
+		return pass(NULL, RELAY_PASS_NO_SOCK);
+	if (rs->sticky)
+		return pass(rs, RELAY_PASS_STICKY);
+	rc = bpf_map_lookup_elem(&relay_conns, &rs->conn);
+	if (!rc)
+		return pass(rs, RELAY_PASS_NO_CONN);
+	/* A pass hands user space this whole frame: it resumes framing at its start. */
+	rs->skip = 0;
+	rs->at_nb = 1;
+	off = strp_offset(skb);
+	if (bpf_skb_load_bytes(skb, off, &nb, sizeof(nb)))
+		return pass(rs, RELAY_PASS_ERROR);
+	nb = bpf_ntohl(nb);
+	if (nb >> 24)
+		return pass(rs, RELAY_PASS_BAD_MAGIC);
+	frame_left = nb;
+	off += NB_HDR_LEN;
+	if (frame_left < SMB2_HDR_LEN)
+		return pass(rs, RELAY_PASS_BAD_MAGIC);
+	if (bpf_skb_load_bytes(skb, off + SMB2_OFF_NEXT_COMMAND, &next, sizeof(next)))
+		return pass(rs, RELAY_PASS_ERROR);
+	if (next) {
+		r = check_chain(skb, off, frame_left, frame_left, rs, rc);
+		if (r)
+			return pass(rs, r);
+	}
+	for (i = 0; i < MSG_MAX_CHAIN; i++) {
+		if (frame_left < SMB2_HDR_LEN)
+			return pass(rs, RELAY_PASS_BAD_MAGIC);
+		r = rewrite_hdr(skb, off, rs, rc, &next, 1);
+		if (r)
+			return pass(rs, r);
+		/* The strparser's skb may hold bytes of other frames: only this frame is sent on. */
+		if (!next)
+			return forward(skb, rs, i + 1, nb + NB_HDR_LEN);
+		if (next < SMB2_HDR_LEN || next >= frame_left || (next & 7))
+			return pass(rs, RELAY_PASS_COMPOUND);
+		off += next;
+		frame_left -= next;
+	}
+	return pass(rs, RELAY_PASS_COMPOUND);
+}
+
+/*
+ * The cut-through walk over one skb, one header per bpf_loop step (a plain bounded loop blows
+ * the verifier's 1M-instruction budget: it unrolls every iteration).
+ */
+struct cut {
+	struct __sk_buff *skb;
+	struct relay_sock *rs;
+	struct relay_conn *rc;
+	__u32 len;
+	__u32 pos;        /* next header point in this skb */
+	__u32 at_nb;
+	__u32 frame_left;
+	__u32 msgs;
+	int verdict;      /* -1 while walking */
+};
+
+/*
+ * The whole skb goes to user space: tell it where the first header the kernel did not forward
+ * starts in the passed bytes (headers before it in the same skb are already rewritten).
+ */
+static int cut_fail(struct cut *c, __u32 reason)
+{
+	c->rs->skip = c->pos;
+	c->rs->at_nb = c->at_nb;
+	c->rs->frame_left = c->frame_left;
+	c->verdict = pass(c->rs, reason);
+	return 1;
+}
+
+static int cut_step(__u32 index, void *ctx)
+{
+	struct cut *c = ctx;
+	struct __sk_buff *skb = c->skb;
+	struct relay_sock *rs = c->rs;
+	__u32 need, hdr, next = 0;
+	int r;
+
+	if (c->pos >= c->len) {
+		rs->skip = c->pos - c->len;
+		rs->at_nb = c->at_nb;
+		rs->frame_left = c->frame_left;
+		c->verdict = forward(skb, rs, c->msgs, skb->len);
+		return 1;
+	}
+	need = c->at_nb ? NB_HDR_LEN + SMB2_HDR_LEN : SMB2_HDR_LEN;
+	if (c->pos + need > c->len) {
+		/* Split header: keep its first part for the next skb, forward the rest now. */
+		__u32 part = bounded_len(c->len - c->pos, RELAY_CARRY_MAX - 1);
+
+		if (!part)
+			return cut_fail(c, RELAY_PASS_ERROR);
+		if (bpf_skb_load_bytes(skb, c->pos, rs->carry, part))
+			return cut_fail(c, RELAY_PASS_ERROR);
+		/* The kernel charges copied_seq with the trimmed length; the next skb's prepend evens it out. */
+		if (bpf_skb_change_tail(skb, c->pos, 0))
+			return cut_fail(c, RELAY_PASS_ERROR);
+		rs->carry_len = part;
+		rs->skip = 0;
+		rs->at_nb = c->at_nb;
+		rs->frame_left = c->frame_left;
+		count(RELAY_SPLIT_HDR, 1);
+		if (c->pos == 0) {
+			count(RELAY_CARRY_HELD, 1);
+			c->verdict = SK_DROP;
+			return 1;
+		}
+		c->verdict = forward(skb, rs, c->msgs, skb->len);
+		return 1;
+	}
+	hdr = c->pos;
+	if (c->at_nb) {
+		__u32 nb;
+
+		if (bpf_skb_load_bytes(skb, c->pos, &nb, sizeof(nb)))
+			return cut_fail(c, RELAY_PASS_ERROR);
+		nb = bpf_ntohl(nb);
+		if ((nb >> 24) || nb < SMB2_HDR_LEN)
+			return cut_fail(c, RELAY_PASS_BAD_MAGIC);
+		c->frame_left = nb;
+		hdr += NB_HDR_LEN;
+		if (bpf_skb_load_bytes(skb, hdr + SMB2_OFF_NEXT_COMMAND, &next, sizeof(next)))
+			return cut_fail(c, RELAY_PASS_ERROR);
+		if (next) {
+			r = check_chain(skb, hdr, nb, c->len - hdr, rs, c->rc);
+			if (r)
+				return cut_fail(c, r);
+		}
+	}
+	r = rewrite_hdr(skb, hdr, rs, c->rc, &next, 1);
+	if (r)
+		return cut_fail(c, r);
+	c->msgs++;
+	if (next) {
+		if (next < SMB2_HDR_LEN || next >= c->frame_left || (next & 7))
+			return cut_fail(c, RELAY_PASS_COMPOUND);
+		c->pos = hdr + next;
+		c->frame_left -= next;
+		c->at_nb = 0;
+	} else {
+		c->pos = hdr + c->frame_left;
+		c->at_nb = 1;
+	}
+	return 0;
+}
+
+SEC("sk_skb/stream_verdict")
+int relay_verdict_cut(struct __sk_buff *skb)
+{
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	struct relay_sock *rs = bpf_map_lookup_elem(&relay_socks_state, &cookie);
+	struct relay_conn *rc;
+	struct cut c;
+	__u32 carried;
+
+	if (!rs)
+		return pass(NULL, RELAY_PASS_NO_SOCK);
+	if (rs->sticky)
+		return pass(rs, RELAY_PASS_STICKY);
+	rc = bpf_map_lookup_elem(&relay_conns, &rs->conn);
+	if (!rc)
+		return pass(rs, RELAY_PASS_NO_CONN);
+
+	/* A header split off the previous skb goes back in front of this one, so bytes stay in order. */
+	carried = rs->carry_len;
+	if (carried) {
+		carried = bounded_len(carried, RELAY_CARRY_MAX);
+		if (!carried)
+			return pass(rs, RELAY_PASS_ERROR);
+		if (bpf_skb_change_head(skb, carried, 0))
+			return pass(rs, RELAY_PASS_ERROR);
+		if (bpf_skb_store_bytes(skb, 0, rs->carry, carried, 0))
+			return pass(rs, RELAY_PASS_ERROR);
+		rs->carry_len = 0;
+	}
+	c.skb = skb;
+	c.rs = rs;
+	c.rc = rc;
+	c.len = skb->len;
+	c.pos = rs->skip;
+	c.at_nb = rs->at_nb;
+	c.frame_left = rs->frame_left;
+	c.msgs = 0;
+	c.verdict = -1;
+	bpf_loop(CUT_MAX_HDRS, cut_step, &c, 0);
+	if (c.verdict < 0)
+		return pass(rs, RELAY_PASS_TOO_MANY);
+	return c.verdict;
+}
