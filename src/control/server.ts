@@ -14,6 +14,7 @@ import { Smb2Connection } from './smb2/connection.js';
 import { acceptSharedRead } from './smb2/transport.js';
 import { CredentialTable } from './tables/credentials.js';
 import { OpenTable } from './tables/opens.js';
+import { ResourceManager } from './resources/manager.js';
 import { ResourceTable } from './tables/resources.js';
 import { SessionTable } from './tables/sessions.js';
 import { TreeTable } from './tables/trees.js';
@@ -27,17 +28,21 @@ export class DsrServer {
   private admin: AdminServer | undefined;
   /** The storage switch, when the config has one: link events (`change`) for the resource manager. */
   portMap: PortMap | undefined;
+  /** Learning and health of the storage servers: `server.failed` / `server.recovered` events. */
+  manager: ResourceManager | undefined;
   private readonly log: Logger;
+  private readonly root: Logger;
 
   constructor(readonly config: Config, root: Logger) {
     this.log = component(root, 'server');
+    this.root = root;
     this.ctx = {
       config,
       log: component(root, 'smb2'),
       sessions: new SessionTable(),
       trees: new TreeTable(),
       opens: new OpenTable(),
-      resources: ResourceTable.fromConfig(config),
+      resources: ResourceTable.fromConfig(config, `${config.stateDir}/resources.json`),
       credentials: CredentialTable.load(config.credentials),
       offload: new MemoryOffload(),
       startTime: toFiletime(new Date()),
@@ -57,6 +62,8 @@ export class DsrServer {
     try {
       // The switch is isolated before anything is served.
       if (this.config.switch) this.portMap = await PortMap.open(this.config, component(this.log, 'portmap'));
+      this.manager = new ResourceManager(this.config, this.ctx.resources, this.ctx.credentials, component(this.root, 'resources'), this.portMap);
+      await this.manager.start();
       this.admin = new AdminServer(this.config.admin.socket, this.adminHandlers(), component(this.log, 'admin'));
       await this.admin.listen();
       for (const l of this.config.listen) this.listeners.push(await this.listen(l.address, l.port));
@@ -98,6 +105,12 @@ export class DsrServer {
       'open.list': () => opens.list(),
       'resource.list': () => resources.list(),
       'server.list': () => resources.listServers(),
+      'server.discover': async (args) => {
+        const name = args.server;
+        if (typeof name !== 'string') throw new DsrError(ErrorCode.USAGE, 'server.discover needs a server name');
+        if (!this.manager) throw new DsrError(ErrorCode.ADMIN, 'the resource manager is not running');
+        return this.manager.discover(name);
+      },
       'backend.list': async () => (await Promise.all([...this.ctx.pools.entries()].map(async ([connectionId, p]) => (await p.view()).map((b) => ({ connectionId, ...b }))))).flat(),
       'offload.show': () => offload.snapshot(),
       ...portAdminHandlers(() => this.portMap),
@@ -110,6 +123,7 @@ export class DsrServer {
         trees: trees.size,
         opens: opens.size,
         backendConnections: [...this.ctx.pools.values()].reduce((n, p) => n + p.size, 0),
+        announcements: this.manager?.stats,
       }),
     };
   }
@@ -120,6 +134,8 @@ export class DsrServer {
     this.listeners.length = 0;
     await this.admin?.close();
     this.admin = undefined;
+    this.manager?.stop();
+    this.manager = undefined;
     this.portMap?.close();
     this.portMap = undefined;
   }

@@ -102,7 +102,7 @@ export class ResourceManager extends EventEmitter<ManagerEvents> {
     this.portMap?.on('change', this.onPortChange);
     this.timer = setInterval(() => this.tick(), this.config.health.probeIntervalMs);
     this.tick();
-    for (const name of Object.keys(this.config.servers)) void this.discover(name).catch(() => undefined);
+    for (const name of Object.keys(this.config.servers)) if (this.discoveryAccount(name)) void this.discover(name).catch(() => undefined);
   }
 
   /** The UDP port announcements arrive on (the configured one, or the one picked for port 0). */
@@ -153,9 +153,15 @@ export class ResourceManager extends EventEmitter<ManagerEvents> {
 
   private onAnnouncement(p: AnnouncePayload, from: string): void {
     const now = new Date();
+    if (p.kind === 'stop') {
+      // An agent stopped on purpose: stop expecting its heartbeats; the probe still watches smbd.
+      this.table.forgetAgent(p.server);
+      this.log.info({ event: 'agent.stopped', server: p.server }, 'announce agent stopped');
+      return;
+    }
     let changed;
     try {
-      changed = this.table.learn(p.server, from, p.smbPort, 'agent', p.kind === 'stop' ? [] : p.shares);
+      changed = this.table.learn(p.server, from, p.smbPort, 'agent', p.shares);
     } catch (e) {
       this.log.warn({ event: 'agent.learn_failed', server: p.server, err: errorMessage(e) }, 'cannot record announcement');
       return;
@@ -165,18 +171,14 @@ export class ResourceManager extends EventEmitter<ManagerEvents> {
       this.log.info({ event: 'resources.learned', server: p.server, address: from, kind: p.kind, added: changed.added, removed: changed.removed, newServer: changed.newServer }, 'learned from agent');
       this.emit('resources.changed', { server: p.server, added: changed.added, removed: changed.removed });
     }
-    if (p.kind === 'stop') this.agentStopped.add(p.server);
-    else this.agentStopped.delete(p.server);
     this.evaluate(p.server);
   }
-
-  private readonly agentStopped = new Set<string>();
 
   /** Enumerates a server's shares over srvsvc and learns them (configured servers; needs an account). */
   async discover(name: string): Promise<DiscoveredShare[]> {
     const server = this.table.server(name);
     if (!server) throw new DsrError(ErrorCode.USAGE, `no server ${name}`);
-    const account = this.config.servers[name]?.account ?? this.config.discovery.account;
+    const account = this.discoveryAccount(name);
     if (!account) throw new DsrError(ErrorCode.CONFIG, `no account to enumerate ${name}'s shares with (discovery.account or servers.${name}.account)`);
     const entry = this.credentials.lookup(account.user);
     if (!entry) throw new DsrError(ErrorCode.CONFIG, `discovery account ${account.user} is not in the credential table`);
@@ -190,6 +192,10 @@ export class ResourceManager extends EventEmitter<ManagerEvents> {
       this.log.warn({ event: 'resources.discovery_failed', server: name, err: errorMessage(e) }, 'share discovery failed');
       throw e;
     }
+  }
+
+  private discoveryAccount(name: string): { user: string; domain: string } | undefined {
+    return this.config.servers[name]?.account ?? this.config.discovery.account;
   }
 
   private readonly onPortChange = (c: PortChange): void => {
@@ -273,7 +279,6 @@ export class ResourceManager extends EventEmitter<ManagerEvents> {
     const hbTimeout = this.config.agents?.heartbeatTimeoutMs;
     let reason: HealthReason | undefined;
     if (this.portMap?.serverUp(name) === false) reason = 'port-down';
-    else if (this.agentStopped.has(name)) reason = 'agent-stopped';
     else if (hbTimeout !== undefined && s.lastAnnounce !== undefined && now - s.lastAnnounce.getTime() > hbTimeout) reason = 'heartbeat-lost';
     else if (p && (p.down === 'connection-lost' || p.down === 'connection-refused')) reason = p.down;
     else if (p && p.lastAnswer > 0 && now - p.lastAnswer > this.config.health.probeTimeoutMs) reason = 'probe-timeout';
@@ -305,7 +310,7 @@ export class ResourceManager extends EventEmitter<ManagerEvents> {
       this.log.info({ event: 'server.recovered', server: name, previous: prev, activeShares }, 'storage server healthy');
       if (prev === 'failed') this.emit('server.recovered', ev);
       // Re-learned: a configured server is enumerated again (its agent re-announces by itself).
-      if (this.table.serverState(name)?.origin === 'config') void this.discover(name).catch(() => undefined);
+      if (prev === 'failed' && this.table.serverState(name)?.origin === 'config' && this.discoveryAccount(name)) void this.discover(name).catch(() => undefined);
     }
   }
 

@@ -19,7 +19,7 @@ export interface StorageServer {
 export type ServerOrigin = 'config' | 'agent' | 'discovery';
 export type ServerHealth = 'unknown' | 'healthy' | 'failed';
 /** Why a server is failed (or, for `healthy`, what last made it so). */
-export type HealthReason = 'port-down' | 'heartbeat-lost' | 'connection-lost' | 'connection-refused' | 'probe-timeout' | 'agent-stopped' | 'probe-ok' | 'not-probed';
+export type HealthReason = 'port-down' | 'heartbeat-lost' | 'connection-lost' | 'connection-refused' | 'probe-timeout' | 'probe-ok' | 'not-probed';
 
 export interface ServerLoad {
   cpu: number;
@@ -230,6 +230,12 @@ export class ResourceTable {
     s.lastSeen = at;
     if (announce) s.lastAnnounce = at;
     if (load) s.load = load;
+  }
+
+  /** The server's agent said goodbye: its heartbeats are no longer expected. */
+  forgetAgent(name: string): void {
+    const s = this.servers.get(name);
+    if (s) s.lastAnnounce = undefined;
   }
 
   /** Makes `server` the active server of `share` (the failover and move code's door); persisted. */
