@@ -130,7 +130,7 @@ export const configSchema = z
      */
     agents: z
       .object({
-        listen: z.object({ address: z.string().min(1), port: z.number().int().min(1).max(65535).default(4455) }),
+        listen: z.object({ address: z.string().min(1), port: z.number().int().min(0).max(65535).default(4455) }),
         keyFile: z.string().min(1),
         /** An announcement stamped further than this from the DSR's clock is stale. */
         freshnessMs: z.number().int().min(100).default(30000),
@@ -146,6 +146,8 @@ export const configSchema = z
         probeTimeoutMs: z.number().int().min(50).default(1000),
         /** What a recovered server gets back: nothing (default; only rebalancing moves shares back). */
         failback: z.enum(['none']).default('none'),
+        /** Source address for probes and srvsvc discovery, so management traffic is told apart from client traffic. */
+        source: z.string().min(1).optional(),
       })
       .default({ probeIntervalMs: 200, probeTimeoutMs: 1000, failback: 'none' }),
     /** srvsvc discovery of configured servers' shares (NetShareEnumAll) at start and on recovery. */

@@ -14,7 +14,8 @@
  *                                     sp4-peer stays in <name>-dsr, down (no carrier)
  *
  * Port counters: nftables table `netdev dsr_lab_ports` in <name>-dsr counts TCP packets and bytes
- * on each spN, ingress (rx, from the server) and egress (tx, to the server).
+ * on each spN, ingress (rx, from the server) and egress (tx, to the server), except the DSR's
+ * health probes and share discovery, which it sends from br0's second address 198.18.1.2.
  * The port map: each server's eth0 has a fixed MAC (02:00:c6:12:01:0b for server1); the DSR's
  * config names br0 as its switch and each server's port and MAC, and the DSR isolates the ports
  * and pins the MACs at start (src/offload/portmap.ts). A lab without the DSR leaves br0 open.
@@ -203,8 +204,10 @@ const counterChains = (port: string) => ({ rx: `${port}_in`, tx: `${port}_out` }
 
 /** One netdev table: per storage port an ingress and an egress chain counting TCP. */
 function counterRuleset(plan: LabPlan): string {
+  // The DSR's own management traffic (probes, discovery) comes from its probe address and is not counted.
+  const probe = ADDRESSES.dsrProbe;
   const chain = (name: string, hook: string, dev: string) =>
-    `  chain ${name} { type filter hook ${hook} device "${dev}" priority 0; policy accept; meta l4proto tcp counter; }`;
+    `  chain ${name} { type filter hook ${hook} device "${dev}" priority 0; policy accept; meta l4proto tcp ip saddr != ${probe} ip daddr != ${probe} counter; }`;
   const chains = plan.ports.flatMap((p) => {
     const { rx, tx } = counterChains(p.name);
     return [chain(rx, 'ingress', p.name), chain(tx, 'egress', p.name)];
@@ -229,6 +232,7 @@ async function buildNetwork(plan: LabPlan, signal?: AbortSignal): Promise<void> 
       `link set ${heartbeat} up`,
       `link add ${bridge} type bridge`,
       `addr add ${cidr(ADDRESSES.dsrStorage)} dev ${bridge}`,
+      `addr add ${cidr(ADDRESSES.dsrProbe)} dev ${bridge}`,
       `link set ${bridge} up`,
       ...plan.ports.flatMap((p) => {
         const server = plan.servers.find((s) => s.port === p.name);
@@ -267,6 +271,7 @@ export function labDsrConfig(plan: LabPlan): ConfigInput {
     stateDir: plan.dsr.stateDir,
     agents: { listen: { address: ADDRESSES.dsrStorage, port: ANNOUNCE_PORT }, keyFile: plan.agentKeyPath },
     discovery: { account: { user: LAB_USERS[0]!.name } },
+    health: { source: ADDRESSES.dsrProbe },
     log: { level: 'info', file: plan.dsr.logFile },
   };
 }

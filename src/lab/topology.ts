@@ -33,6 +33,8 @@ export const ADDRESSES = {
   client: '198.18.0.2',
   dsrClient: '198.18.0.1',
   dsrStorage: '198.18.1.1',
+  /** The DSR's second storage address: its health probes and srvsvc discovery, kept out of the port counters. */
+  dsrProbe: '198.18.1.2',
   dsrHeartbeat: '198.18.2.1',
 } as const;
 

@@ -35,6 +35,8 @@ export interface DiscoveryTarget {
   domain?: string;
   ntHash: Buffer;
   timeoutMs?: number;
+  /** Local address to connect from. */
+  localAddress?: string;
 }
 
 export interface DiscoveredShare {
@@ -57,7 +59,7 @@ function isDiskShare(type: number): boolean {
 
 export async function enumerateShares(t: DiscoveryTarget): Promise<DiscoveredShare[]> {
   const timeoutMs = t.timeoutMs ?? 5000;
-  const client = await Smb2Client.connect({ host: t.host, port: t.port ?? 445, timeoutMs });
+  const client = await Smb2Client.connect({ host: t.host, port: t.port ?? 445, timeoutMs, ...(t.localAddress !== undefined && { localAddress: t.localAddress }) });
   try {
     await client.negotiate();
     await client.sessionSetup(t.user, t.ntHash, t.domain ?? '');

@@ -183,7 +183,7 @@ export class ResourceManager extends EventEmitter<ManagerEvents> {
     const entry = this.credentials.lookup(account.user);
     if (!entry) throw new DsrError(ErrorCode.CONFIG, `discovery account ${account.user} is not in the credential table`);
     try {
-      const shares = await enumerateShares({ host: server.address, port: server.port, user: entry.name, domain: account.domain, ntHash: entry.ntHash, timeoutMs: this.config.limits.backendTimeoutSeconds * 1000 });
+      const shares = await enumerateShares({ host: server.address, port: server.port, user: entry.name, domain: account.domain, ntHash: entry.ntHash, timeoutMs: this.config.limits.backendTimeoutSeconds * 1000, ...this.source() });
       const changed = this.table.learn(name, server.address, server.port, 'discovery', shares);
       this.log.info({ event: 'resources.discovered', server: name, shares: shares.map((s) => s.name), added: changed.added, removed: changed.removed }, 'enumerated shares over srvsvc');
       if (changed.added.length || changed.removed.length) this.emit('resources.changed', { server: name, added: changed.added, removed: changed.removed });
@@ -192,6 +192,11 @@ export class ResourceManager extends EventEmitter<ManagerEvents> {
       this.log.warn({ event: 'resources.discovery_failed', server: name, err: errorMessage(e) }, 'share discovery failed');
       throw e;
     }
+  }
+
+  private source(): { localAddress?: string } {
+    const a = this.config.health.source;
+    return a === undefined ? {} : { localAddress: a };
   }
 
   private discoveryAccount(name: string): { user: string; domain: string } | undefined {
@@ -222,7 +227,7 @@ export class ResourceManager extends EventEmitter<ManagerEvents> {
     void (async () => {
       let client: Smb2Client | undefined;
       try {
-        client = await Smb2Client.connect({ host: server.address, port: server.port, timeoutMs });
+        client = await Smb2Client.connect({ host: server.address, port: server.port, timeoutMs, ...this.source() });
         await client.negotiate();
       } catch (e) {
         client?.close();
