@@ -6,12 +6,14 @@
  *   <name>-client          <name>-dsr (ip_forward 0)                           <name>-s1 .. -s4
  *   eth0 198.18.0.2/24 ─── cp0 198.18.0.1/24  client side; the DSR listens on :445
  *                          hb0 198.18.2.1/24  heartbeat, unused yet (peer hb0-peer down: unplugged)
- *                          br0 198.18.1.1/24  the integrated four-port storage switch
- *                           ├─ sp1 ─────────────────────────── eth0 198.18.1.11/24  server1 (smbd)
- *                           ├─ sp2 ─────────────────────────── eth0 198.18.1.12/24  server2 (smbd)
- *                           ├─ sp3 ─────────────────────────── eth0 198.18.1.13/24  server3 (smbd)
+ *                          br0 198.18.1.1/24  the integrated four-port storage switch (agents: UDP :4455)
+ *                              198.18.1.2/24  the DSR's health probes and share discovery
+ *                           ├─ sp1 ─────────────────────────── eth0 198.18.1.11/24  server1 (smbd, dsr agent)
+ *                           ├─ sp2 ─────────────────────────── eth0 198.18.1.12/24  server2 (smbd, dsr agent)
+ *                           ├─ sp3 ─────────────────────────── eth0 198.18.1.13/24  server3 (smbd, dsr agent)
  *                           └─ sp4 ── server4 with --servers 4; otherwise an empty port whose peer
- *                                     sp4-peer stays in <name>-dsr, down (no carrier)
+ *                                     sp4-peer stays in <name>-dsr, down (no carrier), until
+ *                                     `lab add-server` moves it into a new server namespace
  *
  * Port counters: nftables table `netdev dsr_lab_ports` in <name>-dsr counts TCP packets and bytes
  * on each spN, ingress (rx, from the server) and egress (tx, to the server), except the DSR's
@@ -19,8 +21,8 @@
  * The port map: each server's eth0 has a fixed MAC (02:00:c6:12:01:0b for server1); the DSR's
  * config names br0 as its switch and each server's port and MAC, and the DSR isolates the ports
  * and pins the MACs at start (src/offload/portmap.ts). A lab without the DSR leaves br0 open.
- * Files: /run/dsr-lab/<name>/ holds state.json, dsr.yaml, credentials.json, the DSR's log and
- * each server's smbd directories; /var/lib/dsr-lab/<name>/ holds serverN/dataN, serverN/docsN
+ * Files: /run/dsr-lab/<name>/ holds state.json, dsr.yaml, credentials.json, agent.key (0600), the
+ * DSR's log and dsr-state/resources.json, each server's smbd directories and agent output; /var/lib/dsr-lab/<name>/ holds serverN/dataN, serverN/docsN
  * and san (one directory exported by server1 and server2, the shared SAN of a failover pair).
  */
 import { randomBytes } from 'node:crypto';
