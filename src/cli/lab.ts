@@ -45,7 +45,7 @@ function printStatus(s: LabStatus): void {
         namespace: v.namespace,
         address: v.address,
         port: v.port,
-        process: proc('smbd', v.smbdPid, v.running),
+        process: `${proc('smbd', v.smbdPid, v.running)}, ${proc('agent', v.agentPid, v.agentRunning)}`,
         shares: v.shares.map((x) => x.name),
       })),
     ],

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -83,7 +83,14 @@ describe('agent -> DSR over loopback UDP', () => {
     assert.deepEqual(table.lookup('lo1')!.servers, ['loop1']);
     assert.equal(table.server('loop1')!.address, '127.0.0.1');
     assert.ok(table.serverState('loop1')!.load!.memTotalBytes > 0);
+    // smb.conf replaced (as an editor or config tool does): the share set follows, live.
+    writeFileSync(join(dir, 'smb.conf.new'), '[global]\n[lo1]\n  path = /tmp\n[lo3]\n  path = /tmp\n');
+    renameSync(join(dir, 'smb.conf.new'), join(dir, 'smb.conf'));
+    assert.ok(await waitUntil(() => table.lookup('lo3') !== undefined, 2000), 'lo3 learned');
+    writeFileSync(join(dir, 'smb.conf'), '[global]\n[lo3]\n  path = /tmp\n');
+    assert.ok(await waitUntil(() => table.lookup('lo1') === undefined, 2000), 'lo1 forgotten');
     await agent.stop();
+    assert.ok(await waitUntil(() => table.serverState('loop1')!.lastAnnounce === undefined, 2000), 'stop: heartbeats no longer expected');
 
     const stats = srv.server.manager!.stats;
     const valid = encodeAnnouncement(

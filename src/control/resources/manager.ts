@@ -292,7 +292,7 @@ export class ResourceManager extends EventEmitter<ManagerEvents> {
     const health = reason ? 'failed' : answered ? 'healthy' : undefined;
     if (!health) {
       // Never answered yet: unknown, unless the probe has been trying for longer than the timeout.
-      if (s.health === 'unknown' && now - s.since.getTime() > this.config.health.probeTimeoutMs + 1000) this.transition(name, 'failed', p?.down ?? 'probe-timeout');
+      if (s.health === 'unknown' && now - s.since.getTime() > this.config.health.probeTimeoutMs + 1000) this.transition(name, 'failed', 'probe-timeout');
       return;
     }
     if (health === s.health && (health === 'healthy' || reason === s.reason)) return;

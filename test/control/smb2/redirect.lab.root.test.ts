@@ -121,6 +121,9 @@ describe('redirect and multiplex through the DSR (lab)', { skip: labSkip }, () =
     config.log = { level: 'info', file: logB };
     config.servers.server1.dialects = ['2.1'];
     config.limits = { backendIdleSeconds: 1, backendTimeoutSeconds: 2 };
+    // The lab's DSR owns the agents' port and its state directory.
+    delete config.agents;
+    config.stateDir = join(dir, 'state-b');
     // A share the server does not have, and a server that does not exist on the storage side.
     config.servers.ghost = { address: '198.18.1.99' };
     config.resources.push({ name: 'missing', servers: ['server1'], remoteName: 'nosuchshare' }, { name: 'ghost', servers: ['ghost'] });
