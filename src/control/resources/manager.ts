@@ -138,13 +138,17 @@ export class ResourceManager extends EventEmitter<ManagerEvents> {
     let p: AnnouncePayload;
     try {
       p = decodeAnnouncement(msg, this.key);
-      // The address a server is reached at is the one it sends from: it cannot name another.
+    } catch (e) {
+      this.reject(e instanceof AnnounceError ? e.reason : 'malformed', from, errorMessage(e));
+      return;
+    }
+    try {
+      // The address a server is reached at is the one it sends from: it cannot speak for another.
       const known = this.table.server(p.server);
-      if (known && known.address !== from) throw new AnnounceError('address-mismatch', `${p.server} is at ${known.address}, announcement came from ${from}`);
+      if (known && known.address !== from) throw new AnnounceError('address-mismatch', `${p.server} is at ${known.address}`);
       this.guard.check(p, Date.now());
     } catch (e) {
-      if (e instanceof AnnounceError) this.reject(e.reason, from, e.message, e.reason === 'bad-mac' || e.reason === 'malformed' ? undefined : (safeServer(msg) ?? undefined));
-      else this.reject('malformed', from, errorMessage(e));
+      this.reject(e instanceof AnnounceError ? e.reason : 'malformed', from, errorMessage(e), p.server);
       return;
     }
     this.stats.accepted++;
@@ -327,15 +331,5 @@ export class ResourceManager extends EventEmitter<ManagerEvents> {
     this.udp = undefined;
     for (const p of this.probes.values()) p.client?.close();
     this.probes.clear();
-  }
-}
-
-/** The server name of a datagram whose MAC verified (for the log line of a stale or replayed one). */
-function safeServer(msg: Buffer): string | undefined {
-  try {
-    const v = (JSON.parse(msg.subarray(40).toString('utf8')) as { server?: unknown }).server;
-    return typeof v === 'string' ? v.slice(0, 32) : undefined;
-  } catch {
-    return undefined;
   }
 }
