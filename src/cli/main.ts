@@ -5,6 +5,8 @@
  * daemon over its admin socket.
  */
 import { Command, Option } from 'commander';
+import type { Plan } from '../control/resources/planner.js';
+import { formatPlan } from './plan-format.js';
 import { adminCall } from '../control/admin.js';
 import { DEFAULT_ADMIN_SOCKET, DEFAULT_CREDENTIALS, loadConfig } from '../control/config.js';
 import { DsrError, ErrorCode, errorMessage } from '../control/errors.js';
@@ -83,10 +85,9 @@ tableOptions(user.command('list').description('list users (names only; hashes ne
   });
 
 /** A `<object> list` verb that shows one of the daemon's live tables. */
-function liveList(object: string, description: string, columns: [string, string][]): void {
-  program
-    .command(object)
-    .description(description)
+function liveList(object: string, description: string, columns: [string, string][]): Command {
+  const verb = program.command(object).description(description);
+  verb
     .command('list')
     .description(`list the live ${object} table`)
     .addOption(socketOption())
@@ -96,6 +97,7 @@ function liveList(object: string, description: string, columns: [string, string]
       if (o.json) printJson(rows);
       else printTable(rows, columns);
     });
+  return verb;
 }
 
 liveList('session', 'client sessions (source Fig. 5)', [
@@ -140,7 +142,30 @@ liveList('resource', 'shares and the servers that serve them (the resource table
   ['activeAddress', 'ADDRESS'],
   ['servers', 'CAN BE SERVED BY'],
   ['comment', 'COMMENT'],
-]);
+])
+  .command('move')
+  .description('move a share to another server that can serve it, live: open files are reopened there and clients see a pause (source Fig. 8)')
+  .argument('<share>', 'the share')
+  .requiredOption('--to <server>', 'the server to serve it from now on')
+  .addOption(socketOption())
+  .addOption(jsonOption())
+  .action(async (share: string, o: { to: string; socket: string; json?: boolean }) => {
+    const r = (await adminCall(o.socket, 'resource.move', { share, to: o.to }, 60_000)) as { share: string; from: string; to: string; trees: number; opens: number; lostOpens: number; ms: number };
+    if (o.json) printJson(r);
+    else process.stdout.write(`${r.share}: ${r.from} -> ${r.to}, ${r.trees} tree(s) and ${r.opens} open file(s) moved${r.lostOpens ? `, ${r.lostOpens} could not be reopened` : ''} in ${r.ms} ms\n`);
+  });
+
+program
+  .command('rebalance')
+  .description("even out the servers' load by moving shares live (source Fig. 8); --dry-run prints the plan only")
+  .option('--dry-run', 'print the plan, move nothing')
+  .addOption(socketOption())
+  .addOption(jsonOption())
+  .action(async (o: { dryRun?: boolean; socket: string; json?: boolean }) => {
+    const r = (await adminCall(o.socket, 'rebalance.run', { dryRun: o.dryRun === true }, 300_000)) as { plan: Plan; moved: unknown[] };
+    if (o.json) printJson(o.dryRun ? r.plan : r);
+    else process.stdout.write(formatPlan(r.plan, false) + (o.dryRun ? '' : `${r.moved.length} move(s) carried out\n`));
+  });
 
 program
   .command('status')

@@ -117,6 +117,15 @@ export const configSchema = z
         backendTimeoutSeconds: z.number().positive().default(10),
       })
       .default({ maxConnections: 4096, maxSessionsPerConnection: 64, authTimeoutSeconds: 60, backendIdleSeconds: 30, backendTimeoutSeconds: 10 }),
+    /** Load balancing (source Fig. 8, paragraphs 0091-0099). */
+    rebalance: z
+      .object({
+        /** Seconds between load comparisons; 0 turns automatic rebalancing off (`dsr rebalance` still works). */
+        intervalSeconds: z.number().min(0).default(60),
+        /** Act when one server's load exceeds another's by more than this fraction. */
+        threshold: z.number().positive().default(0.5),
+      })
+      .default({ intervalSeconds: 60, threshold: 0.5 }),
     servers: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/), serverSchema).default({}),
     /** Absent: no storage switch to program (servers reached by plain routing). */
     switch: switchSchema.optional(),

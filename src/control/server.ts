@@ -19,13 +19,17 @@ import { ResourceTable } from './tables/resources.js';
 import { SessionTable } from './tables/sessions.js';
 import { TreeTable } from './tables/trees.js';
 import { MemoryOffload } from '../offload/offload.js';
-import { PortMap } from '../offload/portmap.js';
+import { type PortChange, PortMap } from '../offload/portmap.js';
+import { ShareLoad } from './resources/load.js';
+import { type Plan, planRebalance } from './resources/planner.js';
 
 export class DsrServer {
   readonly ctx: DsrContext;
   private readonly listeners: Server[] = [];
   private readonly connections = new Set<Smb2Connection>();
   private admin: AdminServer | undefined;
+  private sampler: NodeJS.Timeout | undefined;
+  private rebalancer: NodeJS.Timeout | undefined;
   /** The storage switch, when the config has one: link events (`change`) for the resource manager. */
   portMap: PortMap | undefined;
   /** Learning and health of the storage servers: `server.failed` / `server.recovered` events. */
@@ -47,6 +51,7 @@ export class DsrServer {
       offload: new MemoryOffload(),
       startTime: toFiletime(new Date()),
       pools: new Map(),
+      load: new ShareLoad(),
     };
   }
 
@@ -61,12 +66,27 @@ export class DsrServer {
   async start(): Promise<void> {
     try {
       // The switch is isolated before anything is served.
-      if (this.config.switch) this.portMap = await PortMap.open(this.config, component(this.log, 'portmap'));
-      this.manager = new ResourceManager(this.config, this.ctx.resources, this.ctx.credentials, component(this.root, 'resources'), this.portMap);
+      if (this.config.switch) {
+        this.portMap = await PortMap.open(this.config, component(this.log, 'portmap'));
+        // A storage port going down fails its server at once (source Fig. 7): no waiting for TCP.
+        this.portMap.on('change', (c: PortChange) => {
+          if (!c.up && c.server) this.serverFailed(c.server, 'storage port down');
+        });
+      }
+      // Probes and agent heartbeats fail servers no client connection is using (and recover them).
+      this.manager = new ResourceManager(this.config, this.ctx.resources, this.ctx.credentials, component(this.root, 'resources'), this.portMap, (name, why) =>
+        this.serverFailed(name, why),
+      );
       await this.manager.start();
       this.admin = new AdminServer(this.config.admin.socket, this.adminHandlers(), component(this.log, 'admin'));
       await this.admin.listen();
       for (const l of this.config.listen) this.listeners.push(await this.listen(l.address, l.port));
+      this.sampler = setInterval(() => this.ctx.load.sample(), 1000);
+      this.sampler.unref();
+      if (this.config.rebalance.intervalSeconds > 0) {
+        this.rebalancer = setInterval(() => void this.rebalance(false).catch((e: unknown) => this.log.error({ event: 'rebalance.failed', err: errorMessage(e) }, 'rebalancing failed')), this.config.rebalance.intervalSeconds * 1000);
+        this.rebalancer.unref();
+      }
     } catch (e) {
       await this.stop();
       throw e instanceof DsrError ? e : new DsrError(ErrorCode.CONFIG, `cannot start: ${errorMessage(e)}`, { cause: e });
@@ -97,6 +117,47 @@ export class DsrServer {
     });
   }
 
+  /** The plan that would even out the shares' measured load (`dsr rebalance --dry-run`). */
+  private rebalancePlan(): Plan {
+    const { resources, load } = this.ctx;
+    const rates = load.rates();
+    return planRebalance(
+      {
+        servers: resources.listServers().map((s) => ({ name: s.name, healthy: resources.healthy(s.name) })),
+        shares: resources.list().map((r) => ({ name: r.name, load: rates.get(r.name.toLowerCase()) ?? { bytesPerSecond: 0, opsPerSecond: 0 }, servers: r.servers, active: r.active })),
+      },
+      { threshold: this.config.rebalance.threshold },
+    );
+  }
+
+  /** Plans and, unless `dryRun`, carries the moves out one by one, live. */
+  private async rebalance(dryRun: boolean): Promise<{ plan: Plan; moved: unknown[] }> {
+    const plan = this.rebalancePlan();
+    const moved: unknown[] = [];
+    if (dryRun || plan.moves.length === 0) return { plan, moved };
+    this.log.warn({ event: 'rebalance.start', moves: plan.moves }, `rebalancing: ${plan.moves.length} move(s)`);
+    for (const m of plan.moves) moved.push(await this.moveShare(m.share, m.to));
+    return { plan, moved };
+  }
+
+  /** `dsr resource move`: the share's new server serves it for every client, live. */
+  private async moveShare(share: string, to: string): Promise<unknown> {
+    const started = Date.now();
+    const remap = this.ctx.resources.move(share, to);
+    const moved = await Promise.all([...this.connections].map((c) => c.moveShare(remap.share)));
+    const total = moved.reduce((a, m) => ({ trees: a.trees + m.trees, opens: a.opens + m.opens, lostOpens: a.lostOpens + m.lostOpens }), { trees: 0, opens: 0, lostOpens: 0 });
+    const result = { ...remap, ...total, ms: Date.now() - started };
+    this.log.warn({ event: 'resource.moved', ...result }, `${remap.share} moved from ${remap.from} to ${to}`);
+    return result;
+  }
+
+  /** Moves the failed server's shares and ends every connection to it; each client connection then fails its trees over. */
+  private serverFailed(name: string, why: string): void {
+    const remaps = this.ctx.resources.failServer(name, why);
+    this.log.warn({ event: 'server.failed', server: name, why, remaps }, `${name} failed: ${why}`);
+    for (const pool of this.ctx.pools.values()) pool.abandon(name);
+  }
+
   private adminHandlers(): Record<string, AdminHandler> {
     const { sessions, trees, opens, resources, offload } = this.ctx;
     return {
@@ -113,6 +174,8 @@ export class DsrServer {
       },
       'backend.list': async () => (await Promise.all([...this.ctx.pools.entries()].map(async ([connectionId, p]) => (await p.view()).map((b) => ({ connectionId, ...b }))))).flat(),
       'offload.show': () => offload.snapshot(),
+      'resource.move': (a) => this.moveShare(String(a.share ?? ''), String(a.to ?? '')),
+      'rebalance.run': (a) => this.rebalance(a.dryRun === true),
       ...portAdminHandlers(() => this.portMap),
       status: () => ({
         name: this.config.name,
@@ -132,6 +195,8 @@ export class DsrServer {
     for (const c of [...this.connections]) c.close('DSR shutting down');
     await Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     this.listeners.length = 0;
+    clearInterval(this.sampler);
+    clearInterval(this.rebalancer);
     await this.admin?.close();
     this.admin = undefined;
     this.manager?.stop();

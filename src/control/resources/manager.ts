@@ -10,8 +10,9 @@
  *   - its agent announced before and has been silent for `agents.heartbeatTimeoutMs`;
  *   - its probe connection broke or was refused (immediately), or an SMB2 ECHO on it has gone
  *     unanswered for `health.probeTimeoutMs`.
- * Every transition is a `server.failed` / `server.recovered` event with its reason, recorded in
- * the table; the failover code consumes the events. Fail-back is not done here (policy `none`).
+ * A failure goes through `onFailed` (the DSR's failover: the table's failServer remaps the shares,
+ * backend connections to the server are dropped) and the table emits `server.failed`; a recovery
+ * is the table's recoverServer (`server.recovered`). Fail-back is not done here (policy `none`).
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
@@ -28,17 +29,7 @@ import { encodeReservedBody } from '../wire/smb2/simple.js';
 import type { PortChange, PortMap } from '../../offload/portmap.js';
 import { enumerateShares, type DiscoveredShare } from './discovery.js';
 
-export interface ServerHealthEvent {
-  server: string;
-  reason: HealthReason;
-  at: Date;
-  /** Shares the server was the active server of when the event fired. */
-  activeShares: string[];
-}
-
 export interface ManagerEvents {
-  'server.failed': [ServerHealthEvent];
-  'server.recovered': [ServerHealthEvent];
   /** Shares or servers were learned or forgotten. */
   'resources.changed': [{ server: string; added: string[]; removed: string[] }];
 }
@@ -89,6 +80,8 @@ export class ResourceManager extends EventEmitter<ManagerEvents> {
     private readonly credentials: CredentialTable,
     private readonly log: Logger,
     private readonly portMap?: PortMap,
+    /** Fails a server the way the rest of the DSR does (failover); the table alone when absent. */
+    private readonly onFailed?: (server: string, why: HealthReason) => void,
   ) {
     super();
     if (config.agents) this.guard = new ReplayGuard(config.agents.freshnessMs);
@@ -304,23 +297,24 @@ export class ResourceManager extends EventEmitter<ManagerEvents> {
   }
 
   private transition(name: string, health: 'healthy' | 'failed', reason: HealthReason): void {
-    const at = new Date();
-    const prev = this.table.setHealth(name, health, reason, at);
-    if (prev === health) return;
-    const activeShares = this.table.list().filter((r) => r.active === name).map((r) => r.name);
-    const ev: ServerHealthEvent = { server: name, reason, at, activeShares };
+    const s = this.table.serverState(name);
+    if (!s) return;
+    const prev = s.health;
     if (health === 'failed') {
-      this.log.warn({ event: 'server.failed', server: name, reason, activeShares, previous: prev }, 'storage server failed');
-      this.emit('server.failed', ev);
+      if (prev === 'failed') return this.table.setFailReason(name, reason);
+      this.log.warn({ event: 'health.failed', server: name, reason, previous: prev }, 'storage server failed');
+      if (this.onFailed) this.onFailed(name, reason);
+      else this.table.failServer(name, reason);
       // A probe connection that outlived the failure (port down) would hide the recovery check.
       const p = this.probes.get(name);
       if (reason === 'port-down' && p?.client) p.client.close();
-    } else {
-      this.log.info({ event: 'server.recovered', server: name, previous: prev, activeShares }, 'storage server healthy');
-      if (prev === 'failed') this.emit('server.recovered', ev);
-      // Re-learned: a configured server is enumerated again (its agent re-announces by itself).
-      if (prev === 'failed' && this.table.serverState(name)?.origin === 'config' && this.discoveryAccount(name)) void this.discover(name).catch(() => undefined);
+      return;
     }
+    if (prev !== 'failed') return this.table.setHealth(name, 'healthy', reason);
+    this.log.info({ event: 'health.recovered', server: name }, 'storage server healthy again');
+    this.table.recoverServer(name, reason);
+    // Re-learned: a configured server is enumerated again (its agent re-announces by itself).
+    if (s.origin === 'config' && this.discoveryAccount(name)) void this.discover(name).catch(() => undefined);
   }
 
   stop(): void {

@@ -35,6 +35,8 @@ export class BackendLink {
   /** Sessions by client SessionId; a promise while the logon runs. */
   readonly sessions = new Map<bigint, Promise<BackendSession>>();
   private idleTimer: NodeJS.Timeout | undefined;
+  /** Closed on purpose (idle): its end is no sign of a failed server. */
+  retired = false;
 
   constructor(
     readonly server: StorageServer,
@@ -122,7 +124,7 @@ export class BackendPool {
     client.onClosed = (e) => {
       this.links.delete(server.name);
       link.stopIdle();
-      if (!this.closed) this.onLost(link, errorMessage(e));
+      if (!this.closed && !link.retired) this.onLost(link, errorMessage(e));
     };
     try {
       await client.negotiate();
@@ -135,6 +137,8 @@ export class BackendPool {
       throw new DsrError(ErrorCode.PROTOCOL, 'client connection closed');
     }
     this.log.info({ event: 'backend.connected', server: server.name, address: server.address, dialect: dialectName(client.dialect) }, `connected to ${server.name}`);
+    // A server that negotiates is up again; its shares stay where failover put them.
+    if (this.ctx.resources.recoverServer(server.name)) this.log.warn({ event: 'backend.server_recovered', server: server.name }, `${server.name} is back`);
     return link;
   }
 
@@ -201,6 +205,7 @@ export class BackendPool {
       if (link.sessions.size > 0) return;
       this.log.info({ event: 'backend.idle_close', server: link.server.name }, `closing idle connection to ${link.server.name}`);
       this.links.delete(link.server.name);
+      link.retired = true;
       link.client.close();
     });
   }
@@ -213,6 +218,14 @@ export class BackendPool {
         const bs = await link?.sessions.get(clientSessionId)?.catch(() => undefined);
         if (link && bs) await this.endSession(link, bs, 'client session ended');
       }),
+    );
+  }
+
+  /** A server was declared failed (its storage port went down): its connection ends, and failover follows. */
+  abandon(serverName: string): void {
+    void this.links.get(serverName)?.then(
+      (link) => link.client.close(),
+      () => undefined,
     );
   }
 

@@ -30,7 +30,8 @@ import { BackendLink, BackendPool } from './backend.js';
 import type { InFlight, Outbound } from './client.js';
 import type { ConnectionState, DsrContext, Smb2Reply, Smb2Request } from './context.js';
 import { CreditWindow } from './credits.js';
-import { breakToClient, type ChainState, dropLinkTrees, type Forward } from './redirect.js';
+import { breakToClient, type ChainState, dropTrees, type Forward } from './redirect.js';
+import { leaveOld, moveTree, moveTrees, replayable, rerouteForReplay } from './failover.js';
 import { COMMANDS, errorReply } from './dispatch.js';
 import { answerSmb1Negotiate } from './negotiate.js';
 import { destroySession } from './session-setup.js';
@@ -76,6 +77,8 @@ interface Forwarded {
   firstSent: Promise<void> | undefined;
   /** The request came encrypted by this session; so go its responses (MS-SMB2 3.3.4.1.4). */
   readonly encryptWith: Session | undefined;
+  /** Gives the request's pooled frame back: once answered, as a replay after failover sends it again. */
+  releaseRequest?: () => void;
 }
 
 /** The first response to each message of a frame; forwarded ones arrive later. */
@@ -109,6 +112,10 @@ export class Smb2Connection {
   private readonly inflight = new Map<bigint, Forwarded>();
   private readonly asyncs = new Map<bigint, Forwarded>();
   private nextAsyncId = 1n;
+  /** Failovers of lost server connections, by the lost link (every request lost with it waits for one). */
+  private readonly recovering = new Map<BackendLink, Promise<void>>();
+  /** Trees being moved to another server: their requests wait here (in order, as the frame queue waits). */
+  private readonly gates = new Map<Tree, Promise<void>>();
 
   constructor(
     private readonly socket: Socket,
@@ -211,9 +218,9 @@ export class Smb2Connection {
         slots.push(r.out);
         related = r.related;
       }
-      // A frame that is one forwarded message goes back to the pool once the server has it.
-      const only = msgs.length === 1 && batches.size === 1 ? [...batches.values()][0]!.items[0] : undefined;
-      if (only) only.onWritten = () => framePool.release(frame);
+      // A frame that is one forwarded message goes back to the pool once the server answered it.
+      const only = msgs.length === 1 && batches.size === 1 ? [...batches.values()][0]!.forwarded[0] : undefined;
+      if (only) only.releaseRequest = () => framePool.release(frame);
       for (const [link, b] of batches) {
         const handles = link.client.send(b.items);
         b.forwarded.forEach((f, i) => (f.handle = handles[i]));
@@ -328,6 +335,8 @@ export class Smb2Connection {
       const tid = isRelated ? prev?.tree?.treeId : hdr.TreeId;
       tree = tid !== undefined ? this.ctx.trees.get(session.sessionId, tid) : undefined;
       if (!tree) return { out: fail(NtStatus.STATUS_NETWORK_NAME_DELETED, session), related: { session, status: NtStatus.STATUS_NETWORK_NAME_DELETED } };
+      const gate = this.gates.get(tree);
+      if (gate) await gate;
     }
 
     const req: Smb2Request = {
@@ -390,6 +399,7 @@ export class Smb2Connection {
   ): Promise<Outgoing> {
     const f: Forwarded = { req: hdr, session, tree, related, forward: fwd, handle: undefined, asyncId: undefined, firstSent: undefined, encryptWith };
     this.inflight.set(hdr.MessageId, f);
+    if (tree) this.ctx.load.record(tree.share, fwd.msg.length, 1);
     const link = fwd.route.link;
     let batch = batches.get(link);
     if (!batch) batches.set(link, (batch = { items: [], forwarded: [], chain: { lastOpen: undefined } }));
@@ -405,16 +415,33 @@ export class Smb2Connection {
           void f.firstSent!.then(() => this.sendReplies([o], f.encryptWith));
         }
       };
-      items.push({
+      const item: Outbound = {
         msg: fwd.msg,
         session: fwd.route.bs.session,
-        onResponse: (m, h, release) => deliver({ ...this.fromBackend(f, m, h, chain), release }),
-        onError: (e) => {
-          this.log.debug({ event: 'conn.backend_error', server: link.server.name, err: e.message }, 'request lost with its server');
-          this.finish(f);
-          deliver(this.reply(hdr, errorReply(NtStatus.STATUS_NETWORK_NAME_DELETED), session, related, f.asyncId));
+        onResponse: (m, h, release) => {
+          // A request replayed after failover pends again: the client had its interim response.
+          if (f.asyncId !== undefined && h.Status === NtStatus.STATUS_PENDING && (h.Flags & Smb2Flags.ASYNC_COMMAND) !== 0) {
+            release?.();
+            return;
+          }
+          deliver({ ...this.fromBackend(f, m, h, chain), release });
         },
-      });
+        onError: (e) => {
+          const lost = f.forward.route.link;
+          this.log.debug({ event: 'conn.backend_error', server: lost.server.name, err: e.message }, 'request lost with its server');
+          if (!lost.client.isClosed) {
+            this.finish(f);
+            deliver(this.reply(hdr, errorReply(NtStatus.STATUS_NETWORK_NAME_DELETED), session, related, f.asyncId));
+            return;
+          }
+          void this.replay(f, item).then((status) => {
+            if (status === undefined) return;
+            this.finish(f);
+            deliver(this.reply(hdr, errorReply(status), session, related, f.asyncId));
+          });
+        },
+      };
+      items.push(item);
     });
   }
 
@@ -436,6 +463,7 @@ export class Smb2Connection {
         this.log.debug({ event: 'fwd.done', command: smb2CommandName(h.Command), status: ntStatusName(h.Status), server: f.forward.route.link.server.name }, 'forwarded request answered');
       }
       f.forward.complete(m, h, chain);
+      if (f.tree) this.ctx.load.record(f.tree.share, m.length, 0);
       // 3.3.4.3: credits of an async request were granted with its interim response.
       credit = f.asyncId === undefined ? this.credits.grant(f.req.Credit) : 0;
       this.finish(f);
@@ -462,6 +490,93 @@ export class Smb2Connection {
   private finish(f: Forwarded): void {
     if (this.inflight.get(f.req.MessageId) === f) this.inflight.delete(f.req.MessageId);
     if (f.asyncId !== undefined) this.asyncs.delete(f.asyncId);
+    f.releaseRequest?.();
+    f.releaseRequest = undefined;
+  }
+
+  /**
+   * A request whose server connection was lost: once the failover of that connection is done,
+   * sent again to its tree's new server when that is safe. Returns the status to answer with
+   * instead, or undefined when it was sent.
+   */
+  private async replay(f: Forwarded, item: Outbound): Promise<number | undefined> {
+    await this.recover(f.forward.route.link, 'connection lost');
+    if (this.closed) return undefined;
+    const route = f.tree ? this.state.routes.get(f.tree) : undefined;
+    if (!route || route.link.client.isClosed) return NtStatus.STATUS_NETWORK_NAME_DELETED;
+    // It may or may not have happened on the lost server: a server would not know either.
+    if (!replayable(f.req.Command, f.related)) return NtStatus.STATUS_UNEXPECTED_NETWORK_ERROR;
+    if (!rerouteForReplay(f.forward, f.req.Command, route)) return NtStatus.STATUS_FILE_CLOSED;
+    f.forward.route = route;
+    item.session = route.bs.session;
+    this.log.debug({ event: 'failover.replay', command: smb2CommandName(f.req.Command), server: route.link.server.name }, 'request replayed on the new server');
+    [f.handle] = route.link.client.send([item]);
+    return undefined;
+  }
+
+  /**
+   * A planned move of a share to the server now active for it (source Fig. 8, paragraphs
+   * 0095-0098): each of this connection's trees on it stops taking requests, waits for its
+   * requests in flight (so nothing is replayed), moves with the failover's mechanism, and takes
+   * requests again; the old server's handles and tree are let go after.
+   */
+  async moveShare(share: string): Promise<{ trees: number; opens: number; lostOpens: number }> {
+    const r = { trees: 0, opens: 0, lostOpens: 0 };
+    for (const session of this.ctx.sessions.byConnection(this.state.id)) {
+      for (const tree of this.ctx.trees.ofSession(session.sessionId)) {
+        if (!this.state.routes.has(tree) || tree.share.toLowerCase() !== share.toLowerCase()) continue;
+        let reopen!: () => void;
+        this.gates.set(tree, new Promise((resolve) => (reopen = resolve)));
+        try {
+          await this.drain(tree);
+          const m = await moveTree(this.ctx, this.state, session, tree, this.log);
+          if (!m) continue;
+          r.trees++;
+          r.opens += m.opens;
+          r.lostOpens += m.lostOpens;
+          void leaveOld(this.state, m.left, this.log);
+        } finally {
+          this.gates.delete(tree);
+          reopen();
+        }
+      }
+    }
+    return r;
+  }
+
+  /** Waits until a tree has no request in flight but pending async ones (they never end on their own). */
+  private async drain(tree: Tree): Promise<void> {
+    const deadline = Date.now() + this.ctx.config.limits.backendTimeoutSeconds * 1000;
+    const busy = () => [...this.inflight.values()].some((f) => f.tree === tree && f.asyncId === undefined);
+    while (busy() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+
+  /** The failover of a lost server connection (one per link, however many requests wait for it). */
+  private recover(link: BackendLink, why: string): Promise<void> {
+    let p = this.recovering.get(link);
+    if (!p) {
+      p = this.failOver(link, why);
+      this.recovering.set(link, p);
+    }
+    return p;
+  }
+
+  private async failOver(link: BackendLink, why: string): Promise<void> {
+    const started = Date.now();
+    const server = link.server.name;
+    const remaps = this.ctx.resources.failServer(server, why);
+    if (remaps.length > 0) this.log.warn({ event: 'failover.server_failed', server, why, remaps }, `${server} failed: ${why}`);
+    try {
+      const moved = await moveTrees(this.ctx, this.state, link, this.ctx.sessions.byConnection(this.state.id), this.log);
+      dropTrees({ ctx: this.ctx, conn: this.state }, moved.droppedTrees);
+      this.log.warn(
+        { event: 'failover.done', server, trees: moved.trees, opens: moved.opens, lostOpens: moved.lostOpens, droppedTrees: moved.droppedTrees.length, ms: Date.now() - started },
+        `lost ${server}: moved ${moved.trees} tree(s) and ${moved.opens} open(s)`,
+      );
+    } catch (e) {
+      this.log.error({ event: 'failover.failed', server, err: errorMessage(e), stack: (e as Error)?.stack }, 'failover failed; closing connection');
+      this.close('failover failed');
+    }
   }
 
   /** CANCEL (MS-SMB2 3.3.5.16): found by AsyncId or MessageId, passed to the server working on it. */
@@ -495,10 +610,10 @@ export class Smb2Connection {
     return { plain: decryptMessage(frame, enc.in, enc.cipher), session };
   }
 
-  /** A server's connection ended: this connection's trees there are gone. */
+  /** A server's connection ended: its trees move to the servers now active for their shares. */
   private onBackendLost(link: BackendLink, why: string): void {
-    const n = dropLinkTrees({ ctx: this.ctx, conn: this.state }, link, this.ctx.sessions.byConnection(this.state.id));
-    this.log.warn({ event: 'conn.backend_lost', server: link.server.name, trees: n, why }, `lost ${link.server.name}: ${why}`);
+    this.log.warn({ event: 'conn.backend_lost', server: link.server.name, why }, `lost ${link.server.name}: ${why}`);
+    void this.recover(link, why);
   }
 
   /** Builds the response message for a request (credits granted here, signing later). */
@@ -578,6 +693,7 @@ export class Smb2Connection {
     this.ctx.pools.delete(this.state.id);
     this.inflight.clear();
     this.asyncs.clear();
+    this.recovering.clear();
     for (const s of this.ctx.sessions.byConnection(this.state.id)) destroySession(this.ctx, s);
     this.onClose(this);
   }

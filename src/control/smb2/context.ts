@@ -2,6 +2,7 @@
  * What every SMB2 handler sees: the process-wide tables and settings (`DsrContext`), the
  * request being handled (`Smb2Request`) and what it answers (`Smb2Reply`).
  */
+import type { ShareLoad } from '../resources/load.js';
 import type { SpnegoServer } from '../auth/spnego.js';
 import type { PreauthIntegrity } from '../auth/smb2-signing.js';
 import type { Config } from '../config.js';
@@ -31,6 +32,8 @@ export interface DsrContext {
   readonly startTime: bigint;
   /** Each client connection's storage side, by connection id. */
   readonly pools: Map<number, BackendPool>;
+  /** Bytes and operations forwarded per share (the rebalancer's load figures). */
+  readonly load: ShareLoad;
 }
 
 /** Connection state a handler may read or set (MS-SMB2 3.3.1.7). */

@@ -33,10 +33,11 @@ import {
 import { getFlags, Hdr, setCredit, setFlags, setSessionId, setTreeId, type Smb2Header } from '../wire/smb2/header.js';
 import { LockFlags, type LockRequest } from '../wire/smb2/lock.js';
 import { encodeReservedBody } from '../wire/smb2/simple.js';
-import { decodeTreeConnectResponse, encodeTreeConnectRequest, encodeTreeConnectResponse } from '../wire/smb2/tree.js';
+import { decodeTreeConnectResponse, encodeTreeConnectRequest, encodeTreeConnectResponse, type TreeConnectResponse } from '../wire/smb2/tree.js';
 import type { BackendCredentials, BackendLink, BackendSession } from './backend.js';
 import { Smb2StatusError } from './client.js';
-import type { Smb2Reply, Smb2Request } from './context.js';
+import type { ConnectionState, DsrContext, Smb2Reply, Smb2Request } from './context.js';
+import type { Logger } from '../log.js';
 import { errorReply } from './replies.js';
 
 /** Where a redirected tree's requests go. */
@@ -54,11 +55,14 @@ export interface ChainState {
 
 /** A request on its way to a server, and what to do with the server's final response. */
 export interface Forward {
-  readonly route: Route;
+  /** Where it went; a replay after failover points it at the new server. */
+  route: Route;
   /** The request rewritten for the server (MessageId and signature are set when sent). */
   readonly msg: Buffer;
   /** Continues a related chain whose previous message goes to the same server in the same frame. */
   readonly related: boolean;
+  /** The open the request names by FileId, if any: a replay elsewhere takes its new FileId from it. */
+  readonly open: Open<FileOpen> | undefined;
   /** Applies a final response to the tables and rewrites its body for the client. */
   complete(msg: Buffer, hdr: Smb2Header, chain: ChainState): void;
 }
@@ -71,13 +75,78 @@ const MASKED_SHARE_FLAGS = ShareFlags.DFS | ShareFlags.DFS_ROOT;
 const KEPT_FLAGS = Smb2Flags.PRIORITY_MASK | Smb2Flags.REPLAY_OPERATION;
 
 /** The credentials a client session's backend session uses on a server (Fig. 6, step 625). */
-function backendCredentials(req: Smb2Request, server: StorageServer): BackendCredentials | undefined {
-  const session = req.session!;
-  const account = req.ctx.config.servers[server.name]?.account;
+function backendCredentials(ctx: DsrContext, session: Session, server: StorageServer): BackendCredentials | undefined {
+  const account = ctx.config.servers[server.name]?.account;
   const user = account?.user ?? (session.kind === 'user' ? session.user : undefined);
   if (user === undefined) return undefined;
-  const entry = req.ctx.credentials.lookup(user);
+  const entry = ctx.credentials.lookup(user);
   return entry ? { user: entry.name, domain: account?.domain ?? '', ntHash: entry.ntHash } : undefined;
+}
+
+/**
+ * The client session's session on `server` (opened or reused) and a tree there on
+ * `remoteShare` (Fig. 6, steps 620-645), or the status that refuses it.
+ */
+export async function connectBackendTree(
+  ctx: DsrContext,
+  conn: ConnectionState,
+  session: Session,
+  server: StorageServer,
+  remoteShare: string,
+  log: Logger,
+): Promise<{ route: Route; res: TreeConnectResponse } | { status: number }> {
+  const creds = backendCredentials(ctx, session, server);
+  if (!creds) {
+    log.info({ event: 'tree.no_credentials', user: session.user, kind: session.kind }, 'no credentials for this session on the server');
+    return { status: NtStatus.STATUS_ACCESS_DENIED };
+  }
+  let link: BackendLink;
+  let bs: BackendSession;
+  try {
+    link = await conn.backends.link(server);
+    bs = await conn.backends.session(link, session.sessionId, creds);
+  } catch (e) {
+    if (e instanceof Smb2StatusError) {
+      log.info({ event: 'tree.backend_refused', status: ntStatusName(e.status) }, 'the server refused the backend session');
+      return { status: e.status };
+    }
+    log.warn({ event: 'tree.backend_unreachable', err: errorMessage(e) }, 'cannot reach the server');
+    return { status: NtStatus.STATUS_BAD_NETWORK_PATH };
+  }
+  if (!ctx.sessions.get(session.sessionId)) return { status: NtStatus.STATUS_USER_SESSION_DELETED };
+  const r = await link.client
+    .request(Smb2Command.TREE_CONNECT, encodeTreeConnectRequest({ Flags: 0, Path: `\\\\${server.address}\\${remoteShare}` }), { session: bs.session, allowError: true })
+    .catch((e: unknown) => e as Error);
+  if (r instanceof Error) {
+    log.warn({ event: 'tree.backend_failed', err: r.message }, 'backend TREE_CONNECT failed');
+    return { status: NtStatus.STATUS_BAD_NETWORK_PATH };
+  }
+  if (r.hdr.Status !== NtStatus.STATUS_SUCCESS) {
+    log.info({ event: 'tree.backend_refused', status: ntStatusName(r.hdr.Status) }, 'the server refused the tree connect');
+    conn.backends.releaseTree(link, bs, 0);
+    return { status: r.hdr.Status };
+  }
+  if (!ctx.sessions.get(session.sessionId)) {
+    void link.client.request(Smb2Command.TREE_DISCONNECT, encodeReservedBody(), { session: bs.session, treeId: r.hdr.TreeId, allowError: true }).catch(() => undefined);
+    return { status: NtStatus.STATUS_USER_SESSION_DELETED };
+  }
+  conn.backends.addTree(bs);
+  return { route: { link, bs, backendTreeId: r.hdr.TreeId }, res: decodeTreeConnectResponse(r.msg) };
+}
+
+/** Points a redirected tree at a route: the connection's map, the tree table and the offload rule. */
+export function bindTree(ctx: DsrContext, conn: ConnectionState, tree: Tree, route: Route, remoteShare: string): void {
+  const server = route.link.server;
+  ctx.trees.rebind(tree, { server: server.name, address: server.address, remoteShare, sessionId: route.bs.session.sessionId, treeId: route.backendTreeId });
+  conn.routes.set(tree, route);
+  ctx.offload.upsertTree({
+    connectionId: conn.id,
+    sessionId: tree.sessionId,
+    treeId: tree.treeId,
+    share: tree.share,
+    pass: route.bs.session.signs ? PassReason.BACKEND_SIGNED : undefined,
+    backend: { server: server.name, sessionId: route.bs.session.sessionId, treeId: route.backendTreeId },
+  });
 }
 
 /** TREE_CONNECT to a share of the resource table (Fig. 6, steps 615-655). */
@@ -90,59 +159,22 @@ export async function redirectTreeConnect(req: Smb2Request, shareName: string, s
     log.warn({ event: 'tree.no_server' }, 'the share names a server the resource table does not have');
     return errorReply(NtStatus.STATUS_BAD_NETWORK_PATH);
   }
-  const creds = backendCredentials(req, server);
-  if (!creds) {
-    log.info({ event: 'tree.no_credentials', user: session.user, kind: session.kind }, 'no credentials for this session on the server');
-    return errorReply(NtStatus.STATUS_ACCESS_DENIED);
-  }
-  let link: BackendLink;
-  let bs: BackendSession;
-  try {
-    link = await conn.backends.link(server);
-    bs = await conn.backends.session(link, session.sessionId, creds);
-  } catch (e) {
-    if (e instanceof Smb2StatusError) {
-      log.info({ event: 'tree.backend_refused', status: ntStatusName(e.status) }, 'the server refused the backend session');
-      return errorReply(e.status);
-    }
-    log.warn({ event: 'tree.backend_unreachable', err: errorMessage(e) }, 'cannot reach the server');
-    return errorReply(NtStatus.STATUS_BAD_NETWORK_PATH);
-  }
-  if (!ctx.sessions.get(session.sessionId)) return errorReply(NtStatus.STATUS_USER_SESSION_DELETED);
-  const r = await link.client
-    .request(Smb2Command.TREE_CONNECT, encodeTreeConnectRequest({ Flags: 0, Path: `\\\\${server.address}\\${remoteShare}` }), { session: bs.session, allowError: true })
-    .catch((e: unknown) => e as Error);
-  if (r instanceof Error) {
-    log.warn({ event: 'tree.backend_failed', err: r.message }, 'backend TREE_CONNECT failed');
-    return errorReply(NtStatus.STATUS_BAD_NETWORK_PATH);
-  }
-  if (r.hdr.Status !== NtStatus.STATUS_SUCCESS) {
-    log.info({ event: 'tree.backend_refused', status: ntStatusName(r.hdr.Status) }, 'the server refused the tree connect');
-    conn.backends.releaseTree(link, bs, 0);
-    return errorReply(r.hdr.Status);
-  }
-  const res = decodeTreeConnectResponse(r.msg);
-  if (!ctx.sessions.get(session.sessionId)) {
-    void link.client.request(Smb2Command.TREE_DISCONNECT, encodeReservedBody(), { session: bs.session, treeId: r.hdr.TreeId, allowError: true }).catch(() => undefined);
-    return errorReply(NtStatus.STATUS_USER_SESSION_DELETED);
-  }
-  conn.backends.addTree(bs);
-  const tree = ctx.trees.add(session.sessionId, shareName, 'disk', { server: server.name, address: server.address, remoteShare, sessionId: bs.session.sessionId, treeId: r.hdr.TreeId });
-  conn.routes.set(tree, { link, bs, backendTreeId: r.hdr.TreeId });
-  ctx.offload.upsertTree({
-    connectionId: conn.id,
-    sessionId: session.sessionId,
-    treeId: tree.treeId,
-    share: shareName,
-    pass: bs.session.signs ? PassReason.BACKEND_SIGNED : undefined,
-    backend: { server: server.name, sessionId: bs.session.sessionId, treeId: r.hdr.TreeId },
-  });
-  log.debug({ event: 'tree.redirected', tree: tree.treeId, backendTree: r.hdr.TreeId }, `tree ${shareName} on ${server.name}`);
+  const c = await connectBackendTree(ctx, conn, session, server, remoteShare, log);
+  if ('status' in c) return errorReply(c.status);
+  const { route, res } = c;
+  const tree = ctx.trees.add(session.sessionId, shareName, 'disk', undefined);
+  bindTree(ctx, conn, tree, route, remoteShare);
+  log.debug({ event: 'tree.redirected', tree: tree.treeId, backendTree: route.backendTreeId }, `tree ${shareName} on ${server.name}`);
   return {
     status: NtStatus.STATUS_SUCCESS,
     treeId: tree.treeId,
     body: encodeTreeConnectResponse({ ...res, ShareFlags: res.ShareFlags & ~MASKED_SHARE_FLAGS, Capabilities: res.Capabilities & ~MASKED_CAPS }),
   };
+}
+
+/** A request rewritten before for another server, rewritten for `route` (a replay after failover). */
+export function rewriteForRoute(msg: Buffer, route: Route): void {
+  toBackendHeader(msg, route, false);
 }
 
 /** Rewrites a client request's header for the server, in place. */
@@ -211,7 +243,7 @@ export function forward(req: Smb2Request, onFinal?: (msg: Buffer, hdr: Smb2Heade
     if ('status' in named) return errorReply(named.status);
   }
   const { open, chained } = named;
-  return forwarded(req, route, (msg, hdr, chain) => {
+  return forwarded(req, route, open, (msg, hdr, chain) => {
     const target = open ?? (chained ? (chain.lastOpen as Open<FileOpen> | undefined) : undefined);
     // An IOCTL response echoes the FileId; the client must see its own.
     if (hdr.Command === Smb2Command.IOCTL && hdr.Status === NtStatus.STATUS_SUCCESS && target && msg.length >= SMB2_HEADER_SIZE + IOCTL_RESPONSE_FILE_ID_AT + 16) {
@@ -222,10 +254,10 @@ export function forward(req: Smb2Request, onFinal?: (msg: Buffer, hdr: Smb2Heade
 }
 
 /** The reply that sends a request, its header rewritten for the route's server, to that server. */
-function forwarded(req: Smb2Request, route: Route, complete: Forward['complete']): Smb2Reply {
+function forwarded(req: Smb2Request, route: Route, open: Open<FileOpen> | undefined, complete: Forward['complete']): Smb2Reply {
   const related = req.related && req.relatedForward?.route.link === route.link;
   toBackendHeader(req.msg, route, related);
-  return { status: NtStatus.STATUS_PENDING, body: Buffer.alloc(0), forward: { route, msg: req.msg, related, complete } };
+  return { status: NtStatus.STATUS_PENDING, body: Buffer.alloc(0), forward: { route, msg: req.msg, related, open, complete } };
 }
 
 /** CREATE on a redirected tree: the response's FileId becomes a DSR FileId in the open table. */
@@ -235,7 +267,7 @@ export function forwardCreate(req: Smb2Request, body: CreateRequest): Smb2Reply 
   const tree = req.tree!;
   const route = routeOf(req, tree);
   if (!route) return errorReply(NtStatus.STATUS_NETWORK_NAME_DELETED);
-  return forwarded(req, route, (msg, hdr, chain) => {
+  return forwarded(req, route, undefined, (msg, hdr, chain) => {
     chain.lastOpen = undefined;
     if (hdr.Status !== NtStatus.STATUS_SUCCESS || !ctx.sessions.get(session.sessionId) || !ctx.trees.get(session.sessionId, tree.treeId)) return;
     const res = decodeCreateResponse(msg);
@@ -376,19 +408,13 @@ export function breakToClient(req: Pick<Smb2Request, 'ctx'>, connectionId: numbe
   return { msg, open };
 }
 
-/** A server's connection ended: its trees and their opens are gone for this client connection. */
-export function dropLinkTrees(req: Pick<Smb2Request, 'ctx' | 'conn'>, link: BackendLink, sessions: readonly Session[]): number {
-  let n = 0;
-  for (const s of sessions) {
-    for (const t of req.ctx.trees.ofSession(s.sessionId)) {
-      if (req.conn.routes.get(t)?.link !== link) continue;
-      req.ctx.opens.release(s.sessionId, t.treeId);
-      req.ctx.trees.delete(s.sessionId, t.treeId);
-      req.conn.routes.delete(t);
-      req.ctx.offload.removeTree(s.sessionId, t.treeId);
-      n++;
-    }
+/** Trees whose server is gone and no other can serve: they and their opens are gone for this client connection. */
+export function dropTrees(req: Pick<Smb2Request, 'ctx' | 'conn'>, trees: readonly Tree[]): void {
+  for (const t of trees) {
+    req.ctx.opens.release(t.sessionId, t.treeId);
+    req.ctx.trees.delete(t.sessionId, t.treeId);
+    req.conn.routes.delete(t);
+    req.ctx.offload.removeTree(t.sessionId, t.treeId);
   }
-  return n;
 }
 

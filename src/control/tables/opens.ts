@@ -19,7 +19,8 @@ export interface LockRange {
 
 /** What a redirected file open needs to be found on, and reopened on, a storage server. */
 export interface FileOpen {
-  readonly server: string;
+  /** The server holding the open; a failover or a move reopens it elsewhere. */
+  server: string;
   /** The FileId the server handed out; the client sees the DSR's own. */
   backendFileId: FileId;
   /** CREATE request fields (MS-SMB2 2.2.13). */
@@ -94,6 +95,11 @@ export class OpenTable {
   find(match: (o: Open) => boolean): Open | undefined {
     for (const o of this.opens.values()) if (match(o)) return o;
     return undefined;
+  }
+
+  /** Every open of a tree: what a failover or a move reopens elsewhere. */
+  ofTree(sessionId: bigint, treeId: number): Open[] {
+    return [...this.opens.values()].filter((o) => o.sessionId === sessionId && o.treeId === treeId);
   }
 
   /** Removes every open of a tree (tree disconnect) or of a session (treeId undefined). */

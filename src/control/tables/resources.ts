@@ -5,6 +5,7 @@
  * learned at run time (from announce agents or srvsvc discovery) are added and removed live and
  * persisted atomically, so a restarted DSR knows them before they announce again.
  */
+import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../atomic-file.js';
 import type { Config } from '../config.js';
@@ -18,8 +19,35 @@ export interface StorageServer {
 
 export type ServerOrigin = 'config' | 'agent' | 'discovery';
 export type ServerHealth = 'unknown' | 'healthy' | 'failed';
-/** Why a server is failed (or, for `healthy`, what last made it so). */
-export type HealthReason = 'port-down' | 'heartbeat-lost' | 'connection-lost' | 'connection-refused' | 'probe-timeout' | 'probe-ok' | 'not-probed';
+/**
+ * Why a server is failed (or, for `healthy`, what last made it so): the resource manager's
+ * 'port-down' | 'heartbeat-lost' | 'connection-lost' | 'connection-refused' | 'probe-timeout' |
+ * 'probe-ok' | 'not-probed', or the words of whoever else failed it ('storage port down', ...).
+ */
+export type HealthReason = string;
+
+/** A share whose active server changed: where it went (undefined: no healthy server can serve it). */
+export interface Remap {
+  share: string;
+  from: string;
+  to: string | undefined;
+}
+
+export interface ServerHealthEvent {
+  server: string;
+  reason: HealthReason;
+  at: Date;
+  /** Shares the server was the active server of when it failed or recovered. */
+  activeShares: string[];
+  /** For a failure: where each of those shares went. */
+  remaps: Remap[];
+}
+
+/** `server.failed` / `server.recovered`, once per transition, whoever noticed it. */
+export interface HealthEvents {
+  'server.failed': [ServerHealthEvent];
+  'server.recovered': [ServerHealthEvent];
+}
 
 export interface ServerLoad {
   cpu: number;
@@ -95,12 +123,14 @@ interface FileFormat {
   active: Record<string, string>;
 }
 
-export class ResourceTable {
+export class ResourceTable extends EventEmitter<HealthEvents> {
   private readonly byName = new Map<string, ResourceEntry>();
   private readonly servers = new Map<string, ServerState>();
 
   /** `path`: where learned state is persisted; undefined keeps it in memory only (tests, no stateDir). */
-  constructor(readonly path?: string) {}
+  constructor(readonly path?: string) {
+    super();
+  }
 
   static fromConfig(config: Pick<Config, 'servers' | 'resources'>, path?: string): ResourceTable {
     const t = new ResourceTable(path);
@@ -213,15 +243,19 @@ export class ResourceTable {
     return { added, removed, newServer: isNew };
   }
 
-  /** Records a server's health; returns the previous health (unchanged: the same value). */
-  setHealth(name: string, health: ServerHealth, reason: HealthReason, at = new Date()): ServerHealth | undefined {
+  /** Records a server's health without failing or recovering it (unknown -> healthy, a new reason). */
+  setHealth(name: string, health: Exclude<ServerHealth, 'failed'>, reason: HealthReason, at = new Date()): void {
     const s = this.servers.get(name);
-    if (!s) return undefined;
-    const prev = s.health;
-    if (prev !== health) s.since = at;
+    if (!s || s.health === 'failed') return;
+    if (s.health !== health) s.since = at;
     s.health = health;
     s.reason = reason;
-    return prev;
+  }
+
+  /** A failed server's reason changed (it stays failed). */
+  setFailReason(name: string, reason: HealthReason): void {
+    const s = this.servers.get(name);
+    if (s?.health === 'failed') s.reason = reason;
   }
 
   seen(name: string, at: Date, announce: boolean, load?: ServerLoad): void {
@@ -238,14 +272,62 @@ export class ResourceTable {
     if (s) s.lastAnnounce = undefined;
   }
 
-  /** Makes `server` the active server of `share` (the failover and move code's door); persisted. */
-  setActive(share: string, server: string): void {
+  healthy(name: string): boolean {
+    const s = this.servers.get(name);
+    return s !== undefined && s.health !== 'failed';
+  }
+
+  private activeOf(name: string): string[] {
+    return [...this.byName.values()].filter((r) => r.active === name).map((r) => r.name).sort();
+  }
+
+  /**
+   * A server failed (source Fig. 7, paragraphs 0083-0086): every share it serves actively moves
+   * to the first healthy server able to serve it. Idempotent: every client connection that
+   * loses the server reports it, the first one moves the shares and `server.failed` is emitted.
+   */
+  failServer(name: string, why: HealthReason): Remap[] {
+    const s = this.servers.get(name);
+    if (!s || s.health === 'failed') return [];
+    const at = new Date();
+    const activeShares = this.activeOf(name);
+    s.health = 'failed';
+    s.reason = why;
+    s.since = at;
+    const remaps: Remap[] = [];
+    for (const r of this.byName.values()) {
+      if (r.active !== name) continue;
+      const to = r.servers.find((x) => this.healthy(x));
+      if (to) r.active = to;
+      remaps.push({ share: r.name, from: name, to });
+    }
+    if (remaps.some((m) => m.to)) this.save();
+    this.emit('server.failed', { server: name, reason: why, at, activeShares, remaps });
+    return remaps;
+  }
+
+  /** Makes `to` the active server of a share (a planned move); throws when it cannot serve it. Persisted. */
+  move(share: string, to: string): Remap {
     const r = this.byName.get(share.toLowerCase());
-    if (!r) throw new DsrError(ErrorCode.USAGE, `no share ${share}`);
-    if (!r.servers.includes(server)) throw new DsrError(ErrorCode.USAGE, `${server} cannot serve ${r.name} (${r.servers.join(', ')} can)`);
-    if (r.active === server) return;
-    r.active = server;
-    this.save();
+    if (!r) throw new DsrError(ErrorCode.USAGE, `no share ${JSON.stringify(share)} in the resource table`);
+    if (!r.servers.includes(to)) throw new DsrError(ErrorCode.USAGE, `${to} cannot serve ${r.name} (served by ${r.servers.join(', ')})`);
+    if (!this.healthy(to)) throw new DsrError(ErrorCode.USAGE, `${to} has failed: ${this.servers.get(to)?.reason ?? 'unknown server'}`);
+    const from = r.active;
+    r.active = to;
+    if (from !== to) this.save();
+    return { share: r.name, from, to };
+  }
+
+  /** A failed server is back; its shares stay where they are (fail-back is rebalancing's call). */
+  recoverServer(name: string, why: HealthReason = 'recovered'): boolean {
+    const s = this.servers.get(name);
+    if (s?.health !== 'failed') return false;
+    const at = new Date();
+    s.health = 'healthy';
+    s.reason = why;
+    s.since = at;
+    this.emit('server.recovered', { server: name, reason: why, at, activeShares: this.activeOf(name), remaps: [] });
+    return true;
   }
 
   /** The first healthy server of a list, else the first. */

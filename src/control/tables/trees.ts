@@ -25,7 +25,8 @@ export interface Tree {
   /** The share name as the client typed it, without the server part. */
   readonly share: string;
   readonly kind: TreeKind;
-  readonly backend: TreeBackend | undefined;
+  /** Where a redirected tree goes; a failover or a move rebinds it (`rebind`). */
+  backend: TreeBackend | undefined;
   readonly created: Date;
 }
 
@@ -56,6 +57,11 @@ export class TreeTable {
     const t: Tree = { sessionId, treeId: id, share, kind, backend, created: now };
     bySession.set(id, t);
     return t;
+  }
+
+  /** Points a redirected tree at other backend ids (a new server after a failover or a move). */
+  rebind(tree: Tree, backend: TreeBackend): void {
+    tree.backend = backend;
   }
 
   get(sessionId: bigint, treeId: number): Tree | undefined {
