@@ -318,7 +318,8 @@ async function startDsr(plan: LabPlan, log: Logger, signal?: AbortSignal): Promi
 }
 
 const agentKey = (server: string) => `${server}-agent`;
-const AGENT_START_MS = 5000;
+// Node's start under load (the lab tests stream GiBs while labs come up) can take seconds.
+const AGENT_START_MS = 20000;
 
 /** Starts `dsr agent` in the server's namespace; ready once it has announced (its log says so). */
 async function startAgent(plan: LabPlan, s: ServerPlan, log: Logger): Promise<number> {
@@ -360,7 +361,7 @@ async function build(plan: LabPlan, withDsr: boolean, log: Logger, signal?: Abor
   await settleAll(plan.servers.map(async (s) => (pids[s.name] = await startSmbd(s, log, signal))));
   // After the servers, so a DSR that probes them at start finds them up.
   if (withDsr) pids.dsr = await startDsr(plan, log, signal);
-  for (const s of plan.servers) pids[agentKey(s.name)] = await startAgent(plan, s, log);
+  await settleAll(plan.servers.map(async (s) => (pids[agentKey(s.name)] = await startAgent(plan, s, log))));
   return pids;
 }
 
