@@ -628,8 +628,9 @@ function labServer(name: string, server: string): { plan: LabPlan; state: LabSta
 export async function labFail(name: string, server: string, how: FailHow): Promise<FaultResult> {
   const { plan, state, s } = labServer(name, server);
   if (how === 'link') {
+    const at = new Date().toISOString();
     await ipBatch(plan.dsr.namespace, `bring ${s.port} down`, [`link set ${s.port} down`]);
-    return { server, how, pids: [], port: s.port, at: new Date().toISOString() };
+    return { server, how, pids: [], port: s.port, at };
   }
   const root = state.pids[server];
   if (root === undefined || !pidAlive(root) || !pidInNetns(root, s.namespace)) throw new DsrError(ErrorCode.LAB, `${server}'s smbd is not running`);
