@@ -70,10 +70,25 @@ static __always_inline bool mac_unset(const __u8 *m)
 /* The frame's reason code: ingress frames must come from the port's server and go to the DSR,
  * egress frames the other way round. A port without a pinned MAC checks no source MAC.
  * bpf_skb_load_bytes copes with non-linear skbs. */
+static __always_inline bool is_dsr(const struct dsr_switch *sw, __be32 a)
+{
+	return a == sw->addr || (sw->probe && a == sw->probe);
+}
+
+/* Source and destination fit the direction: the port's server to one of the DSR's addresses
+ * (ingress), or back (egress). */
+static __always_inline bool src_ok(const struct dsr_port *p, const struct dsr_switch *sw, __u8 dir, __be32 a)
+{
+	return dir == DSR_DIR_INGRESS ? a == p->addr : is_dsr(sw, a);
+}
+
+static __always_inline bool dst_ok(const struct dsr_port *p, const struct dsr_switch *sw, __u8 dir, __be32 a)
+{
+	return dir == DSR_DIR_INGRESS ? is_dsr(sw, a) : a == p->addr;
+}
+
 static __always_inline __u8 classify(struct __sk_buff *skb, const struct dsr_port *p, const struct dsr_switch *sw, __u8 dir)
 {
-	__be32 src = dir == DSR_DIR_INGRESS ? p->addr : sw->addr;
-	__be32 dst = dir == DSR_DIR_INGRESS ? sw->addr : p->addr;
 	bool check_mac = dir == DSR_DIR_INGRESS && !mac_unset(p->mac);
 	struct ethhdr eth;
 
@@ -91,9 +106,9 @@ static __always_inline __u8 classify(struct __sk_buff *skb, const struct dsr_por
 			return DSR_PORT_DROP_MALFORMED;
 		if (check_mac && !mac_eq(arp.sha, p->mac))
 			return DSR_PORT_DROP_SRC_MAC;
-		if (arp.spa != src)
+		if (!src_ok(p, sw, dir, arp.spa))
 			return DSR_PORT_DROP_SRC_IP;
-		if (arp.tpa != dst)
+		if (!dst_ok(p, sw, dir, arp.tpa))
 			return DSR_PORT_DROP_DST_IP;
 		return DSR_PORT_ALLOWED;
 	}
@@ -104,7 +119,7 @@ static __always_inline __u8 classify(struct __sk_buff *skb, const struct dsr_por
 			return DSR_PORT_DROP_MALFORMED;
 		if (ip.version != 4 || ip.ihl < 5)
 			return DSR_PORT_DROP_MALFORMED;
-		if (ip.saddr == src && ip.daddr == dst)
+		if (src_ok(p, sw, dir, ip.saddr) && dst_ok(p, sw, dir, ip.daddr))
 			return DSR_PORT_ALLOWED;
 		/* The lab's direct path: the port's server and the routed peer, either way. */
 		if (sw->direct_mask) {
@@ -114,7 +129,7 @@ static __always_inline __u8 classify(struct __sk_buff *skb, const struct dsr_por
 			if (server == p->addr && (peer & sw->direct_mask) == sw->direct_net)
 				return DSR_PORT_DIRECT;
 		}
-		if (ip.saddr != src)
+		if (!src_ok(p, sw, dir, ip.saddr))
 			return DSR_PORT_DROP_SRC_IP;
 		return DSR_PORT_DROP_DST_IP;
 	}

@@ -86,8 +86,10 @@ struct dsr_switch {
 	/* The lab's direct-path peer, a prefix (DSR_PORT_DIRECT); direct_mask 0 = none. */
 	__be32 direct_net;
 	__be32 direct_mask;
+	/* A second address of the DSR on the storage network, its health probes' source; 0 = none. */
+	__be32 probe;
 };
-_Static_assert(sizeof(struct dsr_switch) == 12, "struct dsr_switch");
+_Static_assert(sizeof(struct dsr_switch) == 16, "struct dsr_switch");
 
 /* Map dsr_port_stats (per-CPU hash): packet and byte counters. */
 struct dsr_port_stat_key {

@@ -4,7 +4,7 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { DsrError, ErrorCode, errorMessage } from '../control/errors.js';
-import { DEFAULT_LAB_NAME, labDirectPath, labDown, labExec, labStatus, labUp, type LabStatus } from '../lab/lab.js';
+import { DEFAULT_LAB_NAME, labAddServer, labDirectPath, labDown, labExec, labFail, labRestore, labStatus, labUp, type FaultResult, type LabStatus } from '../lab/lab.js';
 import { DEFAULT_SERVERS, MAX_SERVERS } from '../lab/topology.js';
 import { printJson, printTable } from './output.js';
 
@@ -45,7 +45,7 @@ function printStatus(s: LabStatus): void {
         namespace: v.namespace,
         address: v.address,
         port: v.port,
-        process: proc('smbd', v.smbdPid, v.running),
+        process: `${proc('smbd', v.smbdPid, v.running)}, ${proc('agent', v.agentPid, v.agentRunning)}`,
         shares: v.shares.map((x) => x.name),
       })),
     ],
@@ -156,6 +156,41 @@ export function registerLabCommands(program: Command): void {
       if (state !== 'on' && state !== 'off') throw new DsrError(ErrorCode.USAGE, `expected on or off, got ${JSON.stringify(state)}`);
       await labDirectPath(o.name, state === 'on');
       process.stdout.write(`lab ${o.name}: direct path ${state}\n`);
+    });
+
+  const printFault = (r: FaultResult, json?: boolean) => {
+    if (json) return printJson(r);
+    if (r.how === 'kill') say(`${r.server}: SIGKILL to smbd pids ${r.pids.join(' ')} at ${r.at}`);
+    else if (r.how === 'link') say(`${r.server}: storage port ${r.port} down at ${r.at}`);
+    else say(`${r.server}: storage port ${r.port} up${r.pids.length ? `, smbd restarted (pid ${r.pids.join(' ')})` : ''} at ${r.at}`);
+  };
+
+  lab
+    .command('fail')
+    .description("make a server fail: kill every process of its smbd by pid (kill), or bring its storage port down (link)")
+    .argument('<server>', 'server1..server4')
+    .addOption(new Option('--how <how>', 'kill or link').choices(['kill', 'link']).default('kill'))
+    .addOption(nameOption())
+    .addOption(jsonOption())
+    .action(async (server: string, o: { how: 'kill' | 'link'; name: string; json?: boolean }) => printFault(await labFail(o.name, server, o.how), o.json));
+
+  lab
+    .command('restore')
+    .description('bring a failed server back: its storage port up, smbd restarted if dead')
+    .argument('<server>', 'server1..server4')
+    .addOption(nameOption())
+    .addOption(jsonOption())
+    .action(async (server: string, o: { name: string; json?: boolean }) => printFault(await labRestore(o.name, server), o.json));
+
+  lab
+    .command('add-server')
+    .description('start one more server (smbd and its announce agent) on the next empty storage port; the DSR learns it from the agent')
+    .addOption(nameOption())
+    .addOption(jsonOption())
+    .action(async (o: { name: string; json?: boolean }) => {
+      const status = await labAddServer(o.name);
+      if (o.json) printJson(status);
+      else printStatus(status);
     });
 
   lab

@@ -13,6 +13,7 @@ import { DsrError, ErrorCode, errorMessage } from '../control/errors.js';
 import { createLogger } from '../control/log.js';
 import { DsrServer } from '../control/server.js';
 import { CredentialTable } from '../control/tables/credentials.js';
+import { registerAgentCommands } from './agent.js';
 import { registerDemoCommand } from './demo.js';
 import { registerLabCommands } from './lab.js';
 import { printJson, printTable } from './output.js';
@@ -212,6 +213,7 @@ program
   });
 
 registerPortCommands(program);
+registerAgentCommands(program);
 registerLabCommands(program);
 registerDemoCommand(program);
 

@@ -11,6 +11,7 @@ import { SMB2_DIALECTS } from './wire/smb2/constants.js';
 
 export const DEFAULT_ADMIN_SOCKET = '/run/dsr/dsr.sock';
 export const DEFAULT_CREDENTIALS = '/var/lib/dsr/credentials.json';
+export const DEFAULT_STATE_DIR = '/var/lib/dsr';
 
 const MiB = 1024 * 1024;
 
@@ -144,6 +145,42 @@ export const configSchema = z
     /** Absent: no storage switch to program (servers reached by plain routing). */
     switch: switchSchema.optional(),
     resources: z.array(resourceSchema).default([]),
+    /** Where the DSR keeps what it learns at run time (resources.json), written atomically. */
+    stateDir: z.string().min(1).default(DEFAULT_STATE_DIR),
+    /**
+     * Announce agents (`dsr agent` beside each server's smbd): UDP datagrams to `listen` (the
+     * DSR's storage address only), HMAC-SHA256 under the key in `keyFile` (hex, mode 0600).
+     * Absent: no agents are heard.
+     */
+    agents: z
+      .object({
+        listen: z.object({ address: z.string().min(1), port: z.number().int().min(0).max(65535).default(4455) }),
+        keyFile: z.string().min(1),
+        /** An announcement stamped further than this from the DSR's clock is stale. */
+        freshnessMs: z.number().int().min(100).default(30000),
+        /** A server whose agent has announced is failed after this long without an announcement. */
+        heartbeatTimeoutMs: z.number().int().min(50).default(1000),
+      })
+      .optional(),
+    /** Server health: an SMB2 ECHO probe connection from the DSR to every server. */
+    health: z
+      .object({
+        probeIntervalMs: z.number().int().min(10).default(200),
+        /** A server whose probe has not answered for this long is failed (well under 2 s by default). */
+        probeTimeoutMs: z.number().int().min(50).default(1000),
+        /** What a recovered server gets back: nothing (default; only rebalancing moves shares back). */
+        failback: z.enum(['none']).default('none'),
+        /** Source address for probes and srvsvc discovery, so management traffic is told apart from client traffic. */
+        source: z.string().min(1).optional(),
+      })
+      .default({ probeIntervalMs: 200, probeTimeoutMs: 1000, failback: 'none' }),
+    /** srvsvc discovery of configured servers' shares (NetShareEnumAll) at start and on recovery. */
+    discovery: z
+      .object({
+        /** The account to enumerate with (its NT hash from the credential table); servers.X.account wins. */
+        account: z.object({ user: z.string().min(1), domain: z.string().default('') }).optional(),
+      })
+      .default({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -15,6 +15,7 @@ import { Smb2Connection } from './smb2/connection.js';
 import { acceptSharedRead } from './smb2/transport.js';
 import { CredentialTable } from './tables/credentials.js';
 import { OpenTable } from './tables/opens.js';
+import { ResourceManager } from './resources/manager.js';
 import { ResourceTable } from './tables/resources.js';
 import { SessionTable } from './tables/sessions.js';
 import { TreeTable } from './tables/trees.js';
@@ -36,17 +37,21 @@ export class DsrServer {
   portMap: PortMap | undefined;
   /** The storage ports' tc filter and the per-server load read from its counters (the resource manager's). */
   readonly portFilter: PortFilterRuntime = { state: 'off', reason: 'no storage switch configured' };
+  /** Learning and health of the storage servers: `server.failed` / `server.recovered` events. */
+  manager: ResourceManager | undefined;
   private readonly log: Logger;
+  private readonly root: Logger;
 
   constructor(readonly config: Config, root: Logger) {
     this.log = component(root, 'server');
+    this.root = root;
     this.ctx = {
       config,
       log: component(root, 'smb2'),
       sessions: new SessionTable(),
       trees: new TreeTable(),
       opens: new OpenTable(),
-      resources: ResourceTable.fromConfig(config),
+      resources: ResourceTable.fromConfig(config, `${config.stateDir}/resources.json`),
       credentials: CredentialTable.load(config.credentials),
       offload: new MemoryOffload(),
       startTime: toFiletime(new Date()),
@@ -74,6 +79,11 @@ export class DsrServer {
         });
         await this.startPortFilter(this.portMap);
       }
+      // Probes and agent heartbeats fail servers no client connection is using (and recover them).
+      this.manager = new ResourceManager(this.config, this.ctx.resources, this.ctx.credentials, component(this.root, 'resources'), this.portMap, (name, why) =>
+        this.serverFailed(name, why),
+      );
+      await this.manager.start();
       this.admin = new AdminServer(this.config.admin.socket, this.adminHandlers(), component(this.log, 'admin'));
       await this.admin.listen();
       for (const l of this.config.listen) this.listeners.push(await this.listen(l.address, l.port));
@@ -114,7 +124,7 @@ export class DsrServer {
     const log = component(this.log, 'portfilter');
     let filter: KernelPortFilter;
     try {
-      filter = KernelPortFilter.open({ ports: map.bindings().map((b) => b.port), servers: Object.keys(this.config.servers), switchAddress: address, log });
+      filter = KernelPortFilter.open({ ports: map.bindings().map((b) => b.port), servers: Object.keys(this.config.servers), switchAddress: address, ...(this.config.health.source && { probeAddress: this.config.health.source }), log });
     } catch (e) {
       if (!(e instanceof DsrError) || e.code !== ErrorCode.BPF_UNSUPPORTED) throw e;
       Object.assign(rt, { state: 'unsupported', reason: e.message });
@@ -198,6 +208,12 @@ export class DsrServer {
       'open.list': () => opens.list(),
       'resource.list': () => resources.list(),
       'server.list': () => resources.listServers(),
+      'server.discover': async (args) => {
+        const name = args.server;
+        if (typeof name !== 'string') throw new DsrError(ErrorCode.USAGE, 'server.discover needs a server name');
+        if (!this.manager) throw new DsrError(ErrorCode.ADMIN, 'the resource manager is not running');
+        return this.manager.discover(name);
+      },
       'backend.list': async () => (await Promise.all([...this.ctx.pools.entries()].map(async ([connectionId, p]) => (await p.view()).map((b) => ({ connectionId, ...b }))))).flat(),
       'offload.show': async () => ({ ...offload.snapshot(), ports: await this.portFilterView() }),
       'resource.move': (a) => this.moveShare(String(a.share ?? ''), String(a.to ?? '')),
@@ -212,6 +228,7 @@ export class DsrServer {
         trees: trees.size,
         opens: opens.size,
         backendConnections: [...this.ctx.pools.values()].reduce((n, p) => n + p.size, 0),
+        announcements: this.manager?.stats,
       }),
     };
   }
@@ -252,6 +269,8 @@ export class DsrServer {
     delete this.portFilter.load;
     delete this.portFilter.filter;
     Object.assign(this.portFilter, { state: 'off', reason: 'the DSR stopped' });
+    this.manager?.stop();
+    this.manager = undefined;
     this.portMap?.close();
     this.portMap = undefined;
   }

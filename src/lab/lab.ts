@@ -6,23 +6,28 @@
  *   <name>-client          <name>-dsr (ip_forward 0)                           <name>-s1 .. -s4
  *   eth0 198.18.0.2/24 ─── cp0 198.18.0.1/24  client side; the DSR listens on :445
  *                          hb0 198.18.2.1/24  heartbeat, unused yet (peer hb0-peer down: unplugged)
- *                          br0 198.18.1.1/24  the integrated four-port storage switch
- *                           ├─ sp1 ─────────────────────────── eth0 198.18.1.11/24  server1 (smbd)
- *                           ├─ sp2 ─────────────────────────── eth0 198.18.1.12/24  server2 (smbd)
- *                           ├─ sp3 ─────────────────────────── eth0 198.18.1.13/24  server3 (smbd)
+ *                          br0 198.18.1.1/24  the integrated four-port storage switch (agents: UDP :4455)
+ *                              198.18.1.2/24  the DSR's health probes and share discovery
+ *                           ├─ sp1 ─────────────────────────── eth0 198.18.1.11/24  server1 (smbd, dsr agent)
+ *                           ├─ sp2 ─────────────────────────── eth0 198.18.1.12/24  server2 (smbd, dsr agent)
+ *                           ├─ sp3 ─────────────────────────── eth0 198.18.1.13/24  server3 (smbd, dsr agent)
  *                           └─ sp4 ── server4 with --servers 4; otherwise an empty port whose peer
- *                                     sp4-peer stays in <name>-dsr, down (no carrier)
+ *                                     sp4-peer stays in <name>-dsr, down (no carrier), until
+ *                                     `lab add-server` moves it into a new server namespace
  *
  * Port counters: nftables table `netdev dsr_lab_ports` in <name>-dsr counts TCP packets and bytes
- * on each spN, ingress (rx, from the server) and egress (tx, to the server).
+ * on each spN, ingress (rx, from the server) and egress (tx, to the server), except the DSR's
+ * health probes and share discovery, which it sends from br0's second address 198.18.1.2.
  * The port map: each server's eth0 has a fixed MAC (02:00:c6:12:01:0b for server1); the DSR's
  * config names br0 as its switch and each server's port and MAC, and the DSR isolates the ports
  * and pins the MACs at start (src/offload/portmap.ts), and attaches its tc port filter (only
  * server <-> 198.18.1.1 passes; src/offload/port-filter.ts). A lab without the DSR leaves br0 open.
- * Files: /run/dsr-lab/<name>/ holds state.json, dsr.yaml, credentials.json, the DSR's log and
- * each server's smbd directories; /var/lib/dsr-lab/<name>/ holds serverN/dataN, serverN/docsN
+ * Files: /run/dsr-lab/<name>/ holds state.json, dsr.yaml, credentials.json, agent.key (0600), the
+ * DSR's log and dsr-state/resources.json, each server's smbd directories and agent output;
+ * /var/lib/dsr-lab/<name>/ holds serverN/dataN, serverN/docsN
  * and san (one directory exported by server1 and server2, the shared SAN of a failover pair).
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
@@ -34,6 +39,7 @@ import { CredentialTable } from '../control/tables/credentials.js';
 import {
   addNetns,
   deleteNetns,
+  inNetns,
   ipBatch,
   linkCarriers,
   netnsExists,
@@ -46,11 +52,13 @@ import {
   startDaemon,
   type PacketCounter,
 } from './netns.js';
-import { killPids, missingCommands, pidAlive, pidCommandLine, type RunOptions } from './process.js';
+import { fileTail, killPids, missingCommands, pidAlive, pidCommandLine, sleep, spawnDetached, waitUntil, type RunOptions } from './process.js';
 import { ensureLabUsers, prepareServer, removeLabUsers, startSmbd } from './smbd.js';
 import {
   ADDRESSES,
+  AGENT_INTERVAL_MS,
   allNamespaces,
+  ANNOUNCE_PORT,
   checkLabName,
   checkServerCount,
   COUNTER_TABLE,
@@ -71,6 +79,7 @@ import {
   serverNamespace,
   SMB_PORT,
   type LabPlan,
+  type ServerPlan,
 } from './topology.js';
 
 export { DEFAULT_LAB_NAME } from './topology.js';
@@ -120,6 +129,9 @@ export interface LabStatus {
     shares: { name: string; path: string }[];
     smbdPid?: number;
     running: boolean;
+    /** The announce agent beside smbd (`dsr agent`). */
+    agentPid?: number;
+    agentRunning: boolean;
     logDir: string;
   }[];
   users: { name: string; password: string }[];
@@ -199,8 +211,10 @@ const counterChains = (port: string) => ({ rx: `${port}_in`, tx: `${port}_out` }
 
 /** One netdev table: per storage port an ingress and an egress chain counting TCP. */
 function counterRuleset(plan: LabPlan): string {
+  // The DSR's own management traffic (probes, discovery) comes from its probe address and is not counted.
+  const probe = ADDRESSES.dsrProbe;
   const chain = (name: string, hook: string, dev: string) =>
-    `  chain ${name} { type filter hook ${hook} device "${dev}" priority 0; policy accept; meta l4proto tcp counter; }`;
+    `  chain ${name} { type filter hook ${hook} device "${dev}" priority 0; policy accept; meta l4proto tcp ip saddr != ${probe} ip daddr != ${probe} counter; }`;
   const chains = plan.ports.flatMap((p) => {
     const { rx, tx } = counterChains(p.name);
     return [chain(rx, 'ingress', p.name), chain(tx, 'egress', p.name)];
@@ -225,6 +239,7 @@ async function buildNetwork(plan: LabPlan, signal?: AbortSignal): Promise<void> 
       `link set ${heartbeat} up`,
       `link add ${bridge} type bridge`,
       `addr add ${cidr(ADDRESSES.dsrStorage)} dev ${bridge}`,
+      `addr add ${cidr(ADDRESSES.dsrProbe)} dev ${bridge}`,
       `link set ${bridge} up`,
       ...plan.ports.flatMap((p) => {
         const server = plan.servers.find((s) => s.port === p.name);
@@ -261,8 +276,17 @@ export function labDsrConfig(plan: LabPlan, opts: { portFilter?: boolean } = {})
     // labDirectPath: `dsr lab direct on` opens the port filter for the client while it routes.
     switch: { bridge: IFACES.bridge, ports: plan.ports.map((p) => p.name), filter: opts.portFilter ?? true, labDirectPath: true },
     resources: [...exporters].map(([name, servers]) => ({ name, servers })),
+    stateDir: plan.dsr.stateDir,
+    agents: { listen: { address: ADDRESSES.dsrStorage, port: ANNOUNCE_PORT }, keyFile: plan.agentKeyPath },
+    discovery: { account: { user: LAB_USERS[0]!.name } },
+    health: { source: ADDRESSES.dsrProbe },
     log: { level: 'info', file: plan.dsr.logFile },
   };
+}
+
+/** The agents' shared key: 256 random bits, hex, readable by root only. */
+function writeAgentKey(plan: LabPlan): void {
+  if (!existsSync(plan.agentKeyPath)) writeFileSync(plan.agentKeyPath, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
 }
 
 function writeDsrFiles(plan: LabPlan, portFilter: boolean): void {
@@ -299,11 +323,42 @@ async function startDsr(plan: LabPlan, log: Logger, signal?: AbortSignal): Promi
   return pid;
 }
 
+const agentKey = (server: string) => `${server}-agent`;
+// Node's start under load (the lab tests stream GiBs while labs come up) can take seconds.
+const AGENT_START_MS = 20000;
+
+/** Starts `dsr agent` in the server's namespace; ready once it has announced (its log says so). */
+async function startAgent(plan: LabPlan, s: ServerPlan, log: Logger): Promise<number> {
+  const main = dsrMainScript();
+  if (!existsSync(main)) throw new DsrError(ErrorCode.LAB, `start ${s.name}'s agent: ${main} does not exist; run npm run build`);
+  const argv = [
+    process.execPath,
+    main,
+    'agent',
+    '--server', s.name,
+    '--dsr', `${ADDRESSES.dsrStorage}:${ANNOUNCE_PORT}`,
+    '--key-file', plan.agentKeyPath,
+    '--smb-conf', s.confPath,
+    '--interval', String(AGENT_INTERVAL_MS),
+    '--source', s.address,
+  ];
+  rmSync(s.agentOutFile, { force: true });
+  const pid = spawnDetached(inNetns(s.namespace, argv), s.agentOutFile);
+  const started = await waitUntil(() => {
+    if (!pidAlive(pid)) throw new DsrError(ErrorCode.LAB, `start ${s.name}'s agent: pid ${pid} exited: ${fileTail(s.agentOutFile)}`);
+    return existsSync(s.agentOutFile) && readFileSync(s.agentOutFile, 'utf8').includes('agent.started');
+  }, AGENT_START_MS);
+  if (!started) throw new DsrError(ErrorCode.LAB, `start ${s.name}'s agent: no announcement within ${AGENT_START_MS} ms: ${fileTail(s.agentOutFile)}`);
+  log.info({ event: 'lab.agent.started', server: s.name, pid });
+  return pid;
+}
+
 async function build(plan: LabPlan, withDsr: boolean, portFilter: boolean, log: Logger, signal?: AbortSignal): Promise<Record<string, number>> {
   mkdirSync(plan.stateDir, { recursive: true, mode: 0o755 });
   const files = async () => {
     await ensureLabUsers(log);
     await settleAll(plan.servers.map((s) => prepareServer(s, signal)));
+    writeAgentKey(plan);
     if (withDsr) writeDsrFiles(plan, portFilter);
   };
   await settleAll([files(), buildNetwork(plan, signal)]);
@@ -312,6 +367,7 @@ async function build(plan: LabPlan, withDsr: boolean, portFilter: boolean, log: 
   await settleAll(plan.servers.map(async (s) => (pids[s.name] = await startSmbd(s, log, signal))));
   // After the servers, so a DSR that probes them at start finds them up.
   if (withDsr) pids.dsr = await startDsr(plan, log, signal);
+  await settleAll(plan.servers.map(async (s) => (pids[agentKey(s.name)] = await startAgent(plan, s, log))));
   return pids;
 }
 
@@ -413,6 +469,7 @@ export async function labStatus(name: string = DEFAULT_LAB_NAME): Promise<LabSta
   const running = (pid: number | undefined, ns: string) => pid !== undefined && pidAlive(pid) && pidInNetns(pid, ns);
   const servers = plan.servers.map((s) => {
     const smbdPid = state?.pids[s.name];
+    const agentPid = state?.pids[agentKey(s.name)];
     return {
       name: s.name,
       namespace: s.namespace,
@@ -422,6 +479,8 @@ export async function labStatus(name: string = DEFAULT_LAB_NAME): Promise<LabSta
       shares: s.shares,
       ...(smbdPid !== undefined && { smbdPid }),
       running: running(smbdPid, s.namespace),
+      ...(agentPid !== undefined && { agentPid }),
+      agentRunning: running(agentPid, s.namespace),
       logDir: s.logDir,
     };
   });
@@ -519,4 +578,145 @@ export async function labExec(
     throw new DsrError(ErrorCode.LAB, `lab ${name} has no host ${host} (${hint})`);
   }
   return runIn(ns, argv, opts);
+}
+
+/** Direct children of every process, from /proc/<pid>/stat (field 4 is the parent pid). */
+function childrenByParent(): Map<number, number[]> {
+  const kids = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // comm (field 2) may hold spaces and parentheses: the fields after it follow the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    kids.set(ppid, [...(kids.get(ppid) ?? []), Number(entry)]);
+  }
+  return kids;
+}
+
+/** `pid` and all its descendants that are alive, found by parent pid (never by name). */
+export function processTree(pid: number): number[] {
+  const kids = childrenByParent();
+  const out: number[] = [];
+  const todo = [pid];
+  while (todo.length) {
+    const p = todo.pop()!;
+    if (!pidAlive(p)) continue;
+    out.push(p);
+    todo.push(...(kids.get(p) ?? []));
+  }
+  return out;
+}
+
+export type FailHow = 'kill' | 'link';
+
+export interface FaultResult {
+  server: string;
+  how: FailHow | 'restore';
+  /** SIGKILLed pids (kill), or the restarted smbd's pid (restore). */
+  pids: number[];
+  /** The storage port brought down or up. */
+  port: string;
+  at: string;
+}
+
+function labServer(name: string, server: string): { plan: LabPlan; state: LabState; s: ServerPlan } {
+  checkLabName(name);
+  const state = readState(name);
+  if (!state) throw new DsrError(ErrorCode.LAB, `lab ${name} is not up; run: dsr lab up --name ${name}`);
+  const plan = labPlan(name, state.servers);
+  const s = plan.servers.find((x) => x.name === server);
+  if (!s) throw new DsrError(ErrorCode.USAGE, `lab ${name} has no server ${JSON.stringify(server)}: ${plan.servers.map((x) => x.name).join(', ')}`);
+  return { plan, state, s };
+}
+
+/**
+ * A storage server fails: `kill` SIGKILLs its smbd and every descendant (the per-connection
+ * children too, found through /proc by parent pid); `link` brings its storage port on the switch
+ * down (the cable pulled). The agent keeps running in both cases, as it would on a server whose
+ * smbd died.
+ */
+export async function labFail(name: string, server: string, how: FailHow): Promise<FaultResult> {
+  const { plan, state, s } = labServer(name, server);
+  if (how === 'link') {
+    const at = new Date().toISOString();
+    await ipBatch(plan.dsr.namespace, `bring ${s.port} down`, [`link set ${s.port} down`]);
+    return { server, how, pids: [], port: s.port, at };
+  }
+  const root = state.pids[server];
+  if (root === undefined || !pidAlive(root) || !pidInNetns(root, s.namespace)) throw new DsrError(ErrorCode.LAB, `${server}'s smbd is not running`);
+  const at = new Date().toISOString();
+  const killed = new Set<number>();
+  // smbd may fork between the scan and the signal: rescan until the tree is gone.
+  for (let round = 0; round < 20; round++) {
+    const tree = [root, ...killed].flatMap((p) => processTree(p)).filter((p) => pidInNetns(p, s.namespace));
+    if (tree.length === 0) break;
+    for (const p of tree) {
+      try {
+        process.kill(p, 'SIGKILL');
+        killed.add(p);
+      } catch {
+        // Gone already.
+      }
+    }
+    await sleep(10);
+  }
+  return { server, how, pids: [...killed], port: s.port, at };
+}
+
+/** Brings a failed server back: its storage port up, and smbd restarted if it is not running. */
+export async function labRestore(name: string, server: string, logger?: Logger): Promise<FaultResult> {
+  const { plan, state, s } = labServer(name, server);
+  const log = component(logger ?? silentLogger, 'lab', { lab: name });
+  await ipBatch(plan.dsr.namespace, `bring ${s.port} up`, [`link set ${s.port} up`]);
+  const pid = state.pids[server];
+  const pids: number[] = [];
+  if (pid === undefined || !pidAlive(pid) || !pidInNetns(pid, s.namespace)) {
+    const fresh = await startSmbd(s, log);
+    pids.push(fresh);
+    const now = readState(name) ?? state;
+    writeState(plan, { ...now, pids: { ...now.pids, [server]: fresh } });
+  }
+  return { server, how: 'restore', pids, port: s.port, at: new Date().toISOString() };
+}
+
+/**
+ * Starts one more server in a running lab (at most MAX_SERVERS): its namespace on the next
+ * empty storage port, smbd and its agent. The DSR's configuration is not touched: the DSR learns
+ * the server from its agent.
+ */
+export async function labAddServer(name: string, logger?: Logger): Promise<LabStatus> {
+  checkLabName(name);
+  const log = component(logger ?? silentLogger, 'lab', { lab: name });
+  const state = readState(name);
+  if (!state) throw new DsrError(ErrorCode.LAB, `lab ${name} is not up; run: dsr lab up --name ${name}`);
+  if (state.servers >= MAX_SERVERS) throw new DsrError(ErrorCode.USAGE, `lab ${name} already has ${MAX_SERVERS} servers`);
+  const plan = labPlan(name, state.servers + 1);
+  const s = plan.servers[state.servers]!;
+  const { host } = IFACES;
+  await addNetns(s.namespace);
+  try {
+    // The empty port's peer end moves into the new server's namespace and becomes its eth0.
+    await ipBatch(plan.dsr.namespace, `plug ${s.name} into ${s.port}`, [`link set ${s.port}-peer netns ${s.namespace}`]);
+    await ipBatch(s.namespace, `configure ${s.name}'s namespace`, [
+      'link set lo up',
+      `link set ${s.port}-peer name ${host}`,
+      `link set ${host} address ${s.mac}`,
+      `addr add ${cidr(s.address)} dev ${host}`,
+      `link set ${host} up`,
+    ]);
+    await prepareServer(s);
+    const pids: Record<string, number> = { ...state.pids };
+    pids[s.name] = await startSmbd(s, log);
+    pids[agentKey(s.name)] = await startAgent(plan, s, log);
+    writeState(plan, { ...state, servers: state.servers + 1, pids });
+  } catch (e) {
+    throw new DsrError(ErrorCode.LAB, `add ${s.name} to lab ${name}: ${errorMessage(e)}`, { cause: e });
+  }
+  log.info({ event: 'lab.server.added', server: s.name });
+  return labStatus(name);
 }

@@ -15,6 +15,10 @@ export const DATA_ROOT = '/var/lib/dsr-lab';
 export const SMB_PORT = 445;
 /** The nftables netdev table in the dsr namespace that counts TCP on the storage ports. */
 export const COUNTER_TABLE = 'dsr_lab_ports';
+/** The UDP port the DSR hears announce agents on (its storage address). */
+export const ANNOUNCE_PORT = 4455;
+/** How often each lab server's agent announces. */
+export const AGENT_INTERVAL_MS = 200;
 
 /** Users that exist on every server and in the DSR's credential table. */
 export const LAB_USERS: readonly { name: string; password: string }[] = [
@@ -29,6 +33,8 @@ export const ADDRESSES = {
   client: '198.18.0.2',
   dsrClient: '198.18.0.1',
   dsrStorage: '198.18.1.1',
+  /** The DSR's second storage address: its health probes and srvsvc discovery, kept out of the port counters. */
+  dsrProbe: '198.18.1.2',
   dsrHeartbeat: '198.18.2.1',
 } as const;
 
@@ -80,6 +86,8 @@ export interface ServerPlan {
   logDir: string;
   /** smbd's stdout/stderr. */
   outFile: string;
+  /** The announce agent's stdout/stderr (its JSON log). */
+  agentOutFile: string;
 }
 
 export interface LabPlan {
@@ -88,6 +96,8 @@ export interface LabPlan {
   dataDir: string;
   statePath: string;
   sanPath: string;
+  /** The announce agents' shared key (hex, 0600), read by the DSR and every agent. */
+  agentKeyPath: string;
   namespaces: Record<string, string>;
   client: { namespace: string; address: string };
   dsr: {
@@ -97,6 +107,8 @@ export interface LabPlan {
     adminSocket: string;
     logFile: string;
     outFile: string;
+    /** The DSR's stateDir (resources.json). */
+    stateDir: string;
   };
   servers: ServerPlan[];
   /** All four storage ports; `server` is absent for an empty port. */
@@ -178,6 +190,7 @@ export function labPlan(name: string, serverCount: number): LabPlan {
       confPath: `${runDir}/smb.conf`,
       logDir: `${runDir}/log`,
       outFile: `${stateDir}/server${index}.out`,
+      agentOutFile: `${stateDir}/server${index}-agent.out`,
     };
   });
   const namespaces: Record<string, string> = { client: clientNamespace(name), dsr: dsrNamespace(name) };
@@ -188,6 +201,7 @@ export function labPlan(name: string, serverCount: number): LabPlan {
     dataDir,
     statePath: labStatePath(name),
     sanPath,
+    agentKeyPath: `${stateDir}/agent.key`,
     namespaces,
     client: { namespace: clientNamespace(name), address: ADDRESSES.client },
     dsr: {
@@ -197,6 +211,7 @@ export function labPlan(name: string, serverCount: number): LabPlan {
       adminSocket: adminSocketPath(name),
       logFile: `${stateDir}/dsr.log`,
       outFile: `${stateDir}/dsr.out`,
+      stateDir: `${stateDir}/dsr-state`,
     },
     servers,
     ports: Array.from({ length: MAX_SERVERS }, (_, i) => {

@@ -81,8 +81,8 @@ export const PORT: StructLayout = {
 };
 export const SWITCH: StructLayout = {
   name: 'dsr_switch',
-  size: 12,
-  fields: { addr: { offset: 0, size: 4 }, direct_net: { offset: 4, size: 4 }, direct_mask: { offset: 8, size: 4 } },
+  size: 16,
+  fields: { addr: { offset: 0, size: 4 }, direct_net: { offset: 4, size: 4 }, direct_mask: { offset: 8, size: 4 }, probe: { offset: 12, size: 4 } },
 };
 export const PORT_STAT_KEY: StructLayout = {
   name: 'dsr_port_stat_key',
@@ -170,10 +170,11 @@ export function parseIpv4Prefix(text: string): Ipv4Prefix {
   return { address: m[1]!, length };
 }
 
-/** struct dsr_switch; `direct` absent: no direct-path peer. */
-export function encodeSwitch(s: { address: string; direct?: Ipv4Prefix }): Buffer {
+/** struct dsr_switch; `direct` absent: no direct-path peer; `probe`: the DSR's second storage address (health probes). */
+export function encodeSwitch(s: { address: string; probe?: string; direct?: Ipv4Prefix }): Buffer {
   const b = Buffer.alloc(SWITCH.size);
   ipv4Bytes(s.address).copy(b, off(SWITCH, 'addr'));
+  if (s.probe) ipv4Bytes(s.probe).copy(b, off(SWITCH, 'probe'));
   if (s.direct) {
     const mask = s.direct.length === 0 ? 0 : (0xffffffff << (32 - s.direct.length)) >>> 0;
     const net = (ipv4Bytes(s.direct.address).readUInt32BE(0) & mask) >>> 0;

@@ -21,6 +21,8 @@ export interface KernelPortFilterOptions {
   servers: readonly string[];
   /** The DSR's storage address: the one peer every server may talk to. */
   switchAddress: string;
+  /** The DSR's health-probe source on the storage network, when it has its own. */
+  probeAddress?: string;
   log: Logger;
 }
 
@@ -83,7 +85,7 @@ export class KernelPortFilter implements PortFilter {
     if (opts.ports.length > ABI.DSR_PORT_MAX) {
       throw new DsrError(ErrorCode.CONFIG, `switch.ports: ${opts.ports.length} ports, the port filter takes at most ${ABI.DSR_PORT_MAX} (or set switch.filter: false)`);
     }
-    return new KernelPortFilter(PortPrograms.open({ switchAddress: opts.switchAddress, log: opts.log }), opts);
+    return new KernelPortFilter(PortPrograms.open({ switchAddress: opts.switchAddress, ...(opts.probeAddress && { probeAddress: opts.probeAddress }), log: opts.log }), opts);
   }
 
   /** The kernel entry of a binding: a server's port needs its IPv4 address (else the port drops everything). */

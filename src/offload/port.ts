@@ -37,6 +37,8 @@ import { AttachType, BpfObject, closeFd, distPath, ifindex, linkCreate, objectId
 export interface PortProgramsOptions {
   /** The DSR's own storage address: the one peer every server may talk to (and ARP for). */
   switchAddress: string;
+  /** A second address of the DSR's on the storage network (its health probes' source), allowed like the first. */
+  probeAddress?: string;
   /** Debugging only: pin the maps and programs in this directory (on a bpffs; one per DSR instance). */
   pinDir?: string;
   log?: Logger;
@@ -67,7 +69,7 @@ export class PortPrograms {
   private constructor(
     private readonly obj: BpfObject,
     private readonly maps: { ifs: BpfMap; ports: BpfMap; switch: BpfMap; stats: BpfMap },
-    private readonly switchAddress: string,
+    private readonly addresses: { address: string; probe?: string },
     private readonly pinDir: string | undefined,
     private readonly log: Logger,
   ) {}
@@ -83,9 +85,10 @@ export class PortPrograms {
         switch: obj.map(PortMaps.switch, 4, SWITCH.size),
         stats: obj.map(PortMaps.stats, PORT_STAT_KEY.size, PORT_STAT.size, true),
       };
-      maps.switch.update(u32(0), encodeSwitch({ address: opts.switchAddress }));
+      const addresses = { address: opts.switchAddress, ...(opts.probeAddress && { probe: opts.probeAddress }) };
+      maps.switch.update(u32(0), encodeSwitch(addresses));
       const pinDir = opts.pinDir === undefined ? undefined : resolve(opts.pinDir);
-      const p = new PortPrograms(obj, maps, opts.switchAddress, pinDir, component(opts.log ?? silentLogger, 'offload'));
+      const p = new PortPrograms(obj, maps, addresses, pinDir, component(opts.log ?? silentLogger, 'offload'));
       if (pinDir) p.pinAll(pinDir);
       return p;
     } catch (e) {
@@ -178,7 +181,7 @@ export class PortPrograms {
    */
   setDirectPeer(peer: Ipv4Prefix | undefined): void {
     this.checkOpen();
-    this.maps.switch.update(u32(0), encodeSwitch({ address: this.switchAddress, ...(peer && { direct: peer }) }));
+    this.maps.switch.update(u32(0), encodeSwitch({ ...this.addresses, ...(peer && { direct: peer }) }));
     this.direct = peer;
   }
 

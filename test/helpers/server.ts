@@ -44,6 +44,7 @@ export async function startTestServer(overrides: Partial<ConfigInput> = {}): Pro
     listen: [{ address: '127.0.0.1', port: 0 }],
     admin: { socket: join(dir, 'admin.sock') },
     credentials: creds.path,
+    stateDir: dir,
     servers: { server1: { address: '198.18.1.11' }, server2: { address: '198.18.1.12' } },
     resources: [
       { name: 'data1', comment: 'first', servers: ['server1'] },

@@ -137,7 +137,8 @@ describe('abi.ts codecs', () => {
   });
 
   test('dsr_switch and dsr_port_stat_key encode as the header lays them out', () => {
-    assert.equal(encodeSwitch({ address: '198.18.1.1' }).toString('hex'), 'c6120101' + '00'.repeat(8), 'no direct-path peer');
+    assert.equal(encodeSwitch({ address: '198.18.1.1' }).toString('hex'), 'c6120101' + '00'.repeat(12), 'no direct-path peer, no probe address');
+    assert.equal(encodeSwitch({ address: '198.18.1.1', probe: '198.18.1.2' }).toString('hex'), 'c6120101' + '00'.repeat(8) + 'c6120102', 'the probe address last');
     const k = { server: 3, port: 2, dir: 'egress' as const, reason: 'dst-ip' as const };
     const b = encodePortStatKey(k);
     assert.equal(b.toString('hex'), '03000000' + '0200' + '01' + '04');

@@ -40,6 +40,8 @@ const skip = process.getuid?.() === 0 ? false : 'needs root: bpf() loads program
 if (skip) console.log(`# port filter tests skipped: ${skip}`);
 
 const DSR = { mac: '02:00:00:00:00:01', ip: '198.18.1.1' };
+/** The DSR's second storage address, its health probes' source (set only where a fixture says `probe`). */
+const PROBE = '198.18.1.2';
 const S1 = { server: 1, mac: '02:00:00:00:01:01', address: '198.18.1.11' };
 const S2 = { server: 2, mac: '02:00:00:00:02:02', address: '198.18.1.12' };
 /** On port 3: no pinned MAC (the port learns) and isolation off. */
@@ -99,6 +101,8 @@ interface Fixture {
   server: number;
   /** The lab's direct path is open for the client (dsr_switch.direct_*). */
   direct?: boolean;
+  /** The switch knows the DSR's probe address (dsr_switch.probe). */
+  probe?: boolean;
 }
 
 const FIXTURES: Fixture[] = [
@@ -137,6 +141,11 @@ const FIXTURES: Fixture[] = [
   { description: "direct path: server1 -> the DSR's client-facing address stays dropped", dir: 'ingress', direct: true, frame: eth(DSR.mac, S1.mac, 0x0800, ipv4(S1.address, DSR_CLIENT_SIDE)), reason: 'dst-ip', server: 1 },
   { description: "direct path: server2's address -> the client on port 0", dir: 'ingress', direct: true, frame: eth(DSR.mac, S1.mac, 0x0800, ipv4(S2.address, CLIENT)), reason: 'src-ip', server: 1 },
   { description: 'direct path: the client -> server2, flooded to port 0', dir: 'egress', direct: true, frame: eth(S2.mac, DSR.mac, 0x0800, ipv4(CLIENT, S2.address)), reason: 'src-ip', server: 1 },
+  // The DSR's probe address: allowed both ways once the switch has it, dropped otherwise.
+  { description: 'probe address set: IPv4 DSR probe -> server1', dir: 'egress', probe: true, frame: eth(S1.mac, DSR.mac, 0x0800, ipv4(PROBE, S1.address)), reason: 'allowed', server: 1 },
+  { description: 'probe address set: IPv4 server1 -> DSR probe', dir: 'ingress', probe: true, frame: eth(DSR.mac, S1.mac, 0x0800, ipv4(S1.address, PROBE)), reason: 'allowed', server: 1 },
+  { description: 'probe address set: ARP server1 answers the probe address', dir: 'ingress', probe: true, frame: eth(DSR.mac, S1.mac, 0x0806, arp(2, S1.mac, S1.address, PROBE)), reason: 'allowed', server: 1 },
+  { description: 'no probe address: IPv4 server1 -> 198.18.1.2', dir: 'ingress', frame: eth(DSR.mac, S1.mac, 0x0800, ipv4(S1.address, PROBE)), reason: 'dst-ip', server: 1 },
   // Port 3: no pinned MAC, isolation off.
   { description: 'unpinned port: any source MAC, IPv4 server3 -> DSR', dir: 'ingress', port: OPEN_PORT, frame: eth(DSR.mac, '02:aa:bb:cc:dd:ee', 0x0800, ipv4(S3.address, DSR.ip)), reason: 'allowed', server: 3 },
   { description: 'isolation off: IPv4 server3 -> server2', dir: 'ingress', port: OPEN_PORT, frame: eth(S2.mac, S3.mac, 0x0800, ipv4(S3.address, S2.address)), reason: 'open', server: 3 },
@@ -183,7 +192,7 @@ describe('storage port filter: BPF_PROG_TEST_RUN fixtures', { skip }, () => {
     const passes = PORT_PASS_REASONS.has(f.reason);
     test(`${f.dir}: ${f.description} -> ${passes ? 'continue' : 'drop'} (${f.reason})`, () => {
       const port = f.port === undefined ? 0 : f.port;
-      sw.update(u32(0), encodeSwitch({ address: DSR.ip, ...(f.direct && { direct: { address: CLIENT, length: 32 } }) }));
+      sw.update(u32(0), encodeSwitch({ address: DSR.ip, ...(f.probe && { probe: PROBE }), ...(f.direct && { direct: { address: CLIENT, length: 32 } }) }));
       if (port === null) ifs.delete(u32(LOOPBACK_IFINDEX));
       else ifs.update(u32(LOOPBACK_IFINDEX), u32(port));
       const before = counters();

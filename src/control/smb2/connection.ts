@@ -525,8 +525,7 @@ export class Smb2Connection {
     for (const session of this.ctx.sessions.byConnection(this.state.id)) {
       for (const tree of this.ctx.trees.ofSession(session.sessionId)) {
         if (!this.state.routes.has(tree) || tree.share.toLowerCase() !== share.toLowerCase()) continue;
-        let reopen!: () => void;
-        this.gates.set(tree, new Promise((resolve) => (reopen = resolve)));
+        const reopen = this.hold([tree]);
         try {
           await this.drain(tree);
           const m = await moveTree(this.ctx, this.state, session, tree, this.log);
@@ -536,12 +535,25 @@ export class Smb2Connection {
           r.lostOpens += m.lostOpens;
           void leaveOld(this.state, m.left, this.log);
         } finally {
-          this.gates.delete(tree);
           reopen();
         }
       }
     }
     return r;
+  }
+
+  /**
+   * Stops requests on these trees until the returned function runs: a request must not reach
+   * the new server before its file is reopened there (it would carry the old server's FileId).
+   */
+  private hold(trees: readonly Tree[]): () => void {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    for (const t of trees) this.gates.set(t, gate);
+    return () => {
+      for (const t of trees) if (this.gates.get(t) === gate) this.gates.delete(t);
+      release();
+    };
   }
 
   /** Waits until a tree has no request in flight but pending async ones (they never end on their own). */
@@ -564,10 +576,12 @@ export class Smb2Connection {
   private async failOver(link: BackendLink, why: string): Promise<void> {
     const started = Date.now();
     const server = link.server.name;
+    const sessions = this.ctx.sessions.byConnection(this.state.id);
+    const release = this.hold(sessions.flatMap((s) => this.ctx.trees.ofSession(s.sessionId)).filter((t) => this.state.routes.get(t)?.link === link));
     const remaps = this.ctx.resources.failServer(server, why);
     if (remaps.length > 0) this.log.warn({ event: 'failover.server_failed', server, why, remaps }, `${server} failed: ${why}`);
     try {
-      const moved = await moveTrees(this.ctx, this.state, link, this.ctx.sessions.byConnection(this.state.id), this.log);
+      const moved = await moveTrees(this.ctx, this.state, link, sessions, this.log);
       dropTrees({ ctx: this.ctx, conn: this.state }, moved.droppedTrees);
       this.log.warn(
         { event: 'failover.done', server, trees: moved.trees, opens: moved.opens, lostOpens: moved.lostOpens, droppedTrees: moved.droppedTrees.length, ms: Date.now() - started },
@@ -576,6 +590,8 @@ export class Smb2Connection {
     } catch (e) {
       this.log.error({ event: 'failover.failed', server, err: errorMessage(e), stack: (e as Error)?.stack }, 'failover failed; closing connection');
       this.close('failover failed');
+    } finally {
+      release();
     }
   }
 

@@ -18,6 +18,7 @@ import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { adminCall } from '../../../src/control/admin.js';
 import { labDown, labExec, labStatus, labUp, type LabStatus } from '../../../src/lab/lab.js';
+import { ADDRESSES } from '../../../src/lab/topology.js';
 import { tcpListening } from '../../../src/lab/netns.js';
 import { waitUntil } from '../../../src/lab/process.js';
 import { ALICE, labSkip, uniqueLabName } from '../../helpers/lab.js';
@@ -40,14 +41,15 @@ const sha256 = (path: string) => createHash('sha256').update(readFileSync(path))
 const storagePackets = (s: LabStatus) => s.ports.reduce((n, p) => n + p.tcp.rxPackets + p.tcp.txPackets, 0);
 const sharePath = (share: string) => lab.servers.flatMap((s) => s.shares).find((s) => s.name === share)!.path;
 
-/** Peers of the established SMB connections a server's smbd holds. */
+/** Peers of the established SMB connections a server's smbd holds, but the DSR's health probes (their own source address). */
 async function smbPeers(server: string): Promise<string[]> {
   const r = await labExec(name, server, ['ss', '-Htn', 'state', 'established', '( sport = :445 )']);
   return r.stdout
     .split('\n')
     .map((l) => l.trim().split(/\s+/).at(-1) ?? '')
     .filter((p) => p.includes(':'))
-    .map((p) => p.slice(0, p.lastIndexOf(':')));
+    .map((p) => p.slice(0, p.lastIndexOf(':')))
+    .filter((p) => p !== ADDRESSES.dsrProbe);
 }
 
 /** Runs a command in the client namespace (argv[0] replaces `ip netns exec`, so the PID is the command's). */
@@ -121,6 +123,9 @@ describe('redirect and multiplex through the DSR (lab)', { skip: labSkip }, () =
     config.log = { level: 'info', file: logB };
     config.servers.server1.dialects = ['2.1'];
     config.limits = { backendIdleSeconds: 1, backendTimeoutSeconds: 2 };
+    // The lab's DSR owns the agents' port and its state directory.
+    delete config.agents;
+    config.stateDir = join(dir, 'state-b');
     // A share the server does not have, and a server that does not exist on the storage side.
     config.servers.ghost = { address: '198.18.1.99' };
     config.resources.push({ name: 'missing', servers: ['server1'], remoteName: 'nosuchshare' }, { name: 'ghost', servers: ['ghost'] });
