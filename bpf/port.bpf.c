@@ -171,7 +171,9 @@ static __always_inline int port_filter(struct __sk_buff *skb, __u8 dir)
 	}
 	p = bpf_map_lookup_elem(&dsr_ports, port);
 	sw = bpf_map_lookup_elem(&dsr_switch, &zero);
-	if (!p || !sw || p->server == 0)
+	/* A port with no server is closed, unless it is a spare port left open (DSR_PORT_F_OPEN with
+	 * server 0) for a new server to plug in and announce itself. */
+	if (!p || !sw || (p->server == 0 && !(p->flags & DSR_PORT_F_OPEN)))
 		reason = DSR_PORT_DROP_UNASSIGNED;
 	else
 		reason = classify(skb, p, sw, dir);

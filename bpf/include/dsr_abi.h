@@ -62,7 +62,7 @@
 #define DSR_PORT_IFS_MAX 64
 
 /* dsr_port.flags: the port's isolation is off (frames failing only the address checks pass as
- * DSR_PORT_OPEN). */
+ * DSR_PORT_OPEN); with server 0, a spare port left open for a new server to announce itself. */
 #define DSR_PORT_F_OPEN 1
 
 /* Map dsr_ports (array, DSR_PORT_MAX entries): port index (__u32) -> the port's server. */

@@ -74,6 +74,12 @@ const switchSchema = z.object({
    * to the servers for a direct-path baseline.
    */
   labDirectPath: z.boolean().default(false),
+  /**
+   * Ports with no server: 'closed' (default) drops their traffic; 'open' lets it through the
+   * port filter (counted as 'open'; port isolation still holds) so a new server plugged in
+   * there can announce itself and be learned.
+   */
+  spareports: z.enum(['closed', 'open']).default('closed'),
 });
 
 const resourceSchema = z.object({

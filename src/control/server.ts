@@ -124,7 +124,7 @@ export class DsrServer {
     const log = component(this.log, 'portfilter');
     let filter: KernelPortFilter;
     try {
-      filter = KernelPortFilter.open({ ports: map.bindings().map((b) => b.port), servers: Object.keys(this.config.servers), switchAddress: address, ...(this.config.health.source && { probeAddress: this.config.health.source }), log });
+      filter = KernelPortFilter.open({ ports: map.bindings().map((b) => b.port), servers: Object.keys(this.config.servers), switchAddress: address, ...(this.config.health.source && { probeAddress: this.config.health.source }), sparePortsOpen: sw.spareports === 'open', log });
     } catch (e) {
       if (!(e instanceof DsrError) || e.code !== ErrorCode.BPF_UNSUPPORTED) throw e;
       Object.assign(rt, { state: 'unsupported', reason: e.message });

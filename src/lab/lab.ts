@@ -274,7 +274,7 @@ export function labDsrConfig(plan: LabPlan, opts: { portFilter?: boolean } = {})
     credentials: plan.dsr.credentialsPath,
     servers: Object.fromEntries(plan.servers.map((s) => [s.name, { address: s.address, port: SMB_PORT, switchPort: s.port, mac: s.mac }])),
     // labDirectPath: `dsr lab direct on` opens the port filter for the client while it routes.
-    switch: { bridge: IFACES.bridge, ports: plan.ports.map((p) => p.name), filter: opts.portFilter ?? true, labDirectPath: true },
+    switch: { bridge: IFACES.bridge, ports: plan.ports.map((p) => p.name), filter: opts.portFilter ?? true, labDirectPath: true, spareports: 'open' },
     resources: [...exporters].map(([name, servers]) => ({ name, servers })),
     stateDir: plan.dsr.stateDir,
     agents: { listen: { address: ADDRESSES.dsrStorage, port: ANNOUNCE_PORT }, keyFile: plan.agentKeyPath },

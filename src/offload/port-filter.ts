@@ -23,6 +23,8 @@ export interface KernelPortFilterOptions {
   switchAddress: string;
   /** The DSR's health-probe source on the storage network, when it has its own. */
   probeAddress?: string;
+  /** Ports with no server pass traffic (isolation still holds) instead of dropping it: `switch.spareports`. */
+  sparePortsOpen?: boolean;
   log: Logger;
 }
 
@@ -90,7 +92,8 @@ export class KernelPortFilter implements PortFilter {
 
   /** The kernel entry of a binding: a server's port needs its IPv4 address (else the port drops everything). */
   private entry(b: PortBinding): PortEntry | undefined {
-    if (b.server === undefined) return undefined;
+    // A spare port: server 0, open, so a server plugged in there can announce itself.
+    if (b.server === undefined) return this.opts.sparePortsOpen ? { server: 0, address: '0.0.0.0', open: true } : undefined;
     const id = this.opts.servers.indexOf(b.server) + 1;
     if (id === 0 || b.ipv4 === undefined) {
       this.opts.log.warn({ event: 'portfilter.port.closed', port: b.port, server: b.server }, 'the port filter drops everything on this port: its server has no IPv4 address');

@@ -53,6 +53,9 @@ const LOOPBACK_IFINDEX = 1;
 /** Port indices: 0 carries server1, 1 server2, 2 nothing, 3 server3 (unpinned, isolation off). */
 const EMPTY_PORT = 2;
 const OPEN_PORT = 3;
+/** A spare port left open (server 0, DSR_PORT_F_OPEN): a new server plugs in there and announces itself. */
+const SPARE_PORT = 4;
+const S4 = { mac: '02:00:00:00:04:04', address: '198.18.1.14' };
 
 function eth(dst: string, src: string, type: number, payload: Buffer): Buffer {
   const h = Buffer.alloc(14);
@@ -146,6 +149,9 @@ const FIXTURES: Fixture[] = [
   { description: 'probe address set: IPv4 server1 -> DSR probe', dir: 'ingress', probe: true, frame: eth(DSR.mac, S1.mac, 0x0800, ipv4(S1.address, PROBE)), reason: 'allowed', server: 1 },
   { description: 'probe address set: ARP server1 answers the probe address', dir: 'ingress', probe: true, frame: eth(DSR.mac, S1.mac, 0x0806, arp(2, S1.mac, S1.address, PROBE)), reason: 'allowed', server: 1 },
   { description: 'no probe address: IPv4 server1 -> 198.18.1.2', dir: 'ingress', frame: eth(DSR.mac, S1.mac, 0x0800, ipv4(S1.address, PROBE)), reason: 'dst-ip', server: 1 },
+  // Port 4: a spare port left open.
+  { description: 'spare port open: IPv4 a new server -> DSR', dir: 'ingress', port: SPARE_PORT, frame: eth(DSR.mac, S4.mac, 0x0800, ipv4(S4.address, DSR.ip)), reason: 'open', server: 0 },
+  { description: 'spare port open: IPv4 DSR -> the new server', dir: 'egress', port: SPARE_PORT, frame: eth(S4.mac, DSR.mac, 0x0800, ipv4(DSR.ip, S4.address)), reason: 'open', server: 0 },
   // Port 3: no pinned MAC, isolation off.
   { description: 'unpinned port: any source MAC, IPv4 server3 -> DSR', dir: 'ingress', port: OPEN_PORT, frame: eth(DSR.mac, '02:aa:bb:cc:dd:ee', 0x0800, ipv4(S3.address, DSR.ip)), reason: 'allowed', server: 3 },
   { description: 'isolation off: IPv4 server3 -> server2', dir: 'ingress', port: OPEN_PORT, frame: eth(S2.mac, S3.mac, 0x0800, ipv4(S3.address, S2.address)), reason: 'open', server: 3 },
@@ -167,6 +173,7 @@ describe('storage port filter: BPF_PROG_TEST_RUN fixtures', { skip }, () => {
     ports.update(u32(0), encodePort(S1));
     ports.update(u32(1), encodePort(S2));
     ports.update(u32(OPEN_PORT), encodePort({ server: S3.server, address: S3.address, open: true }));
+    ports.update(u32(SPARE_PORT), encodePort({ server: 0, address: '0.0.0.0', open: true }));
     sw = obj.map(PortMaps.switch, 4, SWITCH.size);
   });
   after(() => obj?.close());

@@ -1,8 +1,8 @@
 /**
  * Acceptance of source Fig. 7 in the lab (root): a client streams 512 MiB to or from the `san`
  * share (served by server1 and server2 from one directory) through the DSR with real smbclient;
- * mid-transfer server1 dies (every smbd process killed with SIGKILL, by PID) or its storage port
- * goes down. The transfer completes with no client error, the bytes match, and the time from
+ * mid-transfer server1 dies (`dsr lab fail server1 --how kill`: every smbd process killed with
+ * SIGKILL, by PID) or its storage port goes down (`--how link`). The transfer completes with no client error, the bytes match, and the time from
  * the fault to the first bulk traffic on server2's storage port is printed (and under 2 s). A
  * second client with a file open on server3 sees nothing. And a planned move (`dsr resource move`)
  * of the share under a client that is reading it.
@@ -16,7 +16,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
-import { labDown, labExec, labUp, type LabStatus } from '../../../src/lab/lab.js';
+import { labDown, labFail, labUp, type LabStatus } from '../../../src/lab/lab.js';
 import { nftChainCounters } from '../../../src/lab/netns.js';
 import { sleep } from '../../../src/lab/process.js';
 import { COUNTER_TABLE, labDataDir } from '../../../src/lab/topology.js';
@@ -49,20 +49,6 @@ function smbclient(lab: LabStatus, share: string, command: string): { proc: Chil
   return { proc, done: new Promise((resolve) => proc.on('close', (code) => resolve({ code: code ?? -1, out }))) };
 }
 
-/** Every process of a server's smbd: the daemon and its forked children (by parent PID, from /proc). */
-async function smbdTree(lab: LabStatus, server: string): Promise<number[]> {
-  const root = lab.servers.find((s) => s.name === server)!.smbdPid!;
-  const r = await labExec(lab.name, server, ['ps', '-e', '-o', 'pid=,ppid=']);
-  const children = new Map<number, number[]>();
-  for (const line of r.stdout.trim().split('\n')) {
-    const [pid, ppid] = line.trim().split(/\s+/).map(Number) as [number, number];
-    children.set(ppid, [...(children.get(ppid) ?? []), pid]);
-  }
-  const all = [root];
-  for (let i = 0; i < all.length; i++) all.push(...(children.get(all[i]!) ?? []));
-  return all;
-}
-
 /** Bytes through server2's storage port (sp2), both directions, from the lab's nft counters. */
 async function server2Bytes(lab: LabStatus): Promise<number> {
   const c = await nftChainCounters(lab.dsr.namespace, COUNTER_TABLE);
@@ -82,22 +68,9 @@ async function firstBulkOnServer2(lab: LabStatus, since: number): Promise<number
 type Fault = 'kill' | 'link';
 type Direction = 'put' | 'get';
 
+/** `dsr lab fail server1 --how HOW`; the time the fault began. */
 async function faultServer1(lab: LabStatus, how: Fault): Promise<number> {
-  if (how === 'kill') {
-    const pids = await smbdTree(lab, 'server1');
-    const at = Date.now();
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // Already gone: a child that ended on its own.
-      }
-    }
-    return at;
-  }
-  const at = Date.now();
-  await labExec(lab.name, 'dsr', ['ip', 'link', 'set', 'sp1', 'down']);
-  return at;
+  return Date.parse((await labFail(lab.name, 'server1', how)).at);
 }
 
 describe('failover through the DSR (lab)', { skip: labSkip }, () => {
