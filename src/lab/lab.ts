@@ -277,9 +277,12 @@ export function labDsrConfig(plan: LabPlan, opts: { portFilter?: boolean } = {})
     switch: { bridge: IFACES.bridge, ports: plan.ports.map((p) => p.name), filter: opts.portFilter ?? true, labDirectPath: true, spareports: 'open' },
     resources: [...exporters].map(([name, servers]) => ({ name, servers })),
     stateDir: plan.dsr.stateDir,
-    agents: { listen: { address: ADDRESSES.dsrStorage, port: ANNOUNCE_PORT }, keyFile: plan.agentKeyPath },
+    // The lab shares two cores with every smbd, client and test: a heartbeat or an ECHO can
+    // wait seconds there, and a server failed by a late answer loses its clients' trees. Faults
+    // the lab makes (kill, link down) are seen at once, without these timeouts.
+    agents: { listen: { address: ADDRESSES.dsrStorage, port: ANNOUNCE_PORT }, keyFile: plan.agentKeyPath, heartbeatTimeoutMs: LAB_SILENCE_MS },
     discovery: { account: { user: LAB_USERS[0]!.name } },
-    health: { source: ADDRESSES.dsrProbe },
+    health: { source: ADDRESSES.dsrProbe, probeTimeoutMs: LAB_SILENCE_MS },
     log: { level: 'info', file: plan.dsr.logFile },
   };
 }
@@ -324,6 +327,8 @@ async function startDsr(plan: LabPlan, log: Logger, signal?: AbortSignal): Promi
 }
 
 const agentKey = (server: string) => `${server}-agent`;
+/** How long the lab's DSR waits for a silent agent or probe before it fails the server. */
+const LAB_SILENCE_MS = 5000;
 // Node's start under load (the lab tests stream GiBs while labs come up) can take seconds.
 const AGENT_START_MS = 20000;
 

@@ -83,7 +83,7 @@ describe('lab plan (pure)', () => {
       server2: { address: '198.18.1.12', port: 445, signing: 'auto', switchPort: 'sp2', mac: '02:00:c6:12:01:0c' },
       server3: { address: '198.18.1.13', port: 445, signing: 'auto', switchPort: 'sp3', mac: '02:00:c6:12:01:0d' },
     });
-    assert.deepEqual(c.switch, { bridge: 'br0', ports: ['sp1', 'sp2', 'sp3', 'sp4'], isolated: true, filter: true, labDirectPath: true });
+    assert.deepEqual(c.switch, { bridge: 'br0', ports: ['sp1', 'sp2', 'sp3', 'sp4'], isolated: true, filter: true, labDirectPath: true, spareports: 'open' });
     assert.equal(resolveConfig(labDsrConfig(p, { portFilter: false })).switch?.filter, false);
     assert.deepEqual(
       c.resources.map((r) => [r.name, r.servers]).sort(),

@@ -11,6 +11,7 @@ import { PortPrograms } from '../../src/offload/port.js';
 
 interface AgentConfig {
   switchAddress: string;
+  probeAddress?: string;
   pinDir?: string;
   /** Port i is ifnames[i]; entries[i] its server (null: none). */
   ifnames: string[];
@@ -18,7 +19,7 @@ interface AgentConfig {
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as AgentConfig;
-const ports = PortPrograms.open({ switchAddress: config.switchAddress, ...(config.pinDir && { pinDir: config.pinDir }) });
+const ports = PortPrograms.open({ switchAddress: config.switchAddress, ...(config.probeAddress && { probeAddress: config.probeAddress }), ...(config.pinDir && { pinDir: config.pinDir }) });
 config.entries.forEach((e, i) => ports.setPort(i, e ?? undefined));
 ports.attach(config.ifnames);
 const say = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');

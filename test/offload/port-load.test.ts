@@ -113,9 +113,9 @@ describe('direct-path prefix and switch settings', () => {
   test('a.b.c.d/n in dsr_switch: network and mask in network order; none = all zero', () => {
     const b = encodeSwitch({ address: '198.18.1.1', direct: parseIpv4Prefix('198.18.0.77/24') });
     assert.equal(b.length, SWITCH.size);
-    assert.equal(b.toString('hex'), 'c6120101' + 'c6120000' + 'ffffff00');
-    assert.equal(encodeSwitch({ address: '198.18.1.1', direct: parseIpv4Prefix('198.18.0.2/32') }).toString('hex'), 'c6120101c6120002ffffffff');
-    assert.equal(encodeSwitch({ address: '198.18.1.1' }).toString('hex'), 'c6120101' + '00'.repeat(8));
+    assert.equal(b.toString('hex'), 'c6120101' + 'c6120000' + 'ffffff00' + '00000000');
+    assert.equal(encodeSwitch({ address: '198.18.1.1', direct: parseIpv4Prefix('198.18.0.2/32') }).toString('hex'), 'c6120101c6120002ffffffff00000000');
+    assert.equal(encodeSwitch({ address: '198.18.1.1' }).toString('hex'), 'c6120101' + '00'.repeat(12));
     for (const bad of ['198.18.0.2', '198.18.0.2/33', 'x/8', '198.18.0/24']) {
       assert.throws(() => parseIpv4Prefix(bad), (e: unknown) => e instanceof DsrError && e.code === ErrorCode.USAGE, bad);
     }

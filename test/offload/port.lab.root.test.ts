@@ -25,6 +25,7 @@ import { adminCall } from '../../src/control/admin.js';
 import { labDirectPath, labDown, labExec, labStatus, labUp, type LabStatus } from '../../src/lab/lab.js';
 import { inNetns, runIn } from '../../src/lab/netns.js';
 import type { PortCounter } from '../../src/offload/port.js';
+import { ADDRESSES } from '../../src/lab/topology.js';
 import { ALICE, labSkip, uniqueLabName } from '../helpers/lab.js';
 
 const AGENT = fileURLToPath(new URL('./port-agent.js', import.meta.url));
@@ -41,6 +42,8 @@ interface Agent {
 async function startAgent(pinDir?: string): Promise<Agent> {
   const config = {
     switchAddress: lab.dsr.storageAddress,
+    // The lab's DSR probes its servers from here: a filter that dropped it would fail them.
+    probeAddress: ADDRESSES.dsrProbe,
     ...(pinDir && { pinDir }),
     ifnames: lab.ports.map((p) => p.name),
     entries: lab.ports.map((_, i) => {

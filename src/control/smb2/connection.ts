@@ -501,6 +501,9 @@ export class Smb2Connection {
    */
   private async replay(f: Forwarded, item: Outbound): Promise<number | undefined> {
     await this.recover(f.forward.route.link, 'connection lost');
+    // A tree whose own server is being tried again waits for that.
+    const gate = f.tree ? this.gates.get(f.tree) : undefined;
+    if (gate) await gate;
     if (this.closed) return undefined;
     const route = f.tree ? this.state.routes.get(f.tree) : undefined;
     if (!route || route.link.client.isClosed) return NtStatus.STATUS_NETWORK_NAME_DELETED;
@@ -577,22 +580,46 @@ export class Smb2Connection {
     const started = Date.now();
     const server = link.server.name;
     const sessions = this.ctx.sessions.byConnection(this.state.id);
-    const release = this.hold(sessions.flatMap((s) => this.ctx.trees.ofSession(s.sessionId)).filter((t) => this.state.routes.get(t)?.link === link));
+    const held = new Map(
+      sessions
+        .flatMap((s) => this.ctx.trees.ofSession(s.sessionId))
+        .filter((t) => this.state.routes.get(t)?.link === link)
+        .map((t) => [t, this.hold([t])] as const),
+    );
     const remaps = this.ctx.resources.failServer(server, why);
     if (remaps.length > 0) this.log.warn({ event: 'failover.server_failed', server, why, remaps }, `${server} failed: ${why}`);
     try {
       const moved = await moveTrees(this.ctx, this.state, link, sessions, this.log);
-      dropTrees({ ctx: this.ctx, conn: this.state }, moved.droppedTrees);
+      const stranded = new Set(moved.stranded.map(([, t]) => t));
+      for (const [t, release] of held) if (!stranded.has(t)) release();
       this.log.warn(
-        { event: 'failover.done', server, trees: moved.trees, opens: moved.opens, lostOpens: moved.lostOpens, droppedTrees: moved.droppedTrees.length, ms: Date.now() - started },
+        { event: 'failover.done', server, trees: moved.trees, opens: moved.opens, lostOpens: moved.lostOpens, stranded: stranded.size, ms: Date.now() - started },
         `lost ${server}: moved ${moved.trees} tree(s) and ${moved.opens} open(s)`,
       );
+      // No other server serves these: their own is tried again (a late answer from a loaded
+      // server fails it too), without holding up the trees that moved.
+      void this.retryStranded(moved.stranded, held, server);
     } catch (e) {
+      for (const release of held.values()) release();
       this.log.error({ event: 'failover.failed', server, err: errorMessage(e), stack: (e as Error)?.stack }, 'failover failed; closing connection');
       this.close('failover failed');
-    } finally {
-      release();
     }
+  }
+
+  private async retryStranded(stranded: readonly [Session, Tree][], held: Map<Tree, () => void>, server: string): Promise<void> {
+    let back = 0;
+    for (const [session, tree] of stranded) {
+      try {
+        if (await moveTree(this.ctx, this.state, session, tree, this.log, true)) back++;
+        else dropTrees({ ctx: this.ctx, conn: this.state }, [tree]);
+      } catch (e) {
+        this.log.warn({ event: 'failover.retry_failed', server, err: errorMessage(e) }, 'reconnecting a stranded tree failed');
+        dropTrees({ ctx: this.ctx, conn: this.state }, [tree]);
+      } finally {
+        held.get(tree)?.();
+      }
+    }
+    if (stranded.length > 0) this.log.warn({ event: 'failover.stranded', server, reconnected: back, dropped: stranded.length - back }, `${server}: ${back} of ${stranded.length} tree(s) no other server serves reconnected`);
   }
 
   /** CANCEL (MS-SMB2 3.3.5.16): found by AsyncId or MessageId, passed to the server working on it. */

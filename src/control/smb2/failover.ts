@@ -40,7 +40,8 @@ export interface Moved {
   trees: number;
   opens: number;
   lostOpens: number;
-  droppedTrees: Tree[];
+  /** Trees whose share no other healthy server serves: the caller tries their own server again. */
+  stranded: [Session, Tree][];
 }
 
 /** What moving one tree did: its old opens' FileIds on the old server, for a planned move to close. */
@@ -54,10 +55,11 @@ interface TreeMove {
  * Moves one tree to its share's active server: a tree there, every open reopened. Undefined
  * when the share has no other healthy server or the new server refuses (the caller drops it).
  */
-export async function moveTree(ctx: DsrContext, conn: ConnectionState, session: Session, tree: Tree, log: Logger): Promise<TreeMove | undefined> {
+export async function moveTree(ctx: DsrContext, conn: ConnectionState, session: Session, tree: Tree, log: Logger, sameServer = false): Promise<TreeMove | undefined> {
   const old = conn.routes.get(tree);
   const resource = ctx.resources.lookup(tree.share);
-  const target = resource && resource.active !== old?.link.server.name && ctx.resources.healthy(resource.active) ? ctx.resources.server(resource.active) : undefined;
+  const name = sameServer ? old?.link.server.name : resource?.active;
+  const target = name !== undefined && (sameServer || (name !== old?.link.server.name && ctx.resources.healthy(name))) ? ctx.resources.server(name) : undefined;
   if (!old || !resource || !target) return undefined;
   const tlog = log.child({ share: tree.share, server: target.name });
   const c = await connectBackendTree(ctx, conn, session, target, resource.remoteName, tlog);
@@ -82,13 +84,13 @@ export async function moveTree(ctx: DsrContext, conn: ConnectionState, session: 
 
 /** Moves every tree of `sessions` that used the lost server connection; returns what it could not move. */
 export async function moveTrees(ctx: DsrContext, conn: ConnectionState, lost: BackendLink, sessions: readonly Session[], log: Logger): Promise<Moved> {
-  const moved: Moved = { trees: 0, opens: 0, lostOpens: 0, droppedTrees: [] };
+  const moved: Moved = { trees: 0, opens: 0, lostOpens: 0, stranded: [] };
   for (const session of sessions) {
     for (const tree of ctx.trees.ofSession(session.sessionId)) {
       if (conn.routes.get(tree)?.link !== lost) continue;
       const m = await moveTree(ctx, conn, session, tree, log);
       if (!m) {
-        moved.droppedTrees.push(tree);
+        moved.stranded.push([session, tree]);
         continue;
       }
       moved.trees++;
