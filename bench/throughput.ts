@@ -25,8 +25,8 @@
  * Exit status: 0; 1 on a harness error (lab, haproxy, or the direct or haproxy path failing);
  * 2 when any get returned bytes that differ from the source.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, mkdirSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { adminCall } from '../src/control/admin.js';
@@ -36,6 +36,7 @@ import { labDirectPath, labDown, labStatus, labUp, type LabStatus } from '../src
 import { runIn } from '../src/lab/netns.js';
 import { missingCommands, must, oneLine, sleep } from '../src/lab/process.js';
 import { labDataDir, labStateDir } from '../src/lab/topology.js';
+import { sha256File, writeRandomFile } from './lib/files.js';
 import { clockTicks, processSeconds, systemBusySeconds } from './lib/cpu.js';
 import { startHaproxy, type Haproxy } from './lib/haproxy.js';
 import { buildReport, formatReport, latency, median, PATH_IDS, type PathId, type PathSummary, type TransferSummary } from './lib/throughput-report.js';
@@ -46,7 +47,6 @@ const HAPROXY_PORT = 4445;
 const SMALL_FILE = 'bench-small.bin';
 const SMALL_FILE_BYTES = 1 << 20;
 const GIB = 2 ** 30;
-const CHUNK = 8 << 20;
 /** The window in which the machine's idle load is sampled before each transfer... */
 const BACKGROUND_MS = 500;
 /** ...and the load (cores) below which it counts as idle. */
@@ -103,28 +103,6 @@ interface Sample {
   backgroundCores: number;
   systemCpuPerGiB: number;
   relayCpuPerGiB?: number;
-}
-
-/** Writes `bytes` random bytes to `file` and returns their sha256. */
-function writeRandomFile(file: string, bytes: number): string {
-  const hash = createHash('sha256');
-  const fd = openSync(file, 'w', 0o644);
-  try {
-    for (let left = bytes; left > 0; left -= CHUNK) {
-      const chunk = randomBytes(Math.min(CHUNK, left));
-      hash.update(chunk);
-      writeSync(fd, chunk);
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest('hex');
-}
-
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: CHUNK })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /** smbclient's own rate for the transfer ("(123.4 kb/s)" for put, "(123.4 KiloBytes/sec)" for get: KiB/s), in MB/s. */

@@ -21,8 +21,8 @@
  * Needs root and `make -C bench/kernel-relay` first. Brings up (and tears down) its own lab
  * unless --name names one that is up.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DsrError, ErrorCode, errorMessage } from '../../src/control/errors.js';
@@ -31,6 +31,7 @@ import { labDirectPath, labDown, labStatus, labUp, type LabStatus } from '../../
 import { netnsPids, runIn, startDaemon } from '../../src/lab/netns.js';
 import { killPids } from '../../src/lab/process.js';
 import { labStateDir } from '../../src/lab/topology.js';
+import { sha256File, writeRandomFile } from '../lib/files.js';
 import { clockTicks, processSeconds, systemBusySeconds } from '../lib/cpu.js';
 import { startHaproxy } from '../lib/haproxy.js';
 import { latency, median, table } from '../lib/throughput-report.js';
@@ -102,27 +103,6 @@ interface Path {
   /** The relay's last close line: kernel counters of the last connection. */
   counters?: Record<string, unknown>;
   errors: string[];
-}
-
-function writeRandomFile(file: string, bytes: number): string {
-  const hash = createHash('sha256');
-  const fd = openSync(file, 'w', 0o644);
-  try {
-    for (let left = bytes; left > 0; left -= 8 << 20) {
-      const chunk = randomBytes(Math.min(8 << 20, left));
-      hash.update(chunk);
-      writeSync(fd, chunk);
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest('hex');
-}
-
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: 8 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /** utime, stime, cutime, cstime of /proc/PID/stat, in ticks; 0 when the task is gone. */

@@ -9,8 +9,8 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -20,6 +20,7 @@ import { labDown, labFail, labUp, type LabStatus } from '../../../src/lab/lab.js
 import { nftChainCounters } from '../../../src/lab/netns.js';
 import { sleep } from '../../../src/lab/process.js';
 import { COUNTER_TABLE, labDataDir } from '../../../src/lab/topology.js';
+import { writeRandomFile } from '../../../bench/lib/files.js';
 import { ALICE, labSkip, uniqueLabName } from '../../helpers/lab.js';
 
 const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
@@ -30,16 +31,6 @@ const SIZE = 512 * MIB;
 const BULK = 4 * MIB;
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
-
-function writeRandom(path: string, bytes: number): string {
-  const fd = openSync(path, 'w', 0o644);
-  try {
-    for (let at = 0; at < bytes; at += 8 * MIB) writeSync(fd, randomBytes(Math.min(8 * MIB, bytes - at)));
-  } finally {
-    closeSync(fd);
-  }
-  return sha256(path);
-}
 
 function smbclient(lab: LabStatus, share: string, command: string): { proc: ChildProcess; done: Promise<{ code: number; out: string }> } {
   const proc = spawn('ip', ['netns', 'exec', lab.client.namespace, 'smbclient', `//${lab.dsr.clientAddress}/${share}`, '-U', ALICE, '-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -91,10 +82,10 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
         const other = join(data, 'other.bin');
         rmSync(back, { force: true });
         // The bystander streams a file from server3 for as long as the failover takes.
-        const otherSum = writeRandom(join(data3, 'other.bin'), 256 * MIB);
+        const otherSum = writeRandomFile(join(data3, 'other.bin'), 256 * MIB);
         let sum: string;
-        if (dir === 'put') sum = writeRandom(src, SIZE);
-        else sum = writeRandom(join(sanPath, 'big.bin'), SIZE);
+        if (dir === 'put') sum = writeRandomFile(src, SIZE);
+        else sum = writeRandomFile(join(sanPath, 'big.bin'), SIZE);
 
         const bystander = smbclient(lab, 'data3', `get other.bin ${other}`);
         const run = smbclient(lab, 'san', dir === 'put' ? `put ${src} big.bin` : `get big.bin ${back}`);
@@ -132,7 +123,7 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
     const lab = await labUp({ name, servers: 3 });
     const sanPath = lab.servers.find((s) => s.name === 'server1')!.shares.find((s) => s.name === 'san')!.path;
     const back = join(labDataDir(name), 'moved.bin');
-    const sum = writeRandom(join(sanPath, 'big.bin'), SIZE);
+    const sum = writeRandomFile(join(sanPath, 'big.bin'), SIZE);
     const run = smbclient(lab, 'san', `get big.bin ${back}`);
     await sleep(1000);
     const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'resource', 'move', 'san', '--to', 'server2', '--json', '--socket', lab.dsr.adminSocket]);
@@ -156,8 +147,8 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
     const server1 = lab.servers.find((s) => s.name === 'server1')!;
     const data1 = server1.shares.find((s) => s.name === 'data1')!.path;
     const san = server1.shares.find((s) => s.name === 'san')!.path;
-    writeRandom(join(data1, 'load.bin'), 128 * MIB);
-    writeRandom(join(san, 'load.bin'), 128 * MIB);
+    writeRandomFile(join(data1, 'load.bin'), 128 * MIB);
+    writeRandomFile(join(san, 'load.bin'), 128 * MIB);
     // Both shares of server1 busy at once, server2 and server3 idle.
     const gets = ['data1', 'san'].map((share) => smbclient(lab, share, 'get load.bin /dev/null; get load.bin /dev/null'));
     for (const g of gets) assert.equal((await g.done).code, 0);
