@@ -17,7 +17,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
-#include "dsr_relay.h"
+#include "dsr_abi.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -28,56 +28,63 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
-	__uint(max_entries, RELAY_MAX_SOCKS);
+	__uint(max_entries, DSR_RELAY_MAX_SOCKS);
 	__type(key, __u32);
 	__type(value, __u64);
 } relay_socks SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, RELAY_MAX_SOCKS);
+	__uint(max_entries, DSR_RELAY_MAX_SOCKS);
 	__type(key, __u64); /* socket cookie */
-	__type(value, struct relay_sock);
+	__type(value, struct dsr_relay_sock);
 } relay_socks_state SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, RELAY_MAX_CONNS);
+	__uint(max_entries, DSR_RELAY_MAX_CONNS);
 	__type(key, __u32);
-	__type(value, struct relay_conn);
+	__type(value, struct dsr_relay_conn);
 } relay_conns SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, RELAY_MAX_SESSIONS);
-	__type(key, struct relay_session_key);
+	__uint(max_entries, DSR_RELAY_MAX_SESSIONS);
+	__type(key, struct dsr_relay_session_key);
 	__type(value, __u64);
 } relay_sessions SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, RELAY_MAX_TREES);
-	__type(key, struct relay_tree_key);
+	__uint(max_entries, DSR_RELAY_MAX_TREES);
+	__type(key, struct dsr_relay_tree_key);
 	__type(value, __u32);
 } relay_trees SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, RELAY_REASON_COUNT);
+	__uint(max_entries, DSR_RELAY_COUNTER_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
-} relay_reasons SEC(".maps");
+} relay_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DSR_PASS_REASON_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} relay_passes SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 64 * 1024);
+	__uint(max_entries, DSR_RELAY_EVENTS_BYTES);
 } relay_events SEC(".maps");
 
 extern void *bpf_cast_to_kern_ctx(void *) __ksym;
 
-static __always_inline void count(__u32 reason, __u64 n)
+static __always_inline void count(void *map, __u32 index, __u64 n)
 {
-	__u64 *c = bpf_map_lookup_elem(&relay_reasons, &reason);
+	__u64 *c = bpf_map_lookup_elem(map, &index);
 
 	if (c)
 		*c += n;
@@ -108,6 +115,15 @@ struct smb2_hdr48 {
 	__u32 tree_id_or_async_hi;  /* sync: TreeId; async: AsyncId high half */
 	__u64 session_id;
 };
+/* The fields the verdict uses sit where the ABI says (abi.test.ts checks those offsets against
+ * the TypeScript codec's). */
+_Static_assert(__builtin_offsetof(struct smb2_hdr48, protocol) == DSR_SMB2_OFF_PROTOCOL, "protocol");
+_Static_assert(__builtin_offsetof(struct smb2_hdr48, command) == DSR_SMB2_OFF_COMMAND, "command");
+_Static_assert(__builtin_offsetof(struct smb2_hdr48, flags) == DSR_SMB2_OFF_FLAGS, "flags");
+_Static_assert(__builtin_offsetof(struct smb2_hdr48, next_command) == DSR_SMB2_OFF_NEXT_COMMAND, "next_command");
+_Static_assert(__builtin_offsetof(struct smb2_hdr48, message_id) == DSR_SMB2_OFF_MESSAGE_ID, "message_id");
+_Static_assert(__builtin_offsetof(struct smb2_hdr48, tree_id_or_async_hi) == DSR_SMB2_OFF_TREE_ID, "tree_id");
+_Static_assert(__builtin_offsetof(struct smb2_hdr48, session_id) == DSR_SMB2_OFF_SESSION_ID, "session_id");
 
 /*
  * Rewrites the header at `off` (its first byte, after any NetBIOS prefix). Returns 0 and sets
@@ -115,53 +131,53 @@ struct smb2_hdr48 {
  * Session/TreeIds (breaks, cancels) are left alone. AsyncIds pass unchanged: a client
  * connection maps to one backend connection, so the backend's AsyncIds are already unique.
  */
-static __always_inline int rewrite_hdr(struct __sk_buff *skb, __u32 off, const struct relay_sock *rs,
-				       const struct relay_conn *rc, __u32 *next, int write)
+static __always_inline int rewrite_hdr(struct __sk_buff *skb, __u32 off, const struct dsr_relay_sock *rs,
+				       const struct dsr_relay_conn *rc, __u32 *next, int write)
 {
 	struct smb2_hdr48 h;
 
 	if (bpf_skb_load_bytes(skb, off, &h, sizeof(h)))
-		return RELAY_PASS_ERROR;
-	if (h.protocol != SMB2_MAGIC) {
-		if (h.protocol == SMB2_TRANSFORM_MAGIC)
-			return RELAY_PASS_ENCRYPTED;
-		if (h.protocol == SMB2_COMPRESSED_MAGIC)
-			return RELAY_PASS_COMPRESSED;
-		return RELAY_PASS_BAD_MAGIC;
+		return DSR_PASS_ERROR;
+	if (h.protocol != DSR_SMB2_MAGIC) {
+		if (h.protocol == DSR_SMB2_TRANSFORM_MAGIC)
+			return DSR_PASS_ENCRYPTED;
+		if (h.protocol == DSR_SMB2_COMPRESSED_MAGIC)
+			return DSR_PASS_COMPRESSED;
+		return DSR_PASS_BAD_MAGIC;
 	}
-	if (h.flags & SMB2_FLAGS_SIGNED)
-		return RELAY_PASS_SIGNED;
-	if (h.command >= SMB2_CMD_COUNT || !(rc->cmd_mask & (1u << h.command)))
-		return RELAY_PASS_COMMAND;
+	if (h.flags & DSR_SMB2_FLAGS_SIGNED)
+		return DSR_PASS_SIGNED;
+	if (h.command >= DSR_SMB2_CMD_COUNT || !(rc->cmd_mask & (1u << h.command)))
+		return DSR_PASS_COMMAND;
 	*next = h.next_command;
-	if (!(rc->flags & RELAY_CONN_REWRITE))
+	if (!(rc->flags & DSR_RELAY_CONN_REWRITE))
 		return 0;
-	if (h.next_command && (h.next_command < SMB2_HDR_LEN || (h.next_command & 7)))
-		return RELAY_PASS_COMPOUND;
+	if (h.next_command && (h.next_command < DSR_SMB2_HDR_LEN || (h.next_command & 7)))
+		return DSR_PASS_COMPOUND;
 
 	if (h.session_id) {
-		struct relay_session_key sk = { .conn = rs->conn, .dir = rs->dir, .session_id = h.session_id };
+		struct dsr_relay_session_key sk = { .conn = rs->conn, .dir = rs->dir, .session_id = h.session_id };
 		__u64 *sid = bpf_map_lookup_elem(&relay_sessions, &sk);
 
 		if (!sid)
-			return RELAY_PASS_SESSION;
+			return DSR_PASS_SESSION;
 		h.session_id = *sid;
 	}
-	if (!(h.flags & SMB2_FLAGS_ASYNC_COMMAND) && h.tree_id_or_async_hi) {
-		struct relay_tree_key tk = { .conn = rs->conn, .dir = rs->dir, .tree_id = h.tree_id_or_async_hi };
+	if (!(h.flags & DSR_SMB2_FLAGS_ASYNC_COMMAND) && h.tree_id_or_async_hi) {
+		struct dsr_relay_tree_key tk = { .conn = rs->conn, .dir = rs->dir, .tree_id = h.tree_id_or_async_hi };
 		__u32 *tid = bpf_map_lookup_elem(&relay_trees, &tk);
 
 		if (!tid)
-			return RELAY_PASS_TREE;
+			return DSR_PASS_TREE;
 		h.tree_id_or_async_hi = *tid;
 	}
 	if (!write)
 		return 0;
 	if (h.message_id != ~0ULL)
-		h.message_id += rs->dir == RELAY_DIR_REQUEST ? rc->msg_id_delta : -rc->msg_id_delta;
+		h.message_id += rs->dir == DSR_RELAY_DIR_REQUEST ? rc->msg_id_delta : -rc->msg_id_delta;
 	/* MessageId .. SessionId in one store. */
-	if (bpf_skb_store_bytes(skb, off + SMB2_OFF_MESSAGE_ID, &h.message_id, 24, 0))
-		return RELAY_PASS_ERROR;
+	if (bpf_skb_store_bytes(skb, off + DSR_SMB2_OFF_MESSAGE_ID, &h.message_id, 24, 0))
+		return DSR_PASS_ERROR;
 	return 0;
 }
 
@@ -171,15 +187,15 @@ static __always_inline int rewrite_hdr(struct __sk_buff *skb, __u32 off, const s
  * headers beyond the skb (cut-through only) are checked when they arrive.
  */
 static __always_inline int check_chain(struct __sk_buff *skb, __u32 off, __u32 frame_left, __u32 avail,
-				       const struct relay_sock *rs, const struct relay_conn *rc)
+				       const struct dsr_relay_sock *rs, const struct dsr_relay_conn *rc)
 {
 	__u32 i, next = 0;
 	int r;
 
 	for (i = 0; i < MSG_MAX_CHAIN; i++) {
-		if (frame_left < SMB2_HDR_LEN)
-			return RELAY_PASS_COMPOUND;
-		if (avail < SMB2_HDR_LEN)
+		if (frame_left < DSR_SMB2_HDR_LEN)
+			return DSR_PASS_COMPOUND;
+		if (avail < DSR_SMB2_HDR_LEN)
 			return 0;
 		r = rewrite_hdr(skb, off, rs, rc, &next, 0);
 		if (r)
@@ -187,12 +203,12 @@ static __always_inline int check_chain(struct __sk_buff *skb, __u32 off, __u32 f
 		if (!next)
 			return 0;
 		if (next >= frame_left)
-			return RELAY_PASS_COMPOUND;
+			return DSR_PASS_COMPOUND;
 		off += next;
 		frame_left -= next;
 		avail = avail > next ? avail - next : 0;
 	}
-	return RELAY_PASS_COMPOUND;
+	return DSR_PASS_COMPOUND;
 }
 
 /*
@@ -200,30 +216,30 @@ static __always_inline int check_chain(struct __sk_buff *skb, __u32 off, __u32 f
  * kernel never forwards a message ahead of one user space still holds. rs->skip/at_nb say where
  * user space resumes framing; callers that know better set them first.
  */
-static __always_inline int pass(struct relay_sock *rs, __u32 reason)
+static __always_inline int pass(struct dsr_relay_sock *rs, __u32 reason)
 {
 	if (rs && !rs->sticky) {
-		struct relay_event ev = { .conn = rs->conn, .dir = rs->dir, .reason = reason };
+		struct dsr_relay_event ev = { .conn = rs->conn, .dir = rs->dir, .reason = reason };
 
 		rs->sticky = reason;
 		bpf_ringbuf_output(&relay_events, &ev, sizeof(ev), 0);
 	}
-	count(reason, 1);
+	count(&relay_passes, reason, 1);
 	return SK_PASS;
 }
 
 /* The peer socket, or a pass to user space; a pass makes the direction sticky. */
-static __always_inline int forward(struct __sk_buff *skb, struct relay_sock *rs, __u32 msgs, __u32 bytes)
+static __always_inline int forward(struct __sk_buff *skb, struct dsr_relay_sock *rs, __u32 msgs, __u32 bytes)
 {
 	__u32 key = rs->peer_key;
 
 	if (bpf_sk_redirect_hash(skb, &relay_socks, &key, 0) != SK_PASS)
-		return pass(rs, RELAY_PASS_NO_PEER);
+		return pass(rs, DSR_PASS_NO_PEER);
 	rs->msgs += msgs;
 	rs->bytes += bytes;
-	count(RELAY_FWD_MSG, msgs);
-	count(RELAY_FWD_SKB, 1);
-	count(RELAY_FWD_BYTES, bytes);
+	count(&relay_counters, DSR_RELAY_FWD_MSG, msgs);
+	count(&relay_counters, DSR_RELAY_FWD_SKB, 1);
+	count(&relay_counters, DSR_RELAY_FWD_BYTES, bytes);
 	return SK_PASS;
 }
 
@@ -242,65 +258,65 @@ int relay_parser(struct __sk_buff *skb)
 	__u32 off = strp_offset(skb);
 	__u32 nb;
 
-	if (skb->len < off + NB_HDR_LEN)
+	if (skb->len < off + DSR_NB_HDR_LEN)
 		return 0;
 	if (bpf_skb_load_bytes(skb, off, &nb, sizeof(nb)))
 		return 0;
 	/* Byte 0 is the message type (0: session message), bytes 1..3 the length, big endian. */
-	return (bpf_ntohl(nb) & 0x00ffffff) + NB_HDR_LEN;
+	return (bpf_ntohl(nb) & 0x00ffffff) + DSR_NB_HDR_LEN;
 }
 
 SEC("sk_skb/stream_verdict")
 int relay_verdict_msg(struct __sk_buff *skb)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb);
-	struct relay_sock *rs = bpf_map_lookup_elem(&relay_socks_state, &cookie);
-	struct relay_conn *rc;
+	struct dsr_relay_sock *rs = bpf_map_lookup_elem(&relay_socks_state, &cookie);
+	struct dsr_relay_conn *rc;
 	__u32 off, frame_left, nb, next = 0, i;
 	int r;
 
 	if (!rs)
-		return pass(NULL, RELAY_PASS_NO_SOCK);
+		return pass(NULL, DSR_PASS_NO_SOCK);
 	if (rs->sticky)
-		return pass(rs, RELAY_PASS_STICKY);
+		return pass(rs, DSR_PASS_STICKY);
 	rc = bpf_map_lookup_elem(&relay_conns, &rs->conn);
 	if (!rc)
-		return pass(rs, RELAY_PASS_NO_CONN);
+		return pass(rs, DSR_PASS_NO_CONN);
 	/* A pass hands user space this whole frame: it resumes framing at its start. */
 	rs->skip = 0;
 	rs->at_nb = 1;
 	off = strp_offset(skb);
 	if (bpf_skb_load_bytes(skb, off, &nb, sizeof(nb)))
-		return pass(rs, RELAY_PASS_ERROR);
+		return pass(rs, DSR_PASS_ERROR);
 	nb = bpf_ntohl(nb);
 	if (nb >> 24)
-		return pass(rs, RELAY_PASS_BAD_MAGIC);
+		return pass(rs, DSR_PASS_BAD_MAGIC);
 	frame_left = nb;
-	off += NB_HDR_LEN;
-	if (frame_left < SMB2_HDR_LEN)
-		return pass(rs, RELAY_PASS_BAD_MAGIC);
-	if (bpf_skb_load_bytes(skb, off + SMB2_OFF_NEXT_COMMAND, &next, sizeof(next)))
-		return pass(rs, RELAY_PASS_ERROR);
+	off += DSR_NB_HDR_LEN;
+	if (frame_left < DSR_SMB2_HDR_LEN)
+		return pass(rs, DSR_PASS_BAD_MAGIC);
+	if (bpf_skb_load_bytes(skb, off + DSR_SMB2_OFF_NEXT_COMMAND, &next, sizeof(next)))
+		return pass(rs, DSR_PASS_ERROR);
 	if (next) {
 		r = check_chain(skb, off, frame_left, frame_left, rs, rc);
 		if (r)
 			return pass(rs, r);
 	}
 	for (i = 0; i < MSG_MAX_CHAIN; i++) {
-		if (frame_left < SMB2_HDR_LEN)
-			return pass(rs, RELAY_PASS_BAD_MAGIC);
+		if (frame_left < DSR_SMB2_HDR_LEN)
+			return pass(rs, DSR_PASS_BAD_MAGIC);
 		r = rewrite_hdr(skb, off, rs, rc, &next, 1);
 		if (r)
 			return pass(rs, r);
 		/* The strparser's skb may hold bytes of other frames: only this frame is sent on. */
 		if (!next)
-			return forward(skb, rs, i + 1, nb + NB_HDR_LEN);
-		if (next < SMB2_HDR_LEN || next >= frame_left || (next & 7))
-			return pass(rs, RELAY_PASS_COMPOUND);
+			return forward(skb, rs, i + 1, nb + DSR_NB_HDR_LEN);
+		if (next < DSR_SMB2_HDR_LEN || next >= frame_left || (next & 7))
+			return pass(rs, DSR_PASS_COMPOUND);
 		off += next;
 		frame_left -= next;
 	}
-	return pass(rs, RELAY_PASS_COMPOUND);
+	return pass(rs, DSR_PASS_COMPOUND);
 }
 
 /*
@@ -309,8 +325,8 @@ int relay_verdict_msg(struct __sk_buff *skb)
  */
 struct cut {
 	struct __sk_buff *skb;
-	struct relay_sock *rs;
-	struct relay_conn *rc;
+	struct dsr_relay_sock *rs;
+	struct dsr_relay_conn *rc;
 	__u32 len;
 	__u32 pos;        /* next header point in this skb */
 	__u32 at_nb;
@@ -336,7 +352,7 @@ static int cut_step(__u32 index, void *ctx)
 {
 	struct cut *c = ctx;
 	struct __sk_buff *skb = c->skb;
-	struct relay_sock *rs = c->rs;
+	struct dsr_relay_sock *rs = c->rs;
 	__u32 need, hdr, next = 0;
 	int r;
 
@@ -347,25 +363,25 @@ static int cut_step(__u32 index, void *ctx)
 		c->verdict = forward(skb, rs, c->msgs, skb->len);
 		return 1;
 	}
-	need = c->at_nb ? NB_HDR_LEN + SMB2_HDR_LEN : SMB2_HDR_LEN;
+	need = c->at_nb ? DSR_NB_HDR_LEN + DSR_SMB2_HDR_LEN : DSR_SMB2_HDR_LEN;
 	if (c->pos + need > c->len) {
 		/* Split header: keep its first part for the next skb, forward the rest now. */
-		__u32 part = bounded_len(c->len - c->pos, RELAY_CARRY_MAX - 1);
+		__u32 part = bounded_len(c->len - c->pos, DSR_RELAY_CARRY_MAX - 1);
 
 		if (!part)
-			return cut_fail(c, RELAY_PASS_ERROR);
+			return cut_fail(c, DSR_PASS_ERROR);
 		if (bpf_skb_load_bytes(skb, c->pos, rs->carry, part))
-			return cut_fail(c, RELAY_PASS_ERROR);
+			return cut_fail(c, DSR_PASS_ERROR);
 		/* The kernel charges copied_seq with the trimmed length; the next skb's prepend evens it out. */
 		if (bpf_skb_change_tail(skb, c->pos, 0))
-			return cut_fail(c, RELAY_PASS_ERROR);
+			return cut_fail(c, DSR_PASS_ERROR);
 		rs->carry_len = part;
 		rs->skip = 0;
 		rs->at_nb = c->at_nb;
 		rs->frame_left = c->frame_left;
-		count(RELAY_SPLIT_HDR, 1);
+		count(&relay_counters, DSR_RELAY_SPLIT_HDR, 1);
 		if (c->pos == 0) {
-			count(RELAY_CARRY_HELD, 1);
+			count(&relay_counters, DSR_RELAY_CARRY_HELD, 1);
 			c->verdict = SK_DROP;
 			return 1;
 		}
@@ -377,14 +393,14 @@ static int cut_step(__u32 index, void *ctx)
 		__u32 nb;
 
 		if (bpf_skb_load_bytes(skb, c->pos, &nb, sizeof(nb)))
-			return cut_fail(c, RELAY_PASS_ERROR);
+			return cut_fail(c, DSR_PASS_ERROR);
 		nb = bpf_ntohl(nb);
-		if ((nb >> 24) || nb < SMB2_HDR_LEN)
-			return cut_fail(c, RELAY_PASS_BAD_MAGIC);
+		if ((nb >> 24) || nb < DSR_SMB2_HDR_LEN)
+			return cut_fail(c, DSR_PASS_BAD_MAGIC);
 		c->frame_left = nb;
-		hdr += NB_HDR_LEN;
-		if (bpf_skb_load_bytes(skb, hdr + SMB2_OFF_NEXT_COMMAND, &next, sizeof(next)))
-			return cut_fail(c, RELAY_PASS_ERROR);
+		hdr += DSR_NB_HDR_LEN;
+		if (bpf_skb_load_bytes(skb, hdr + DSR_SMB2_OFF_NEXT_COMMAND, &next, sizeof(next)))
+			return cut_fail(c, DSR_PASS_ERROR);
 		if (next) {
 			r = check_chain(skb, hdr, nb, c->len - hdr, rs, c->rc);
 			if (r)
@@ -396,8 +412,8 @@ static int cut_step(__u32 index, void *ctx)
 		return cut_fail(c, r);
 	c->msgs++;
 	if (next) {
-		if (next < SMB2_HDR_LEN || next >= c->frame_left || (next & 7))
-			return cut_fail(c, RELAY_PASS_COMPOUND);
+		if (next < DSR_SMB2_HDR_LEN || next >= c->frame_left || (next & 7))
+			return cut_fail(c, DSR_PASS_COMPOUND);
 		c->pos = hdr + next;
 		c->frame_left -= next;
 		c->at_nb = 0;
@@ -412,29 +428,29 @@ SEC("sk_skb/stream_verdict")
 int relay_verdict_cut(struct __sk_buff *skb)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb);
-	struct relay_sock *rs = bpf_map_lookup_elem(&relay_socks_state, &cookie);
-	struct relay_conn *rc;
+	struct dsr_relay_sock *rs = bpf_map_lookup_elem(&relay_socks_state, &cookie);
+	struct dsr_relay_conn *rc;
 	struct cut c;
 	__u32 carried;
 
 	if (!rs)
-		return pass(NULL, RELAY_PASS_NO_SOCK);
+		return pass(NULL, DSR_PASS_NO_SOCK);
 	if (rs->sticky)
-		return pass(rs, RELAY_PASS_STICKY);
+		return pass(rs, DSR_PASS_STICKY);
 	rc = bpf_map_lookup_elem(&relay_conns, &rs->conn);
 	if (!rc)
-		return pass(rs, RELAY_PASS_NO_CONN);
+		return pass(rs, DSR_PASS_NO_CONN);
 
 	/* A header split off the previous skb goes back in front of this one, so bytes stay in order. */
 	carried = rs->carry_len;
 	if (carried) {
-		carried = bounded_len(carried, RELAY_CARRY_MAX);
+		carried = bounded_len(carried, DSR_RELAY_CARRY_MAX);
 		if (!carried)
-			return pass(rs, RELAY_PASS_ERROR);
+			return pass(rs, DSR_PASS_ERROR);
 		if (bpf_skb_change_head(skb, carried, 0))
-			return pass(rs, RELAY_PASS_ERROR);
+			return pass(rs, DSR_PASS_ERROR);
 		if (bpf_skb_store_bytes(skb, 0, rs->carry, carried, 0))
-			return pass(rs, RELAY_PASS_ERROR);
+			return pass(rs, DSR_PASS_ERROR);
 		rs->carry_len = 0;
 	}
 	c.skb = skb;
@@ -448,6 +464,6 @@ int relay_verdict_cut(struct __sk_buff *skb)
 	c.verdict = -1;
 	bpf_loop(CUT_MAX_HDRS, cut_step, &c, 0);
 	if (c.verdict < 0)
-		return pass(rs, RELAY_PASS_TOO_MANY);
+		return pass(rs, DSR_PASS_TOO_MANY);
 	return c.verdict;
 }

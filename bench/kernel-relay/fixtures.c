@@ -7,10 +7,10 @@
  *   reader "backend" <--TCP-- [bin] relay_socks key 2*conn+1 (replies arrive here)
  *   writer "backend" --TCP--> [bin]
  *
- * Each fixture: rules, input frames written in chunks (each chunk one send, with a pause, so
- * it arrives as its own skb: that makes split headers), the bytes expected at the far end, the
- * bytes expected to reach user space on the relay socket, and the reason counters expected to
- * move. Run as root: fixtures [OBJ]; exit 0 when all pass.
+ * Each fixture is a row of `specs`: rules, input frames written in chunks (each chunk one send,
+ * with a pause, so it arrives as its own skb: that makes split headers), from which build()
+ * derives the bytes expected at the far end and at user space on the relay socket; and the pass
+ * reason or counter expected to move. Run as root: fixtures [OBJ]; exit 0 when all pass.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -55,7 +55,9 @@ struct hdr {
 	uint32_t flags, next;
 	uint64_t mid, sid, async_id;
 	uint32_t tid;
-	uint32_t body; /* body bytes after the header (filled with a pattern) */
+	uint32_t body;   /* body bytes after the header (filled with a pattern); every header has some */
+	uint8_t chain;   /* chained to the previous header: the same NetBIOS frame */
+	uint8_t to_user; /* this frame and all after it reach user space, not the far end; a send starts here */
 };
 
 /* One SMB2 header + body at p (no NetBIOS prefix); returns bytes written. */
@@ -82,13 +84,13 @@ static size_t smb2(uint8_t *p, const struct hdr *h)
 	return 64 + h->body;
 }
 
-/* A NetBIOS frame of n chained headers; NextCommand is filled in (8-byte aligned bodies). */
+/* A NetBIOS frame of n chained headers; a NextCommand left 0 is filled in (8-byte aligned bodies). */
 static size_t frame(uint8_t *p, struct hdr *hs, int n)
 {
 	size_t off = 4;
 
 	for (int i = 0; i < n; i++) {
-		if (i < n - 1)
+		if (i < n - 1 && !hs[i].next)
 			hs[i].next = 64 + hs[i].body;
 		off += smb2(p + off, &hs[i]);
 	}
@@ -99,11 +101,20 @@ static size_t frame(uint8_t *p, struct hdr *hs, int n)
 	return off;
 }
 
-/* A request as the client sends it, and as the backend should see it. */
-static struct hdr req(uint16_t cmd, uint64_t mid, uint32_t body) { return (struct hdr){ .cmd = cmd, .mid = mid, .sid = SID_C, .tid = TID_C, .body = body }; }
-static struct hdr req_out(struct hdr h) { h.mid += DELTA; h.sid = SID_B; h.tid = TID_B; return h; }
-static struct hdr rep(uint16_t cmd, uint64_t mid, uint32_t body) { return (struct hdr){ .cmd = cmd, .flags = 1, .mid = mid + DELTA, .sid = SID_B, .tid = TID_B, .body = body }; }
-static struct hdr rep_out(struct hdr h) { h.mid -= DELTA; h.sid = SID_C; if (!(h.flags & 2)) h.tid = TID_C; return h; }
+/* What the rules make of a header: ids mapped to the peer's, MessageId moved by DELTA; zero ids,
+ * MessageId ~0 (breaks) and an async header's AsyncId stay. */
+static struct hdr rewritten(struct hdr h, int dir)
+{
+	int req = dir == DSR_RELAY_DIR_REQUEST;
+
+	if (h.mid != ~0ull)
+		h.mid = req ? h.mid + DELTA : h.mid - DELTA;
+	if (h.sid)
+		h.sid = req ? SID_B : SID_C;
+	if (h.tid && !(h.flags & 2))
+		h.tid = req ? TID_B : TID_C;
+	return h;
+}
 
 static void tcp_pair(int lfd, struct sockaddr_in *la, int *writer, int *relay_end)
 {
@@ -140,20 +151,112 @@ static size_t drain(int fd, uint8_t *buf, size_t cap, int quiet_ms)
 	return got;
 }
 
-struct fixture {
+/* A request as the client sends it, a reply as the backend sends it; fields after the body override. */
+#define REQ(c, m, b, ...) { .cmd = (c), .mid = (m), .sid = SID_C, .tid = TID_C, .body = (b), __VA_ARGS__ }
+#define REP(c, m, b, ...) { .cmd = (c), .flags = 1, .mid = (m) + DELTA, .sid = SID_B, .tid = TID_B, .body = (b), __VA_ARGS__ }
+#define MAX_HDRS 4
+#define MAX_CUTS 4
+
+/* One fixture: its input frames, how they are sent, and what must come out of them. */
+struct spec {
 	const char *name;
-	int dir;               /* RELAY_DIR_*: which side the input is written on */
+	int dir;                 /* DSR_RELAY_DIR_*: which side the input is written on */
+	int pass;                /* the DSR_PASS_* expected to be counted; 0: no pass may be */
+	int counter[2];          /* without a pass: the DSR_RELAY_* counter expected to move [strparser, cut-through] */
+	struct hdr hs[MAX_HDRS]; /* the headers in order, up to the first without a body */
+	struct {
+		int frame;       /* index of a NetBIOS frame */
+		uint32_t at;     /* bytes into it: where a new send starts (0: no cut) */
+	} cuts[2];
+	uint32_t cmd_mask;       /* 0: every command */
+	int no_rules, no_state, no_peer; /* taken away once the pair is offloaded */
+};
+
+#define SPLIT(n)                                                                                          \
+	{ "split: second header cut " #n " bytes into its frame", .counter = { DSR_RELAY_FWD_MSG, DSR_RELAY_SPLIT_HDR }, \
+	  .hs = { REQ(9, 30, 200), REQ(9, 31, 200) }, .cuts = { { 1, n } } }
+/* The first message is forwarded, the second passes, the third follows it (sticky). */
+#define PASSED(reason, what, ...) \
+	{ "pass: " what, .pass = (reason), .hs = { REQ(8, 60, 49), REQ(8, 61, 49, .to_user = 1, __VA_ARGS__), REQ(8, 63, 49) } }
+
+static const struct spec specs[] = {
+	{ "request: SessionId, TreeId, MessageId rewritten", .hs = { REQ(8, 5, 49) } },
+	{ "reply: backend ids back to the client's", DSR_RELAY_DIR_REPLY, .hs = { REP(8, 5, 80) } },
+	{ "async reply: AsyncId and the TreeId slot untouched", DSR_RELAY_DIR_REPLY,
+	  .hs = { REP(15, 9, 8, .flags = 3, .async_id = 0x0123456789abcdefull) } },
+	{ "oplock break: MessageId ~0 and zero ids left alone", DSR_RELAY_DIR_REPLY,
+	  .hs = { { .cmd = 18, .flags = 1, .mid = ~0ull, .body = 24 } } },
+	{ "compound of three: every header rewritten", .hs = { REQ(5, 10, 56), REQ(16, 11, 40, .chain = 1), REQ(6, 12, 24, .chain = 1) } },
+	{ "coalesced: three frames in one send", .hs = { REQ(8, 20, 49), REQ(8, 21, 49), REQ(8, 22, 49) } },
+	SPLIT(2), SPLIT(4), SPLIT(30), SPLIT(50), SPLIT(67),
+	{ "split three ways: a header in three skbs", DSR_RELAY_DIR_REPLY, .counter = { DSR_RELAY_FWD_MSG, DSR_RELAY_CARRY_HELD },
+	  .hs = { REP(8, 40, 100), REP(8, 41, 100) }, .cuts = { { 1, 10 }, { 1, 20 } } },
+	{ "large READ reply (300 KiB body) then a small one", DSR_RELAY_DIR_REPLY,
+	  .hs = { REP(8, 50, 300 * 1024), REP(8, 51, 80) }, .cuts = { { 0, 100000 }, { 0, 200000 } } },
+	PASSED(DSR_PASS_SIGNED, "SMB2_FLAGS_SIGNED", .flags = 8),
+	PASSED(DSR_PASS_ENCRYPTED, "transform header (encrypted)", .magic = 0x424d53fd),
+	PASSED(DSR_PASS_COMPRESSED, "compression header", .magic = 0x424d53fc),
+	PASSED(DSR_PASS_BAD_MAGIC, "SMB1 magic", .magic = 0x424d53ff),
+	{ "pass: command not offloaded", .pass = DSR_PASS_COMMAND, .cmd_mask = 1u << 8,
+	  .hs = { REQ(8, 60, 49), REQ(3, 61, 49, .to_user = 1), REQ(8, 63, 49) } },
+	PASSED(DSR_PASS_SESSION, "unknown SessionId", .sid = 77),
+	PASSED(DSR_PASS_TREE, "unknown TreeId", .tid = 77),
+	{ "pass: compound with a NextCommand past the frame", .pass = DSR_PASS_COMPOUND,
+	  .hs = { REQ(8, 60, 49), REQ(8, 61, 56, .next = 4096, .to_user = 1), REQ(8, 62, 49, .chain = 1), REQ(8, 63, 49) } },
+	{ "pass: no rules for the connection", .pass = DSR_PASS_NO_CONN, .hs = { REQ(8, 70, 49, .to_user = 1) }, .no_rules = 1 },
+	{ "pass: socket without state", .pass = DSR_PASS_NO_SOCK, .hs = { REQ(8, 71, 49, .to_user = 1) }, .no_state = 1 },
+	/* Rewritten before the redirect fails: user space gets the rewritten bytes. */
+	{ "pass: peer gone from the sockhash", .pass = DSR_PASS_NO_PEER, .hs = { REQ(8, 72, 49, .to_user = 1) }, .no_peer = 1 },
+};
+
+/* A spec's bytes: what is sent (in chunks), what must reach the far end and user space. */
+struct fixture {
 	uint8_t in[1 << 20];
 	size_t in_len;
-	size_t cuts[8];        /* chunk boundaries in `in` (ascending), 0-terminated */
-	uint8_t out[1 << 20];  /* expected at the far end */
+	size_t cuts[MAX_CUTS];   /* chunk boundaries in `in` (ascending), 0-terminated */
+	uint8_t out[1 << 20];    /* expected at the far end */
 	size_t out_len;
-	size_t user_len;       /* bytes expected at user space on the relay socket (a pass): in[in_len-user_len..] */
-	int user_rewritten;    /* ...except that they are out[] (rewritten before the redirect failed) */
-	int reason;            /* counter expected to move (-1: none checked) */
-	uint32_t cmd_mask;
-	int no_rules, no_session, no_peer, no_state;
+	uint8_t user[1 << 20];   /* expected at user space on the relay socket */
+	size_t user_len;
 };
+
+static void build(const struct spec *s, struct fixture *f)
+{
+	size_t starts[MAX_HDRS];
+	int nframes = 0, ncuts = 0, to_user = 0;
+
+	f->in_len = f->out_len = f->user_len = 0;
+	memset(f->cuts, 0, sizeof(f->cuts));
+	for (int i = 0; i < MAX_HDRS && s->hs[i].body;) {
+		struct hdr in[MAX_HDRS], out[MAX_HDRS];
+		int n = 0;
+
+		do {
+			in[n] = s->hs[i + n];
+			out[n] = rewritten(s->hs[i + n], s->dir);
+			n++;
+		} while (i + n < MAX_HDRS && s->hs[i + n].body && s->hs[i + n].chain);
+		if (s->hs[i].to_user && !to_user) {
+			to_user = 1;
+			if (f->in_len)
+				f->cuts[ncuts++] = f->in_len;
+		}
+		starts[nframes++] = f->in_len;
+		size_t len = frame(f->in + f->in_len, in, n);
+		if (!to_user) {
+			f->out_len += frame(f->out + f->out_len, out, n);
+		} else if (s->no_peer) {
+			f->user_len += frame(f->user + f->user_len, out, n);
+		} else {
+			memcpy(f->user + f->user_len, f->in + f->in_len, len);
+			f->user_len += len;
+		}
+		f->in_len += len;
+		i += n;
+	}
+	for (int c = 0; c < 2 && s->cuts[c].at; c++)
+		f->cuts[ncuts++] = starts[s->cuts[c].frame] + s->cuts[c].at;
+}
 
 static struct relay_bpf rb;
 static int lfd;
@@ -161,47 +264,48 @@ static struct sockaddr_in la;
 static uint32_t next_conn = 1;
 static int failed_before;
 
-static void run(struct fixture *f, enum relay_mode mode)
+static void run(const struct spec *s, const struct fixture *f, enum relay_mode mode)
 {
 	int cw, cin, bw, bin;
 	uint32_t conn = next_conn++;
-	uint64_t before[RELAY_REASON_COUNT], after[RELAY_REASON_COUNT];
+	uint64_t cbefore[DSR_RELAY_COUNTER_MAX], cafter[DSR_RELAY_COUNTER_MAX];
+	uint64_t pbefore[DSR_PASS_REASON_MAX], pafter[DSR_PASS_REASON_MAX];
 	static uint8_t got[1 << 20], user[1 << 20];
 	char name[160];
 
-	snprintf(name, sizeof(name), "%s [%s]", f->name, mode == RELAY_MODE_PARSER ? "parser" : "cut");
+	snprintf(name, sizeof(name), "%s [%s]", s->name, mode == RELAY_MODE_PARSER ? "parser" : "cut");
 	tcp_pair(lfd, &la, &cw, &cin);
 	tcp_pair(lfd, &la, &bw, &bin);
 	/* The strparser holds a whole frame in the receive buffer: room for the 300 KiB one. */
 	int big = 4 << 20;
 	setsockopt(cin, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
 	setsockopt(bin, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
-	struct relay_conn rules = { .msg_id_delta = DELTA, .cmd_mask = f->cmd_mask ? f->cmd_mask : 0x7ffff, .flags = RELAY_CONN_REWRITE };
-	if (!f->no_session)
-		relay_add_session(&rb, conn, SID_C, SID_B);
+	struct dsr_relay_conn rules = { .msg_id_delta = DELTA, .cmd_mask = s->cmd_mask ? s->cmd_mask : 0x7ffff, .flags = DSR_RELAY_CONN_REWRITE };
+	relay_add_session(&rb, conn, SID_C, SID_B);
 	relay_add_tree(&rb, conn, TID_C, TID_B);
 	if (relay_offload(&rb, conn, cin, bin, &rules)) {
 		check(0, name, rb.relay_err);
 		return;
 	}
-	if (f->no_rules)
+	if (s->no_rules)
 		bpf_map_delete_elem(rb.conns, &conn);
-	if (f->no_peer) {
-		uint32_t k = f->dir == RELAY_DIR_REQUEST ? 2 * conn + 1 : 2 * conn;
+	if (s->no_peer) {
+		uint32_t k = s->dir == DSR_RELAY_DIR_REQUEST ? 2 * conn + 1 : 2 * conn;
 		bpf_map_delete_elem(rb.socks, &k);
 	}
-	if (f->no_state) {
+	if (s->no_state) {
 		uint64_t cookie;
 		socklen_t l = sizeof(cookie);
-		getsockopt(f->dir == RELAY_DIR_REQUEST ? cin : bin, SOL_SOCKET, SO_COOKIE, &cookie, &l);
+		getsockopt(s->dir == DSR_RELAY_DIR_REQUEST ? cin : bin, SOL_SOCKET, SO_COOKIE, &cookie, &l);
 		bpf_map_delete_elem(rb.state, &cookie);
 	}
-	relay_reasons(&rb, before);
-	int writer = f->dir == RELAY_DIR_REQUEST ? cw : bw, far = f->dir == RELAY_DIR_REQUEST ? bw : cw;
-	int relay_end = f->dir == RELAY_DIR_REQUEST ? cin : bin;
+	relay_sum_percpu(rb.counters, DSR_RELAY_COUNTER_MAX, cbefore);
+	relay_sum_percpu(rb.passes, DSR_PASS_REASON_MAX, pbefore);
+	int writer = s->dir == DSR_RELAY_DIR_REQUEST ? cw : bw, far = s->dir == DSR_RELAY_DIR_REQUEST ? bw : cw;
+	int relay_end = s->dir == DSR_RELAY_DIR_REQUEST ? cin : bin;
 	size_t from = 0;
-	for (int i = 0; i <= 8; i++) {
-		size_t to = i < 8 && f->cuts[i] ? f->cuts[i] : f->in_len;
+	for (int i = 0; i <= MAX_CUTS; i++) {
+		size_t to = i < MAX_CUTS && f->cuts[i] ? f->cuts[i] : f->in_len;
 		if (send(writer, f->in + from, to - from, 0) != (ssize_t)(to - from))
 			check(0, name, "send");
 		from = to;
@@ -216,14 +320,21 @@ static void run(struct fixture *f, enum relay_mode mode)
 	size_t u = drain(relay_end, user, sizeof(user), 50);
 	check(u == f->user_len, name, "bytes passed to user space");
 	if (u == f->user_len && u)
-		check(!memcmp(user, f->user_rewritten ? f->out : f->in + f->in_len - u, u), name, "passed bytes");
+		check(!memcmp(user, f->user, u), name, "passed bytes");
 	/* The count user space's redirect barrier waits on: exactly the bytes that came out. */
-	struct relay_sock st;
-	if (!f->no_state && relay_sock_state(&rb, relay_end, &st) == 0)
+	struct dsr_relay_sock st;
+	if (!s->no_state && relay_sock_state(&rb, relay_end, &st) == 0)
 		check(st.bytes == n, name, "relay_sock.bytes == bytes forwarded");
-	relay_reasons(&rb, after);
-	if (f->reason >= 0)
-		check(after[f->reason] > before[f->reason], name, relay_reason_names[f->reason]);
+	relay_sum_percpu(rb.counters, DSR_RELAY_COUNTER_MAX, cafter);
+	relay_sum_percpu(rb.passes, DSR_PASS_REASON_MAX, pafter);
+	if (s->pass) {
+		check(pafter[s->pass] > pbefore[s->pass], name, relay_pass_names[s->pass]);
+	} else {
+		int c = s->counter[mode == RELAY_MODE_CUT];
+		check(cafter[c] > cbefore[c], name, relay_counter_names[c]);
+		for (int r = 0; r < DSR_PASS_REASON_MAX; r++)
+			check(pafter[r] == pbefore[r], name, relay_pass_names[r]);
+	}
 	relay_unload(&rb, conn, cin, bin);
 	close(cw);
 	close(cin);
@@ -234,29 +345,6 @@ static void run(struct fixture *f, enum relay_mode mode)
 }
 
 static struct fixture fx;
-
-/* Builds one fixture from frames: in = concat(frames), out = concat(expected frames). */
-static void add(struct fixture *f, struct hdr *hs, int n, struct hdr (*map)(struct hdr), int forwarded)
-{
-	struct hdr o[16];
-	size_t a = frame(f->in + f->in_len, hs, n);
-
-	f->in_len += a;
-	if (!forwarded)
-		return;
-	for (int i = 0; i < n; i++)
-		o[i] = map(hs[i]);
-	f->out_len += frame(f->out + f->out_len, o, n);
-}
-
-static struct fixture *fresh(const char *name, int dir, int reason)
-{
-	memset(&fx, 0, sizeof(fx));
-	fx.name = name;
-	fx.dir = dir;
-	fx.reason = reason;
-	return &fx;
-}
 
 int main(int argc, char **argv)
 {
@@ -287,151 +375,10 @@ int main(int argc, char **argv)
 				printf("  (ENOTSUPP, 524: this kernel has no test_run for sk_skb; real sockets instead)\n");
 		}
 		printf("mode %s, attached with %s\n", m ? "cut-through" : "strparser", rb.legacy_attach ? "bpf_prog_attach (no sockmap link)" : "bpf_link");
-		struct fixture *f;
-		struct hdr h[4];
-
-		f = fresh("request: SessionId, TreeId, MessageId rewritten", RELAY_DIR_REQUEST, RELAY_FWD_MSG);
-		h[0] = req(8, 5, 49);
-		add(f, h, 1, req_out, 1);
-		run(f, mode);
-
-		f = fresh("reply: backend ids back to the client's", RELAY_DIR_REPLY, RELAY_FWD_MSG);
-		h[0] = rep(8, 5, 80);
-		add(f, h, 1, rep_out, 1);
-		run(f, mode);
-
-		f = fresh("async reply: AsyncId and the TreeId slot untouched", RELAY_DIR_REPLY, RELAY_FWD_MSG);
-		h[0] = rep(15, 9, 8);
-		h[0].flags |= 2;
-		h[0].async_id = 0x0123456789abcdefull;
-		add(f, h, 1, rep_out, 1);
-		run(f, mode);
-
-		f = fresh("oplock break: MessageId ~0 and zero ids left alone", RELAY_DIR_REPLY, RELAY_FWD_MSG);
-		h[0] = (struct hdr){ .cmd = 18, .flags = 1, .mid = ~0ull, .body = 24 };
-		add(f, h, 1, NULL, 0);
-		memcpy(f->out, f->in, f->in_len);
-		f->out_len = f->in_len;
-		run(f, mode);
-
-		f = fresh("compound of three: every header rewritten", RELAY_DIR_REQUEST, RELAY_FWD_MSG);
-		h[0] = req(5, 10, 56);
-		h[1] = req(16, 11, 40);
-		h[2] = req(6, 12, 24);
-		add(f, h, 3, req_out, 1);
-		run(f, mode);
-
-		f = fresh("coalesced: three frames in one send", RELAY_DIR_REQUEST, RELAY_FWD_MSG);
-		for (int i = 0; i < 3; i++) {
-			h[0] = req(8, 20 + i, 49);
-			add(f, h, 1, req_out, 1);
+		for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+			build(&specs[i], &fx);
+			run(&specs[i], &fx, mode);
 		}
-		run(f, mode);
-
-		static const size_t splits[] = { 2, 4, 30, 50, 67 };
-		for (int s = 0; s < 5; s++) {
-			static char nm[5][80];
-			snprintf(nm[s], sizeof(nm[s]), "split: second header cut %zu bytes into its frame", splits[s]);
-			f = fresh(nm[s], RELAY_DIR_REQUEST, mode == RELAY_MODE_CUT ? RELAY_SPLIT_HDR : RELAY_FWD_MSG);
-			h[0] = req(9, 30, 200);
-			add(f, h, 1, req_out, 1);
-			size_t second = f->in_len;
-			h[0] = req(9, 31, 200);
-			add(f, h, 1, req_out, 1);
-			f->cuts[0] = second + splits[s];
-			run(f, mode);
-		}
-
-		f = fresh("split three ways: a header in three skbs", RELAY_DIR_REPLY, mode == RELAY_MODE_CUT ? RELAY_CARRY_HELD : RELAY_FWD_MSG);
-		h[0] = rep(8, 40, 100);
-		add(f, h, 1, rep_out, 1);
-		h[0] = rep(8, 41, 100);
-		size_t second = f->in_len;
-		add(f, h, 1, rep_out, 1);
-		f->cuts[0] = second + 10;
-		f->cuts[1] = second + 20;
-		run(f, mode);
-
-		f = fresh("large READ reply (300 KiB body) then a small one", RELAY_DIR_REPLY, RELAY_FWD_MSG);
-		h[0] = rep(8, 50, 300 * 1024);
-		add(f, h, 1, rep_out, 1);
-		h[0] = rep(8, 51, 80);
-		add(f, h, 1, rep_out, 1);
-		f->cuts[0] = 100000;
-		f->cuts[1] = 200000;
-		run(f, mode);
-
-		/* Pass reasons: the first message is forwarded, the second passes, the third follows it (sticky). */
-		struct {
-			const char *name;
-			int reason;
-			void (*tweak)(struct hdr *);
-		} passes[] = {
-			{ "pass: SMB2_FLAGS_SIGNED", RELAY_PASS_SIGNED, NULL },
-			{ "pass: transform header (encrypted)", RELAY_PASS_ENCRYPTED, NULL },
-			{ "pass: compression header", RELAY_PASS_COMPRESSED, NULL },
-			{ "pass: SMB1 magic", RELAY_PASS_BAD_MAGIC, NULL },
-			{ "pass: command not offloaded", RELAY_PASS_COMMAND, NULL },
-			{ "pass: unknown SessionId", RELAY_PASS_SESSION, NULL },
-			{ "pass: unknown TreeId", RELAY_PASS_TREE, NULL },
-			{ "pass: compound with a NextCommand past the frame", RELAY_PASS_COMPOUND, NULL },
-		};
-		for (size_t p = 0; p < sizeof(passes) / sizeof(passes[0]); p++) {
-			f = fresh(passes[p].name, RELAY_DIR_REQUEST, passes[p].reason);
-			h[0] = req(8, 60, 49);
-			add(f, h, 1, req_out, 1);
-			size_t passed_from = f->in_len;
-			h[0] = req(8, 61, 49);
-			switch (passes[p].reason) {
-			case RELAY_PASS_SIGNED: h[0].flags |= 8; break;
-			case RELAY_PASS_ENCRYPTED: h[0].magic = 0x424d53fd; break;
-			case RELAY_PASS_COMPRESSED: h[0].magic = 0x424d53fc; break;
-			case RELAY_PASS_BAD_MAGIC: h[0].magic = 0x424d53ff; break;
-			case RELAY_PASS_COMMAND: h[0].cmd = 3; f->cmd_mask = 1u << 8; break;
-			case RELAY_PASS_SESSION: h[0].sid = 77; break;
-			case RELAY_PASS_TREE: h[0].tid = 77; break;
-			}
-			if (passes[p].reason == RELAY_PASS_COMPOUND) {
-				h[0].body = 56;
-				h[1] = req(8, 62, 49);
-				size_t len = frame(f->in + f->in_len, h, 2);
-				/* NextCommand pointing past the end of the frame. */
-				put32(f->in + f->in_len + 4 + 20, 4096);
-				f->in_len += len;
-			} else {
-				add(f, h, 1, req_out, 0);
-			}
-			h[0] = req(8, 63, 49);
-			add(f, h, 1, req_out, 0);
-			/* Separate sends, so the forwarded message is not in the passed skb. */
-			f->cuts[0] = passed_from;
-			f->user_len = f->in_len - passed_from;
-			run(f, mode);
-		}
-
-		f = fresh("pass: no rules for the connection", RELAY_DIR_REQUEST, RELAY_PASS_NO_CONN);
-		h[0] = req(8, 70, 49);
-		add(f, h, 1, req_out, 0);
-		f->no_rules = 1;
-		f->user_len = f->in_len;
-		run(f, mode);
-
-		f = fresh("pass: socket without state", RELAY_DIR_REQUEST, RELAY_PASS_NO_SOCK);
-		h[0] = req(8, 71, 49);
-		add(f, h, 1, req_out, 0);
-		f->no_state = 1;
-		f->user_len = f->in_len;
-		run(f, mode);
-
-		f = fresh("pass: peer gone from the sockhash", RELAY_DIR_REQUEST, RELAY_PASS_NO_PEER);
-		h[0] = req(8, 72, 49);
-		add(f, h, 1, req_out, 1);
-		f->out_len = 0;
-		f->user_rewritten = 1;
-		f->no_peer = 1;
-		f->user_len = f->in_len;
-		run(f, mode);
-
 		relay_bpf_close(&rb);
 	}
 	printf("%d checks, %d failed\n", checks, failures);

@@ -83,7 +83,7 @@ static uint32_t maxio, cmd_mask = DEFAULT_CMD_MASK, next_id;
 static const char *mode_name;
 /* Closed during one epoll batch, freed after it: later events of the batch may still name them. */
 static struct conn *dead;
-static struct conn *by_id[RELAY_MAX_CONNS];
+static struct conn *by_id[DSR_RELAY_MAX_CONNS];
 /* epoll tag of the ring buffer that says a direction was passed to user space. */
 static char ringbuf_tag;
 
@@ -140,7 +140,7 @@ static uint64_t sent_into(int fd)
 /* Waits (up to 1 s) until the kernel's redirects into `to` have all landed; 0 when they have. */
 static int redirect_barrier(struct side *to, struct side *from)
 {
-	struct relay_sock st;
+	struct dsr_relay_sock st;
 
 	if (relay_sock_state(&rb, from->fd, &st))
 		return -1;
@@ -166,26 +166,36 @@ static void tune(int fd)
 	}
 }
 
+static void print_counts(const char *key, const char *const *names, const uint64_t *n, int from, int to)
+{
+	printf(",\"%s\":{", key);
+	for (int i = from; i < to; i++)
+		printf("%s\"%s\":%" PRIu64, i > from ? "," : "", names[i], n[i]);
+	printf("}");
+}
+
 static void print_close(struct conn *c)
 {
-	struct relay_sock req = { 0 }, rep = { 0 };
-	uint64_t reasons[RELAY_REASON_COUNT] = { 0 };
+	struct dsr_relay_sock req = { 0 }, rep = { 0 };
+	uint64_t counters[DSR_RELAY_COUNTER_MAX] = { 0 }, passes[DSR_PASS_REASON_MAX] = { 0 };
 
 	if (use_bpf) {
 		relay_sock_state(&rb, c->cl.fd, &req);
 		relay_sock_state(&rb, c->be.fd, &rep);
-		relay_reasons(&rb, reasons);
+		relay_sum_percpu(rb.counters, DSR_RELAY_COUNTER_MAX, counters);
+		relay_sum_percpu(rb.passes, DSR_PASS_REASON_MAX, passes);
 	}
 	printf("{\"event\":\"close\",\"conn\":%u,\"mode\":\"%s\",\"offloaded\":%d,\"dialect\":\"0x%x\",\"userMsgs\":%" PRIu64
 	       ",\"passes\":%u,\"rearms\":%u,\"passedCmds\":\"0x%x\",\"lastPassReason\":\"%s\",\"passedBytes\":[%" PRIu64 ",%" PRIu64 "],\"req\":{\"msgs\":%llu,\"bytes\":%llu,\"sticky\":%u},"
-	       "\"rep\":{\"msgs\":%llu,\"bytes\":%llu,\"sticky\":%u},\"reasons\":{",
+	       "\"rep\":{\"msgs\":%llu,\"bytes\":%llu,\"sticky\":%u}",
 	       c->id, mode_name, c->phase == PHASE_KERNEL, c->dialect, c->user_msgs, c->passes, c->rearms, c->passed_cmds,
-	       c->last_reason < RELAY_REASON_COUNT ? relay_reason_names[c->last_reason] : "?", c->passed[0], c->passed[1],
+	       c->last_reason < DSR_PASS_REASON_MAX ? relay_pass_names[c->last_reason] : "?", c->passed[0], c->passed[1],
 	       (unsigned long long)req.msgs, (unsigned long long)req.bytes, req.sticky, (unsigned long long)rep.msgs,
 	       (unsigned long long)rep.bytes, rep.sticky);
-	for (int r = 0; r < RELAY_REASON_COUNT; r++)
-		printf("%s\"%s\":%" PRIu64, r ? "," : "", relay_reason_names[r], reasons[r]);
-	printf("}}\n");
+	print_counts("counters", relay_counter_names, counters, 0, DSR_RELAY_COUNTER_MAX);
+	/* DSR_PASS_NONE is never counted. */
+	print_counts("passReasons", relay_pass_names, passes, DSR_PASS_NONE + 1, DSR_PASS_REASON_MAX);
+	printf("}\n");
 	fflush(stdout);
 }
 
@@ -215,7 +225,7 @@ static void free_dead(void)
 
 static void offload(struct conn *c)
 {
-	struct relay_conn rules = { .msg_id_delta = 0, .cmd_mask = cmd_mask, .flags = rewrite ? RELAY_CONN_REWRITE : 0 };
+	struct dsr_relay_conn rules = { .msg_id_delta = 0, .cmd_mask = cmd_mask, .flags = rewrite ? DSR_RELAY_CONN_REWRITE : 0 };
 
 	/* Identity maps: the bench measures the lookups and writes, not a translation. */
 	for (int i = 0; i < c->nsids; i++)
@@ -257,7 +267,7 @@ static void rearm(struct conn *c)
 	for (int i = 0; i < c->nsids; i++)
 		relay_add_session(&rb, c->id, c->sids[i], c->sids[i]);
 	for (int i = 0; i < 2; i++) {
-		struct relay_sock st;
+		struct dsr_relay_sock st;
 		uint64_t cookie;
 		socklen_t len = sizeof(cookie);
 
@@ -368,7 +378,7 @@ static void on_readable(struct side *s)
 	}
 	if (c->phase == PHASE_KERNEL && !s->passing) {
 		/* The verdict turned this direction sticky before queueing these bytes: where to resume. */
-		struct relay_sock st;
+		struct dsr_relay_sock st;
 
 		if (relay_sock_state(&rb, s->fd, &st) == 0) {
 			s->raw = st.skip + (st.at_nb ? 0 : st.frame_left);
@@ -412,13 +422,13 @@ static void on_readable(struct side *s)
 
 static int on_event(void *ctx, void *data, size_t size)
 {
-	const struct relay_event *ev = data;
+	const struct dsr_relay_event *ev = data;
 	struct conn *c;
 
 	(void)ctx;
-	if (size < sizeof(*ev) || ev->conn >= RELAY_MAX_CONNS || !(c = by_id[ev->conn]) || c->dead)
+	if (size < sizeof(*ev) || ev->conn >= DSR_RELAY_MAX_CONNS || !(c = by_id[ev->conn]) || c->dead)
 		return 0;
-	watch(ev->dir == RELAY_DIR_REQUEST ? &c->cl : &c->be, EPOLLIN | EPOLLRDHUP);
+	watch(ev->dir == DSR_RELAY_DIR_REQUEST ? &c->cl : &c->be, EPOLLIN | EPOLLRDHUP);
 	return 0;
 }
 
@@ -439,7 +449,7 @@ static void accept_one(int lfd, struct sockaddr_in *backend)
 		return;
 	}
 	c = calloc(1, sizeof(*c));
-	c->id = next_id++ % RELAY_MAX_CONNS;
+	c->id = next_id++ % DSR_RELAY_MAX_CONNS;
 	c->cl = (struct side){ .c = c, .fd = cfd, .is_client = 1 };
 	c->be = (struct side){ .c = c, .fd = bfd, .is_client = 0 };
 	by_id[c->id] = c;

@@ -7,26 +7,33 @@
 #include <bpf/libbpf.h>
 #include "relay_lib.h"
 
-const char *const relay_reason_names[RELAY_REASON_COUNT] = {
-	[RELAY_FWD_MSG] = "fwd_msg",
-	[RELAY_FWD_SKB] = "fwd_skb",
-	[RELAY_FWD_BYTES] = "fwd_bytes",
-	[RELAY_SPLIT_HDR] = "split_hdr",
-	[RELAY_CARRY_HELD] = "carry_held",
-	[RELAY_PASS_NO_SOCK] = "pass_no_sock",
-	[RELAY_PASS_NO_CONN] = "pass_no_conn",
-	[RELAY_PASS_BAD_MAGIC] = "pass_bad_magic",
-	[RELAY_PASS_ENCRYPTED] = "pass_encrypted",
-	[RELAY_PASS_COMPRESSED] = "pass_compressed",
-	[RELAY_PASS_SIGNED] = "pass_signed",
-	[RELAY_PASS_COMMAND] = "pass_command",
-	[RELAY_PASS_SESSION] = "pass_session",
-	[RELAY_PASS_TREE] = "pass_tree",
-	[RELAY_PASS_COMPOUND] = "pass_compound",
-	[RELAY_PASS_STICKY] = "pass_sticky",
-	[RELAY_PASS_NO_PEER] = "pass_no_peer",
-	[RELAY_PASS_ERROR] = "pass_error",
-	[RELAY_PASS_TOO_MANY] = "pass_too_many",
+const char *const relay_counter_names[DSR_RELAY_COUNTER_MAX] = {
+	[DSR_RELAY_FWD_MSG] = "fwd-msg",
+	[DSR_RELAY_FWD_SKB] = "fwd-skb",
+	[DSR_RELAY_FWD_BYTES] = "fwd-bytes",
+	[DSR_RELAY_SPLIT_HDR] = "split-hdr",
+	[DSR_RELAY_CARRY_HELD] = "carry-held",
+};
+
+const char *const relay_pass_names[DSR_PASS_REASON_MAX] = {
+	[DSR_PASS_NONE] = "none",
+	[DSR_PASS_SIGNED] = "signed",
+	[DSR_PASS_BACKEND_SIGNED] = "backend-signed",
+	[DSR_PASS_ENCRYPTED] = "encrypted",
+	[DSR_PASS_NO_KEY] = "no-key",
+	[DSR_PASS_LOCAL_TREE] = "local-tree",
+	[DSR_PASS_NO_SOCK] = "no-sock",
+	[DSR_PASS_NO_CONN] = "no-conn",
+	[DSR_PASS_BAD_MAGIC] = "bad-magic",
+	[DSR_PASS_COMPRESSED] = "compressed",
+	[DSR_PASS_COMMAND] = "command",
+	[DSR_PASS_SESSION] = "session",
+	[DSR_PASS_TREE] = "tree",
+	[DSR_PASS_COMPOUND] = "compound",
+	[DSR_PASS_STICKY] = "sticky",
+	[DSR_PASS_NO_PEER] = "no-peer",
+	[DSR_PASS_ERROR] = "error",
+	[DSR_PASS_TOO_MANY] = "too-many",
 };
 
 static int fail(struct relay_bpf *rb, const char *step, int rc)
@@ -88,7 +95,8 @@ int relay_bpf_open(struct relay_bpf *rb, const char *obj_path, enum relay_mode m
 	rb->conns = map_fd(rb, "relay_conns");
 	rb->sessions = map_fd(rb, "relay_sessions");
 	rb->trees = map_fd(rb, "relay_trees");
-	rb->reasons = map_fd(rb, "relay_reasons");
+	rb->counters = map_fd(rb, "relay_counters");
+	rb->passes = map_fd(rb, "relay_passes");
 	rb->events = map_fd(rb, "relay_events");
 	if (mode == RELAY_MODE_PARSER) {
 		rb->parser = prog_fd(rb, "relay_parser");
@@ -123,11 +131,11 @@ static int cookie_of(int fd, uint64_t *cookie)
 	return getsockopt(fd, SOL_SOCKET, SO_COOKIE, cookie, &len) ? -errno : 0;
 }
 
-int relay_offload(struct relay_bpf *rb, uint32_t conn, int client_fd, int backend_fd, const struct relay_conn *rules)
+int relay_offload(struct relay_bpf *rb, uint32_t conn, int client_fd, int backend_fd, const struct dsr_relay_conn *rules)
 {
 	uint32_t ckey = 2 * conn, bkey = 2 * conn + 1;
-	struct relay_sock cs = { .conn = conn, .peer_key = bkey, .dir = RELAY_DIR_REQUEST, .at_nb = 1 };
-	struct relay_sock bs = { .conn = conn, .peer_key = ckey, .dir = RELAY_DIR_REPLY, .at_nb = 1 };
+	struct dsr_relay_sock cs = { .conn = conn, .peer_key = bkey, .dir = DSR_RELAY_DIR_REQUEST, .at_nb = 1 };
+	struct dsr_relay_sock bs = { .conn = conn, .peer_key = ckey, .dir = DSR_RELAY_DIR_REPLY, .at_nb = 1 };
 	uint64_t ccookie, bcookie, cfd = client_fd, bfd = backend_fd;
 	int rc;
 
@@ -157,7 +165,7 @@ void relay_unload(struct relay_bpf *rb, uint32_t conn, int client_fd, int backen
 		bpf_map_delete_elem(rb->state, &cookie);
 	bpf_map_delete_elem(rb->conns, &conn);
 	/* Session and tree entries of this connection: walk the (small) maps. */
-	struct relay_session_key sk, snext;
+	struct dsr_relay_session_key sk, snext;
 	void *prev = NULL;
 	while (!bpf_map_get_next_key(rb->sessions, prev, &snext)) {
 		sk = snext;
@@ -167,7 +175,7 @@ void relay_unload(struct relay_bpf *rb, uint32_t conn, int client_fd, int backen
 			prev = NULL;
 		}
 	}
-	struct relay_tree_key tk, tnext;
+	struct dsr_relay_tree_key tk, tnext;
 	prev = NULL;
 	while (!bpf_map_get_next_key(rb->trees, prev, &tnext)) {
 		tk = tnext;
@@ -181,8 +189,8 @@ void relay_unload(struct relay_bpf *rb, uint32_t conn, int client_fd, int backen
 
 int relay_add_session(struct relay_bpf *rb, uint32_t conn, uint64_t client_sid, uint64_t backend_sid)
 {
-	struct relay_session_key req = { .conn = conn, .dir = RELAY_DIR_REQUEST, .session_id = client_sid };
-	struct relay_session_key rep = { .conn = conn, .dir = RELAY_DIR_REPLY, .session_id = backend_sid };
+	struct dsr_relay_session_key req = { .conn = conn, .dir = DSR_RELAY_DIR_REQUEST, .session_id = client_sid };
+	struct dsr_relay_session_key rep = { .conn = conn, .dir = DSR_RELAY_DIR_REPLY, .session_id = backend_sid };
 
 	if (bpf_map_update_elem(rb->sessions, &req, &backend_sid, BPF_ANY) || bpf_map_update_elem(rb->sessions, &rep, &client_sid, BPF_ANY))
 		return fail(rb, "session map update", -errno);
@@ -191,15 +199,15 @@ int relay_add_session(struct relay_bpf *rb, uint32_t conn, uint64_t client_sid, 
 
 int relay_add_tree(struct relay_bpf *rb, uint32_t conn, uint32_t client_tid, uint32_t backend_tid)
 {
-	struct relay_tree_key req = { .conn = conn, .dir = RELAY_DIR_REQUEST, .tree_id = client_tid };
-	struct relay_tree_key rep = { .conn = conn, .dir = RELAY_DIR_REPLY, .tree_id = backend_tid };
+	struct dsr_relay_tree_key req = { .conn = conn, .dir = DSR_RELAY_DIR_REQUEST, .tree_id = client_tid };
+	struct dsr_relay_tree_key rep = { .conn = conn, .dir = DSR_RELAY_DIR_REPLY, .tree_id = backend_tid };
 
 	if (bpf_map_update_elem(rb->trees, &req, &backend_tid, BPF_ANY) || bpf_map_update_elem(rb->trees, &rep, &client_tid, BPF_ANY))
 		return fail(rb, "tree map update", -errno);
 	return 0;
 }
 
-int relay_sock_state(struct relay_bpf *rb, int fd, struct relay_sock *out)
+int relay_sock_state(struct relay_bpf *rb, int fd, struct dsr_relay_sock *out)
 {
 	uint64_t cookie;
 	int rc = cookie_of(fd, &cookie);
@@ -209,7 +217,7 @@ int relay_sock_state(struct relay_bpf *rb, int fd, struct relay_sock *out)
 	return bpf_map_lookup_elem(rb->state, &cookie, out) ? -errno : 0;
 }
 
-int relay_reasons(struct relay_bpf *rb, uint64_t *out)
+int relay_sum_percpu(int map, uint32_t n, uint64_t *out)
 {
 	int ncpu = libbpf_num_possible_cpus();
 	uint64_t *v;
@@ -219,14 +227,14 @@ int relay_reasons(struct relay_bpf *rb, uint64_t *out)
 	v = calloc(ncpu, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	for (uint32_t r = 0; r < RELAY_REASON_COUNT; r++) {
-		out[r] = 0;
-		if (bpf_map_lookup_elem(rb->reasons, &r, v)) {
+	for (uint32_t i = 0; i < n; i++) {
+		out[i] = 0;
+		if (bpf_map_lookup_elem(map, &i, v)) {
 			free(v);
 			return -errno;
 		}
 		for (int c = 0; c < ncpu; c++)
-			out[r] += v[c];
+			out[i] += v[c];
 	}
 	free(v);
 	return 0;

@@ -7,7 +7,7 @@
 #define RELAY_LIB_H
 #include <stdint.h>
 #include <linux/types.h>
-#include "dsr_relay.h"
+#include "dsr_abi.h"
 
 enum relay_mode {
 	RELAY_MODE_PARSER, /* strparser + relay_verdict_msg */
@@ -17,7 +17,7 @@ enum relay_mode {
 struct relay_bpf {
 	struct bpf_object *obj;
 	enum relay_mode mode;
-	int socks, state, conns, sessions, trees, reasons, events;
+	int socks, state, conns, sessions, trees, counters, passes, events;
 	int parser, verdict;
 	int parser_link, verdict_link; /* bpf_link fds (0: none) */
 	int legacy_attach;             /* the kernel refused a sockmap link: bpf_prog_attach was used */
@@ -28,14 +28,16 @@ int relay_bpf_open(struct relay_bpf *rb, const char *obj_path, enum relay_mode m
 void relay_bpf_close(struct relay_bpf *rb);
 
 /* Puts the pair on the kernel path: state for both sockets, then the backend, then the client into the sockhash. */
-int relay_offload(struct relay_bpf *rb, uint32_t conn, int client_fd, int backend_fd, const struct relay_conn *rules);
+int relay_offload(struct relay_bpf *rb, uint32_t conn, int client_fd, int backend_fd, const struct dsr_relay_conn *rules);
 /* Takes the pair off (sockhash entries, state, rules); the sockets stay open. */
 void relay_unload(struct relay_bpf *rb, uint32_t conn, int client_fd, int backend_fd);
 int relay_add_session(struct relay_bpf *rb, uint32_t conn, uint64_t client_sid, uint64_t backend_sid);
 int relay_add_tree(struct relay_bpf *rb, uint32_t conn, uint32_t client_tid, uint32_t backend_tid);
 /* The per-socket state (msgs, bytes, sticky reason) of an offloaded socket. */
-int relay_sock_state(struct relay_bpf *rb, int fd, struct relay_sock *out);
-/* Sums the per-CPU reason counters into out[RELAY_REASON_COUNT]. */
-int relay_reasons(struct relay_bpf *rb, uint64_t *out);
-extern const char *const relay_reason_names[RELAY_REASON_COUNT];
+int relay_sock_state(struct relay_bpf *rb, int fd, struct dsr_relay_sock *out);
+/* Sums the first n entries of a per-CPU __u64 array (rb->counters, rb->passes) into out[n]. */
+int relay_sum_percpu(int map, uint32_t n, uint64_t *out);
+/* Names of the counters (DSR_RELAY_*) and pass reasons (DSR_PASS_*), spelt as src/offload/abi.ts does. */
+extern const char *const relay_counter_names[DSR_RELAY_COUNTER_MAX];
+extern const char *const relay_pass_names[DSR_PASS_REASON_MAX];
 #endif

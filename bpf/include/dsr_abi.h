@@ -112,21 +112,189 @@ struct dsr_port_stat {
 };
 _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 
-/* ---- Pass reasons of the SMB2 relay -----------------------------------------------------
- * Why a message went to user space instead of being forwarded by the kernel: PassReason in
- * src/offload/offload.ts, in the same order. 0 = forwarded by the kernel.
+/* ---- Pass reasons ------------------------------------------------------------------------
+ * Why a message went to user space instead of being forwarded by the kernel: one list for the
+ * decisions the DSR makes before it offloads (a session or tree rule, SIGNED .. LOCAL_TREE) and
+ * the relay verdict's own (NO_SOCK .. TOO_MANY; SIGNED and ENCRYPTED are the verdict's too, for a
+ * message that says so). PassReason in src/offload/offload.ts, in the same order. 0 = forwarded
+ * by the kernel; counters that are not reasons are DSR_RELAY_* below.
  */
 #define DSR_PASS_NONE 0
+/* The session signs (the verdict: SMB2_FLAGS_SIGNED): the kernel cannot re-sign. */
 #define DSR_PASS_SIGNED 1
+/* The server requires signing: the DSR must sign every request to it. */
 #define DSR_PASS_BACKEND_SIGNED 2
+/* The session encrypts (the verdict: a transform header, ProtocolId 0xFD 'SMB'). */
 #define DSR_PASS_ENCRYPTED 3
+/* Guest and anonymous sessions carry no key and are never forwarded. */
 #define DSR_PASS_NO_KEY 4
+/* A tree the DSR serves itself (IPC$). */
 #define DSR_PASS_LOCAL_TREE 5
-#define DSR_PASS_REASON_MAX 6
+/* The socket's cookie is not in relay_socks_state (not offloaded). */
+#define DSR_PASS_NO_SOCK 6
+/* No rules for the socket's connection in relay_conns. */
+#define DSR_PASS_NO_CONN 7
+/* No SMB2 header where one should be (SMB1, garbage, a NetBIOS type other than 0). */
+#define DSR_PASS_BAD_MAGIC 8
+/* A compression transform header (ProtocolId 0xFC 'SMB'). */
+#define DSR_PASS_COMPRESSED 9
+/* The command is not in the connection's cmd_mask. */
+#define DSR_PASS_COMMAND 10
+/* The SessionId is not in relay_sessions. */
+#define DSR_PASS_SESSION 11
+/* The TreeId is not in relay_trees. */
+#define DSR_PASS_TREE 12
+/* A compound the rules don't cover (chain too long, NextCommand not 8-aligned, < 64 or past the frame). */
+#define DSR_PASS_COMPOUND 13
+/* The direction already went to user space (dsr_relay_sock.sticky). */
+#define DSR_PASS_STICKY 14
+/* The redirect failed: the peer socket left the sockhash. */
+#define DSR_PASS_NO_PEER 15
+/* A helper failed (load, store, change_head/tail). */
+#define DSR_PASS_ERROR 16
+/* Cut-through: more headers in one skb than its loop bound. */
+#define DSR_PASS_TOO_MANY 17
+#define DSR_PASS_REASON_MAX 18
 
-/* ========================================================================================== */
-/* SMB2 relay (sk_skb) */
-/* (owned by the relay: its map structs, constants and reason codes go here) */
+/* ---- SMB2 relay (sk_skb, bpf/smb2_relay.bpf.c) --------------------------------------------
+ * An offloaded connection is a pair of TCP sockets in the sockhash relay_socks, the client's at
+ * key 2*conn and the backend's at 2*conn+1, so a socket's peer is key ^ 1. Each socket has a
+ * struct dsr_relay_sock in relay_socks_state, keyed by its socket cookie (SO_COOKIE), saying
+ * which connection and direction it is and, for the cut-through verdict, where the next SMB2
+ * header falls in its byte stream. Rules (session and tree id maps, the MessageId offset, the
+ * commands the kernel may forward) are per connection and written only by user space. A pass
+ * makes the direction sticky: everything after it goes to user space too, until user space
+ * re-arms it, so bytes are never reordered behind a message user space still holds.
+ */
 
+#define DSR_RELAY_MAX_CONNS 4096
+/* relay_socks and relay_socks_state: two sockets a connection. */
+#define DSR_RELAY_MAX_SOCKS 8192
+#define DSR_RELAY_MAX_SESSIONS 16384
+#define DSR_RELAY_MAX_TREES 65536
+/* relay_events (ring buffer) size in bytes. */
+#define DSR_RELAY_EVENTS_BYTES 65536
+
+/* Direction of a socket, by what arrives on it: requests on the client's socket (client ids
+ * rewritten to the backend's), replies on the backend's (backend ids back to the client's). */
+#define DSR_RELAY_DIR_REQUEST 0
+#define DSR_RELAY_DIR_REPLY 1
+
+/* Map relay_counters (per-CPU array, DSR_RELAY_COUNTER_MAX entries of __u64): what the kernel
+ * forwarded. Passes are counted apart, in relay_passes (per-CPU array, DSR_PASS_REASON_MAX
+ * entries of __u64, indexed by DSR_PASS_*; entry 0 stays 0). */
+/* Headers rewritten and forwarded. */
+#define DSR_RELAY_FWD_MSG 0
+/* skbs redirected to the peer. */
+#define DSR_RELAY_FWD_SKB 1
+/* Bytes redirected to the peer. */
+#define DSR_RELAY_FWD_BYTES 2
+/* Cut-through: a header split across skbs, carried to the next one. */
+#define DSR_RELAY_SPLIT_HDR 3
+/* Cut-through: an skb held entirely in the carry buffer. */
+#define DSR_RELAY_CARRY_HELD 4
+#define DSR_RELAY_COUNTER_MAX 5
+
+/* MS-SMB2 2.1: the NetBIOS session message prefix (type 0, 24-bit length, big endian), then the
+ * 64-byte SMB2 header (MS-SMB2 2.2.1). A header split across skbs is carried whole. */
+#define DSR_NB_HDR_LEN 4
+#define DSR_SMB2_HDR_LEN 64
+#define DSR_RELAY_CARRY_MAX 68
+
+/* The SMB2 header fields the verdict reads or writes, as offsets from its first byte. */
+#define DSR_SMB2_OFF_PROTOCOL 0
+#define DSR_SMB2_OFF_COMMAND 12
+#define DSR_SMB2_OFF_FLAGS 16
+#define DSR_SMB2_OFF_NEXT_COMMAND 20
+#define DSR_SMB2_OFF_MESSAGE_ID 24
+#define DSR_SMB2_OFF_TREE_ID 36
+#define DSR_SMB2_OFF_SESSION_ID 40
+/* SMB2_FLAGS_ASYNC_COMMAND, SMB2_FLAGS_SIGNED. */
+#define DSR_SMB2_FLAGS_ASYNC_COMMAND 2
+#define DSR_SMB2_FLAGS_SIGNED 8
+/* ProtocolId as a little-endian __u32: 0xFE 'SMB' (0x424d53fe), the transform header (encrypted)
+ * 0xFD 'SMB' (0x424d53fd), the compression transform header 0xFC 'SMB' (0x424d53fc). */
+#define DSR_SMB2_MAGIC 1112364030
+#define DSR_SMB2_TRANSFORM_MAGIC 1112364029
+#define DSR_SMB2_COMPRESSED_MAGIC 1112364028
+/* Commands NEGOTIATE (0) .. OPLOCK_BREAK (18): bit n of dsr_relay_conn.cmd_mask is command n. */
+#define DSR_SMB2_CMD_COUNT 19
+
+/* Map relay_socks_state (hash, DSR_RELAY_MAX_SOCKS entries): socket cookie (__u64) -> this.
+ * User space writes it when it offloads or re-arms a connection; the verdict updates it. */
+struct dsr_relay_sock {
+	/* Key of relay_conns. */
+	__u32 conn;
+	/* relay_socks key of the socket the bytes go to. */
+	__u32 peer_key;
+	/* DSR_RELAY_DIR_* */
+	__u32 dir;
+	/* DSR_PASS_* that made this direction pass everything to user space; 0 = on the kernel path. */
+	__u32 sticky;
+	/* Cut-through framing: the next header starts `skip` bytes into the next skb. Once sticky:
+	 * the first header the kernel did not forward starts `skip` bytes into the passed bytes. */
+	__u32 skip;
+	/* Non-zero: the next header is a NetBIOS frame start (else a compound's next header). */
+	__u32 at_nb;
+	/* Bytes of the current NetBIOS frame from the next (compound) header on. */
+	__u32 frame_left;
+	/* Bytes of a split header held in carry from the previous skb(s). */
+	__u32 carry_len;
+	__u8 carry[DSR_RELAY_CARRY_MAX];
+	__u8 pad[4];
+	/* Headers rewritten in this direction. */
+	__u64 msgs;
+	/* Bytes forwarded in this direction: the barrier user space waits on before it writes to
+	 * the peer itself. */
+	__u64 bytes;
+};
+_Static_assert(sizeof(struct dsr_relay_sock) == 120, "struct dsr_relay_sock");
+
+/* dsr_relay_conn.flags: look ids up and write them (off: forward bytes untouched, framing only). */
+#define DSR_RELAY_CONN_REWRITE 1
+
+/* Map relay_conns (hash, DSR_RELAY_MAX_CONNS entries): connection id (__u32) -> its rules. */
+struct dsr_relay_conn {
+	/* Backend MessageId = client MessageId + delta (one owner per backend connection). */
+	__s64 msg_id_delta;
+	/* Bit n: command n may be forwarded by the kernel. */
+	__u32 cmd_mask;
+	/* DSR_RELAY_CONN_* */
+	__u32 flags;
+};
+_Static_assert(sizeof(struct dsr_relay_conn) == 16, "struct dsr_relay_conn");
+
+/* Map relay_sessions (hash, DSR_RELAY_MAX_SESSIONS entries): this -> the SessionId for the peer
+ * (__u64). */
+struct dsr_relay_session_key {
+	__u32 conn;
+	/* DSR_RELAY_DIR_* of the socket the SessionId is seen on. */
+	__u32 dir;
+	__u64 session_id;
+};
+_Static_assert(sizeof(struct dsr_relay_session_key) == 16, "struct dsr_relay_session_key");
+
+/* Map relay_trees (hash, DSR_RELAY_MAX_TREES entries): this -> the TreeId for the peer (__u32). */
+struct dsr_relay_tree_key {
+	__u32 conn;
+	/* DSR_RELAY_DIR_* of the socket the TreeId is seen on. */
+	__u32 dir;
+	__u32 tree_id;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct dsr_relay_tree_key) == 16, "struct dsr_relay_tree_key");
+
+/* Map relay_events (ring buffer, DSR_RELAY_EVENTS_BYTES): one record when a direction turns
+ * sticky, so user space needs no EPOLLIN on offloaded sockets (the verdict-only path wakes
+ * readers on every skb it forwards). */
+struct dsr_relay_event {
+	__u32 conn;
+	/* DSR_RELAY_DIR_* */
+	__u32 dir;
+	/* DSR_PASS_* */
+	__u32 reason;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct dsr_relay_event) == 16, "struct dsr_relay_event");
 
 #endif /* DSR_ABI_H */

@@ -7,9 +7,23 @@
  */
 import { isIPv4 } from 'node:net';
 import { DsrError, ErrorCode } from '../control/errors.js';
+import { NETBIOS_HEADER_SIZE } from '../control/wire/netbios.js';
+import {
+  SMB2_COMMAND_COUNT,
+  SMB2_COMPRESSION_PROTOCOL_ID,
+  SMB2_HEADER_SIZE,
+  SMB2_PROTOCOL_ID,
+  SMB2_TRANSFORM_PROTOCOL_ID,
+  Smb2Flags,
+} from '../control/wire/smb2/constants.js';
+import { Hdr } from '../control/wire/smb2/header.js';
 import { PassReason } from './offload.js';
 
-/** Every numeric DSR_ macro of dsr_abi.h, under its C name. */
+/**
+ * Every numeric DSR_ macro of dsr_abi.h, under its C name. The SMB2 wire facts the relay's
+ * verdict uses are the TypeScript codec's own constants, so the test also holds the kernel's
+ * parsing to the user-space one.
+ */
 export const ABI = {
   DSR_PORT_MAX: 16,
   DSR_PORT_UNKNOWN: 65535,
@@ -36,13 +50,68 @@ export const ABI = {
   DSR_PASS_ENCRYPTED: 3,
   DSR_PASS_NO_KEY: 4,
   DSR_PASS_LOCAL_TREE: 5,
-  DSR_PASS_REASON_MAX: 6,
+  DSR_PASS_NO_SOCK: 6,
+  DSR_PASS_NO_CONN: 7,
+  DSR_PASS_BAD_MAGIC: 8,
+  DSR_PASS_COMPRESSED: 9,
+  DSR_PASS_COMMAND: 10,
+  DSR_PASS_SESSION: 11,
+  DSR_PASS_TREE: 12,
+  DSR_PASS_COMPOUND: 13,
+  DSR_PASS_STICKY: 14,
+  DSR_PASS_NO_PEER: 15,
+  DSR_PASS_ERROR: 16,
+  DSR_PASS_TOO_MANY: 17,
+  DSR_PASS_REASON_MAX: 18,
+  DSR_RELAY_MAX_CONNS: 4096,
+  DSR_RELAY_MAX_SOCKS: 8192,
+  DSR_RELAY_MAX_SESSIONS: 16384,
+  DSR_RELAY_MAX_TREES: 65536,
+  DSR_RELAY_EVENTS_BYTES: 65536,
+  DSR_RELAY_DIR_REQUEST: 0,
+  DSR_RELAY_DIR_REPLY: 1,
+  DSR_RELAY_FWD_MSG: 0,
+  DSR_RELAY_FWD_SKB: 1,
+  DSR_RELAY_FWD_BYTES: 2,
+  DSR_RELAY_SPLIT_HDR: 3,
+  DSR_RELAY_CARRY_HELD: 4,
+  DSR_RELAY_COUNTER_MAX: 5,
+  DSR_RELAY_CONN_REWRITE: 1,
+  DSR_NB_HDR_LEN: NETBIOS_HEADER_SIZE,
+  DSR_SMB2_HDR_LEN: SMB2_HEADER_SIZE,
+  DSR_RELAY_CARRY_MAX: NETBIOS_HEADER_SIZE + SMB2_HEADER_SIZE,
+  DSR_SMB2_OFF_PROTOCOL: Hdr.ProtocolId,
+  DSR_SMB2_OFF_COMMAND: Hdr.Command,
+  DSR_SMB2_OFF_FLAGS: Hdr.Flags,
+  DSR_SMB2_OFF_NEXT_COMMAND: Hdr.NextCommand,
+  DSR_SMB2_OFF_MESSAGE_ID: Hdr.MessageId,
+  DSR_SMB2_OFF_TREE_ID: Hdr.TreeId,
+  DSR_SMB2_OFF_SESSION_ID: Hdr.SessionId,
+  DSR_SMB2_FLAGS_ASYNC_COMMAND: Smb2Flags.ASYNC_COMMAND,
+  DSR_SMB2_FLAGS_SIGNED: Smb2Flags.SIGNED,
+  DSR_SMB2_MAGIC: SMB2_PROTOCOL_ID,
+  DSR_SMB2_TRANSFORM_MAGIC: SMB2_TRANSFORM_PROTOCOL_ID,
+  DSR_SMB2_COMPRESSED_MAGIC: SMB2_COMPRESSION_PROTOCOL_ID,
+  DSR_SMB2_CMD_COUNT: SMB2_COMMAND_COUNT,
 } as const;
 
 /** Map and program names, as in the objects (bpf/*.bpf.c). */
 export const PORT_OBJECT = 'port.bpf.o';
 export const PortMaps = { ifs: 'dsr_port_ifs', ports: 'dsr_ports', switch: 'dsr_switch', stats: 'dsr_port_stats' } as const;
 export const PortProgs = { ingress: 'dsr_port_ingress', egress: 'dsr_port_egress' } as const;
+export const RELAY_OBJECT = 'smb2_relay.bpf.o';
+export const RelayMaps = {
+  socks: 'relay_socks',
+  state: 'relay_socks_state',
+  conns: 'relay_conns',
+  sessions: 'relay_sessions',
+  trees: 'relay_trees',
+  counters: 'relay_counters',
+  passes: 'relay_passes',
+  events: 'relay_events',
+} as const;
+/** The strparser framing (parser + verdictMsg) or the cut-through one (verdictCut alone). */
+export const RelayProgs = { parser: 'relay_parser', verdictMsg: 'relay_verdict_msg', verdictCut: 'relay_verdict_cut' } as const;
 
 export type Direction = 'ingress' | 'egress';
 export const DIRECTIONS: readonly Direction[] = ['ingress', 'egress'];
@@ -53,14 +122,38 @@ export type PortReason = (typeof PORT_REASONS)[number];
 /** The reasons whose frames pass; every other reason is a drop. 'allowed' alone is the DSR's own traffic. */
 export const PORT_PASS_REASONS: ReadonlySet<PortReason> = new Set(['allowed', 'direct', 'open']);
 
-/** The relay's numeric pass reasons (DSR_PASS_*); 0 (DSR_PASS_NONE) means forwarded by the kernel. */
+/** The numeric pass reasons (DSR_PASS_*); 0 (DSR_PASS_NONE) means forwarded by the kernel. */
 export const PASS_REASON_CODES: Readonly<Record<PassReason, number>> = {
   [PassReason.SIGNED]: ABI.DSR_PASS_SIGNED,
   [PassReason.BACKEND_SIGNED]: ABI.DSR_PASS_BACKEND_SIGNED,
   [PassReason.ENCRYPTED]: ABI.DSR_PASS_ENCRYPTED,
   [PassReason.NO_KEY]: ABI.DSR_PASS_NO_KEY,
   [PassReason.LOCAL_TREE]: ABI.DSR_PASS_LOCAL_TREE,
+  [PassReason.NO_SOCK]: ABI.DSR_PASS_NO_SOCK,
+  [PassReason.NO_CONN]: ABI.DSR_PASS_NO_CONN,
+  [PassReason.BAD_MAGIC]: ABI.DSR_PASS_BAD_MAGIC,
+  [PassReason.COMPRESSED]: ABI.DSR_PASS_COMPRESSED,
+  [PassReason.COMMAND]: ABI.DSR_PASS_COMMAND,
+  [PassReason.SESSION]: ABI.DSR_PASS_SESSION,
+  [PassReason.TREE]: ABI.DSR_PASS_TREE,
+  [PassReason.COMPOUND]: ABI.DSR_PASS_COMPOUND,
+  [PassReason.STICKY]: ABI.DSR_PASS_STICKY,
+  [PassReason.NO_PEER]: ABI.DSR_PASS_NO_PEER,
+  [PassReason.ERROR]: ABI.DSR_PASS_ERROR,
+  [PassReason.TOO_MANY]: ABI.DSR_PASS_TOO_MANY,
 };
+const PASS_REASON_BY_CODE = new Map(Object.entries(PASS_REASON_CODES).map(([r, c]) => [c, r as PassReason]));
+
+/** The PassReason of a DSR_PASS_* code; undefined for DSR_PASS_NONE and unknown codes. */
+export const passReasonOf = (code: number): PassReason | undefined => PASS_REASON_BY_CODE.get(code);
+
+/** The relay's counters that are not pass reasons (map relay_counters), indexed by DSR_RELAY_* code. */
+export const RELAY_COUNTERS = ['fwd-msg', 'fwd-skb', 'fwd-bytes', 'split-hdr', 'carry-held'] as const;
+export type RelayCounter = (typeof RELAY_COUNTERS)[number];
+
+/** A relay socket's direction by what arrives on it, indexed by DSR_RELAY_DIR_*. */
+export const RELAY_DIRECTIONS = ['request', 'reply'] as const;
+export type RelayDirection = (typeof RELAY_DIRECTIONS)[number];
 
 export interface FieldLayout {
   offset: number;
@@ -91,8 +184,47 @@ export const PORT_STAT_KEY: StructLayout = {
 };
 export const PORT_STAT: StructLayout = { name: 'dsr_port_stat', size: 16, fields: { packets: { offset: 0, size: 8 }, bytes: { offset: 8, size: 8 } } };
 
+export const RELAY_SOCK: StructLayout = {
+  name: 'dsr_relay_sock',
+  size: 120,
+  fields: {
+    conn: { offset: 0, size: 4 },
+    peer_key: { offset: 4, size: 4 },
+    dir: { offset: 8, size: 4 },
+    sticky: { offset: 12, size: 4 },
+    skip: { offset: 16, size: 4 },
+    at_nb: { offset: 20, size: 4 },
+    frame_left: { offset: 24, size: 4 },
+    carry_len: { offset: 28, size: 4 },
+    carry: { offset: 32, size: ABI.DSR_RELAY_CARRY_MAX },
+    pad: { offset: 100, size: 4 },
+    msgs: { offset: 104, size: 8 },
+    bytes: { offset: 112, size: 8 },
+  },
+};
+export const RELAY_CONN: StructLayout = {
+  name: 'dsr_relay_conn',
+  size: 16,
+  fields: { msg_id_delta: { offset: 0, size: 8 }, cmd_mask: { offset: 8, size: 4 }, flags: { offset: 12, size: 4 } },
+};
+export const RELAY_SESSION_KEY: StructLayout = {
+  name: 'dsr_relay_session_key',
+  size: 16,
+  fields: { conn: { offset: 0, size: 4 }, dir: { offset: 4, size: 4 }, session_id: { offset: 8, size: 8 } },
+};
+export const RELAY_TREE_KEY: StructLayout = {
+  name: 'dsr_relay_tree_key',
+  size: 16,
+  fields: { conn: { offset: 0, size: 4 }, dir: { offset: 4, size: 4 }, tree_id: { offset: 8, size: 4 }, pad: { offset: 12, size: 4 } },
+};
+export const RELAY_EVENT: StructLayout = {
+  name: 'dsr_relay_event',
+  size: 16,
+  fields: { conn: { offset: 0, size: 4 }, dir: { offset: 4, size: 4 }, reason: { offset: 8, size: 4 }, pad: { offset: 12, size: 4 } },
+};
+
 /** Every struct of the header, for the layout test. */
-export const STRUCTS: readonly StructLayout[] = [PORT, SWITCH, PORT_STAT_KEY, PORT_STAT];
+export const STRUCTS: readonly StructLayout[] = [PORT, SWITCH, PORT_STAT_KEY, PORT_STAT, RELAY_SOCK, RELAY_CONN, RELAY_SESSION_KEY, RELAY_TREE_KEY, RELAY_EVENT];
 
 const off = (s: StructLayout, field: string): number => {
   const f = s.fields[field];
@@ -218,4 +350,149 @@ export interface PortStat {
 export function decodePortStat(b: Buffer): PortStat {
   checkLength(PORT_STAT, b);
   return { packets: Number(b.readBigUInt64LE(off(PORT_STAT, 'packets'))), bytes: Number(b.readBigUInt64LE(off(PORT_STAT, 'bytes'))) };
+}
+
+function relayDirection(s: StructLayout, code: number): RelayDirection {
+  const dir = RELAY_DIRECTIONS[code];
+  if (dir === undefined) throw new DsrError(ErrorCode.BPF, `struct ${s.name}: unknown direction ${code}`);
+  return dir;
+}
+
+function passReason(s: StructLayout, code: number): PassReason {
+  const reason = passReasonOf(code);
+  if (reason === undefined) throw new DsrError(ErrorCode.BPF, `struct ${s.name}: unknown pass reason ${code}`);
+  return reason;
+}
+
+/** struct dsr_relay_sock: one offloaded socket, as user space installs it and the verdict keeps it. */
+export interface RelaySock {
+  conn: number;
+  /** relay_socks key of the peer socket. */
+  peerKey: number;
+  dir: RelayDirection;
+  /** Set: the direction passes everything to user space, since a message passed for this reason. */
+  sticky?: PassReason;
+  /** Cut-through: where the next header starts in the next skb (once sticky: in the passed bytes). */
+  skip: number;
+  /** The next header starts a NetBIOS frame (else it is a compound's next header). */
+  atFrameStart: boolean;
+  frameLeft: number;
+  /** The split header's bytes held for the next skb. */
+  carry: Buffer;
+  /** Headers rewritten and bytes forwarded in this direction; exact up to 2^53. */
+  msgs: number;
+  bytes: number;
+}
+
+export function encodeRelaySock(r: RelaySock): Buffer {
+  const s = RELAY_SOCK;
+  if (r.carry.length > ABI.DSR_RELAY_CARRY_MAX) throw new DsrError(ErrorCode.BPF, `struct ${s.name}: ${r.carry.length} carried bytes, at most ${ABI.DSR_RELAY_CARRY_MAX}`);
+  const b = Buffer.alloc(s.size);
+  b.writeUInt32LE(r.conn, off(s, 'conn'));
+  b.writeUInt32LE(r.peerKey, off(s, 'peer_key'));
+  b.writeUInt32LE(RELAY_DIRECTIONS.indexOf(r.dir), off(s, 'dir'));
+  b.writeUInt32LE(r.sticky ? PASS_REASON_CODES[r.sticky] : ABI.DSR_PASS_NONE, off(s, 'sticky'));
+  b.writeUInt32LE(r.skip, off(s, 'skip'));
+  b.writeUInt32LE(r.atFrameStart ? 1 : 0, off(s, 'at_nb'));
+  b.writeUInt32LE(r.frameLeft, off(s, 'frame_left'));
+  b.writeUInt32LE(r.carry.length, off(s, 'carry_len'));
+  r.carry.copy(b, off(s, 'carry'));
+  b.writeBigUInt64LE(BigInt(r.msgs), off(s, 'msgs'));
+  b.writeBigUInt64LE(BigInt(r.bytes), off(s, 'bytes'));
+  return b;
+}
+
+export function decodeRelaySock(b: Buffer): RelaySock {
+  const s = RELAY_SOCK;
+  checkLength(s, b);
+  const sticky = b.readUInt32LE(off(s, 'sticky'));
+  const carryLen = b.readUInt32LE(off(s, 'carry_len'));
+  if (carryLen > ABI.DSR_RELAY_CARRY_MAX) throw new DsrError(ErrorCode.BPF, `struct ${s.name}: carry_len ${carryLen}`);
+  return {
+    conn: b.readUInt32LE(off(s, 'conn')),
+    peerKey: b.readUInt32LE(off(s, 'peer_key')),
+    dir: relayDirection(s, b.readUInt32LE(off(s, 'dir'))),
+    ...(sticky !== ABI.DSR_PASS_NONE && { sticky: passReason(s, sticky) }),
+    skip: b.readUInt32LE(off(s, 'skip')),
+    atFrameStart: b.readUInt32LE(off(s, 'at_nb')) !== 0,
+    frameLeft: b.readUInt32LE(off(s, 'frame_left')),
+    carry: Buffer.from(b.subarray(off(s, 'carry'), off(s, 'carry') + carryLen)),
+    msgs: Number(b.readBigUInt64LE(off(s, 'msgs'))),
+    bytes: Number(b.readBigUInt64LE(off(s, 'bytes'))),
+  };
+}
+
+/** struct dsr_relay_conn: a connection's rules. */
+export interface RelayConn {
+  /** Backend MessageId = client MessageId + delta. */
+  msgIdDelta: bigint;
+  /** Bit n: SMB2 command n may be forwarded by the kernel. */
+  cmdMask: number;
+  /** Look ids up and write them (DSR_RELAY_CONN_REWRITE); off: framing only. */
+  rewrite: boolean;
+}
+
+export function encodeRelayConn(r: RelayConn): Buffer {
+  const s = RELAY_CONN;
+  const b = Buffer.alloc(s.size);
+  b.writeBigInt64LE(r.msgIdDelta, off(s, 'msg_id_delta'));
+  b.writeUInt32LE(r.cmdMask >>> 0, off(s, 'cmd_mask'));
+  b.writeUInt32LE(r.rewrite ? ABI.DSR_RELAY_CONN_REWRITE : 0, off(s, 'flags'));
+  return b;
+}
+
+export function decodeRelayConn(b: Buffer): RelayConn {
+  const s = RELAY_CONN;
+  checkLength(s, b);
+  return {
+    msgIdDelta: b.readBigInt64LE(off(s, 'msg_id_delta')),
+    cmdMask: b.readUInt32LE(off(s, 'cmd_mask')),
+    rewrite: (b.readUInt32LE(off(s, 'flags')) & ABI.DSR_RELAY_CONN_REWRITE) !== 0,
+  };
+}
+
+/**
+ * struct dsr_relay_session_key (id: the SessionId) and struct dsr_relay_tree_key (id: the
+ * TreeId): an id as seen on one socket of a connection, the key to the id for the peer.
+ */
+export interface RelayIdKey<Id extends bigint | number> {
+  conn: number;
+  dir: RelayDirection;
+  id: Id;
+}
+export type RelaySessionKey = RelayIdKey<bigint>;
+export type RelayTreeKey = RelayIdKey<number>;
+
+/** The id field's size says its type: 8 bytes a bigint, 4 a number. */
+function encodeIdKey(s: StructLayout, field: string, k: RelayIdKey<bigint | number>): Buffer {
+  const b = Buffer.alloc(s.size);
+  b.writeUInt32LE(k.conn, off(s, 'conn'));
+  b.writeUInt32LE(RELAY_DIRECTIONS.indexOf(k.dir), off(s, 'dir'));
+  if (typeof k.id === 'bigint') b.writeBigUInt64LE(k.id, off(s, field));
+  else b.writeUInt32LE(k.id, off(s, field));
+  return b;
+}
+
+function decodeIdKey(s: StructLayout, field: string, b: Buffer): RelayIdKey<bigint | number> {
+  checkLength(s, b);
+  const id = s.fields[field]?.size === 8 ? b.readBigUInt64LE(off(s, field)) : b.readUInt32LE(off(s, field));
+  return { conn: b.readUInt32LE(off(s, 'conn')), dir: relayDirection(s, b.readUInt32LE(off(s, 'dir'))), id };
+}
+
+export const encodeRelaySessionKey = (k: RelaySessionKey): Buffer => encodeIdKey(RELAY_SESSION_KEY, 'session_id', k);
+export const decodeRelaySessionKey = (b: Buffer): RelaySessionKey => decodeIdKey(RELAY_SESSION_KEY, 'session_id', b) as RelaySessionKey;
+export const encodeRelayTreeKey = (k: RelayTreeKey): Buffer => encodeIdKey(RELAY_TREE_KEY, 'tree_id', k);
+export const decodeRelayTreeKey = (b: Buffer): RelayTreeKey => decodeIdKey(RELAY_TREE_KEY, 'tree_id', b) as RelayTreeKey;
+
+/** struct dsr_relay_event: a direction of a connection went to user space. */
+export interface RelayEvent {
+  conn: number;
+  dir: RelayDirection;
+  reason: PassReason;
+}
+
+export function decodeRelayEvent(b: Buffer): RelayEvent {
+  const s = RELAY_EVENT;
+  checkLength(s, b);
+  return { conn: b.readUInt32LE(off(s, 'conn')), dir: relayDirection(s, b.readUInt32LE(off(s, 'dir'))), reason: passReason(s, b.readUInt32LE(off(s, 'reason'))) };
 }

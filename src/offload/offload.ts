@@ -7,18 +7,48 @@
  */
 import { formatSessionId } from '../control/tables/sessions.js';
 
-/** Why traffic of a session or tree stays on the user-space path (keep in sync with the kernel's reason codes). */
+/**
+ * Why traffic went to user space instead of the kernel fast path: one list (DSR_PASS_* of
+ * bpf/include/dsr_abi.h, PASS_REASON_CODES in abi.ts) for the decisions the DSR makes before it
+ * offloads, which a session or tree rule's `pass` carries (SIGNED .. LOCAL_TREE), and the relay
+ * verdict's own, counted per message (SIGNED and ENCRYPTED when the message says so, NO_SOCK ..
+ * TOO_MANY).
+ */
 export const PassReason = {
-  /** Signed sessions: the DSR must re-sign every message. */
+  /** Signed sessions: the DSR must re-sign every message (the verdict: SMB2_FLAGS_SIGNED). */
   SIGNED: 'signed',
   /** The server requires signing: the DSR must sign every request to it. */
   BACKEND_SIGNED: 'backend-signed',
-  /** Encrypted sessions: the DSR must decrypt and re-encrypt every message. */
+  /** Encrypted sessions: the DSR must decrypt and re-encrypt every message (the verdict: a transform header). */
   ENCRYPTED: 'encrypted',
   /** Guest and anonymous sessions carry no key and are never forwarded. */
   NO_KEY: 'no-key',
   /** A tree the DSR serves itself (IPC$). */
   LOCAL_TREE: 'local-tree',
+  /** The socket is not offloaded (no state for its cookie). */
+  NO_SOCK: 'no-sock',
+  /** No rules for the socket's connection. */
+  NO_CONN: 'no-conn',
+  /** No SMB2 header where one should be (SMB1, garbage). */
+  BAD_MAGIC: 'bad-magic',
+  /** A compression transform header. */
+  COMPRESSED: 'compressed',
+  /** A command the connection's rules do not offload. */
+  COMMAND: 'command',
+  /** A SessionId with no rule. */
+  SESSION: 'session',
+  /** A TreeId with no rule. */
+  TREE: 'tree',
+  /** A compound the rules don't cover (too long, or a bad NextCommand). */
+  COMPOUND: 'compound',
+  /** The direction had already gone to user space. */
+  STICKY: 'sticky',
+  /** The redirect failed: the peer socket left the sockhash. */
+  NO_PEER: 'no-peer',
+  /** A BPF helper failed. */
+  ERROR: 'error',
+  /** More headers in one skb than the cut-through verdict's loop bound. */
+  TOO_MANY: 'too-many',
 } as const;
 export type PassReason = (typeof PassReason)[keyof typeof PassReason];
 

@@ -1,23 +1,45 @@
 /**
  * src/offload/abi.ts against bpf/include/dsr_abi.h, so the two sides cannot drift: struct sizes
- * and member offsets from the BTF of every compiled object (`bpftool -j btf dump file`), the
- * numeric DSR_ macros as the compiler sees them (`clang -dM -E`), and the attach and program
- * types native.ts passes to the kernel from the build's vmlinux.h. Needs the build
- * (npm run build), not root.
+ * and member offsets from BTF (`bpftool -j btf dump file`) of every compiled object and of the
+ * header compiled alone (so a struct no program's BTF carries, like the ring buffer's record, is
+ * checked too), map and program names, the numeric DSR_ macros as the compiler sees them
+ * (`clang -dM -E`), and the attach and program types native.ts passes to the kernel from the
+ * build's vmlinux.h. Needs the build (npm run build), not root.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import {
   ABI,
   decodePort,
   decodePortStatKey,
+  decodeRelayConn,
+  decodeRelayEvent,
+  decodeRelaySessionKey,
+  decodeRelaySock,
+  decodeRelayTreeKey,
   encodePort,
   encodePortStatKey,
+  encodeRelayConn,
+  encodeRelaySessionKey,
+  encodeRelaySock,
+  encodeRelayTreeKey,
   encodeSwitch,
   PASS_REASON_CODES,
+  passReasonOf,
+  PORT_OBJECT,
+  PortMaps,
+  PortProgs,
+  RELAY_COUNTERS,
+  RELAY_DIRECTIONS,
+  RELAY_OBJECT,
+  RelayMaps,
+  RelayProgs,
+  type RelaySock,
   STRUCTS,
   type StructLayout,
 } from '../../src/offload/abi.js';
@@ -35,6 +57,10 @@ interface BtfType {
   nr_elems?: number;
   members?: { name: string; type_id: number; bits_offset: number }[];
 }
+
+const abiValue = (name: string): number | undefined => (ABI as Readonly<Record<string, number>>)[name];
+/** The C spelling of a TypeScript name: 'backend-signed' -> BACKEND_SIGNED. */
+const macroCase = (name: string): string => name.toUpperCase().replaceAll('-', '_');
 
 function btfTypes(object: string): Map<number, BtfType> {
   // Debian installs bpftool in /usr/sbin, which a user's PATH may lack.
@@ -63,27 +89,63 @@ function btfLayouts(object: string): Map<string, StructLayout> {
   return layouts;
 }
 
+/** Map (VAR of .maps) and program (FUNC) names in the object's BTF. */
+function btfNames(object: string): Set<string> {
+  return new Set([...btfTypes(object).values()].filter((t) => t.kind === 'VAR' || t.kind === 'FUNC').map((t) => t.name ?? ''));
+}
+
+/** Every struct the header declares, from the header compiled alone with a global pointer to each. */
+function headerLayouts(): Map<string, StructLayout> {
+  const names = [...readFileSync(HEADER, 'utf8').matchAll(/^struct (dsr_\w+) \{/gm)].map((m) => m[1] ?? '');
+  const dir = mkdtempSync(join(tmpdir(), 'dsr-abi-'));
+  try {
+    const src = join(dir, 'abi.c');
+    writeFileSync(src, ['#include "vmlinux.h"', '#include "dsr_abi.h"', ...names.map((n) => `struct ${n} *${n}_p;`), ''].join('\n'));
+    execFileSync('clang', ['-g', '-O2', '-target', 'bpf', `-I${distPath('bpf')}`, `-I${dirname(HEADER)}`, '-c', src, '-o', join(dir, 'abi.o')]);
+    const layouts = btfLayouts(join(dir, 'abi.o'));
+    assert.deepEqual([...layouts.keys()].sort(), [...names].sort(), 'the header\'s structs in its BTF');
+    return layouts;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const mirrored = new Map(STRUCTS.map((s) => [s.name, s]));
+
+/** A BTF layout against abi.ts's, member order included (deepEqual on plain objects ignores key order). */
+function assertMirrored(layout: StructLayout, where: string): void {
+  const mine = mirrored.get(layout.name);
+  assert.ok(mine, `struct ${layout.name} (in ${where}) has no layout in abi.ts STRUCTS`);
+  assert.deepEqual(Object.keys(layout.fields), Object.keys(mine.fields), `struct ${layout.name} member order`);
+  assert.deepEqual(layout, mine, `struct ${layout.name} in ${where}`);
+}
+
 const objects = readdirSync(distPath('bpf')).filter((f) => f.endsWith('.bpf.o'));
 
 describe('abi.ts mirrors dsr_abi.h', () => {
-  test('the build produced BPF objects', () => {
-    assert.ok(objects.length > 0, 'no dist/bpf/*.bpf.o: run npm run build');
+  test('the build produced both programs\' objects', () => {
+    assert.ok(objects.includes(PORT_OBJECT) && objects.includes(RELAY_OBJECT), `dist/bpf has ${objects.join(', ') || 'nothing'}: run npm run build`);
   });
 
   test('every dsr_ struct in the objects\' BTF has abi.ts\'s size, members and offsets', () => {
-    const mirrored = new Map(STRUCTS.map((s) => [s.name, s]));
-    const seen = new Set<string>();
-    for (const o of objects) {
-      for (const [name, layout] of btfLayouts(distPath(`bpf/${o}`))) {
-        const mine = mirrored.get(name);
-        assert.ok(mine, `struct ${name} (in ${o}) has no layout in abi.ts STRUCTS`);
-        // deepEqual on plain objects ignores key order: compare the member order too.
-        assert.deepEqual(Object.keys(layout.fields), Object.keys(mine.fields), `struct ${name} member order`);
-        assert.deepEqual(layout, mine, `struct ${name} in ${o}`);
-        seen.add(name);
-      }
+    for (const o of objects) for (const layout of btfLayouts(distPath(`bpf/${o}`)).values()) assertMirrored(layout, o);
+  });
+
+  test('every struct of the header, compiled alone, has abi.ts\'s layout, and abi.ts mirrors no other', () => {
+    const layouts = headerLayouts();
+    for (const layout of layouts.values()) assertMirrored(layout, 'dsr_abi.h');
+    assert.deepEqual([...mirrored.keys()].filter((n) => !layouts.has(n)), [], 'abi.ts structs the header lacks');
+  });
+
+  test('map and program names are the objects\'', () => {
+    const expected: [string, Record<string, string>][] = [
+      [PORT_OBJECT, { ...PortMaps, ...PortProgs }],
+      [RELAY_OBJECT, { ...RelayMaps, ...RelayProgs }],
+    ];
+    for (const [o, names] of expected) {
+      const found = btfNames(distPath(`bpf/${o}`));
+      for (const n of Object.values(names)) assert.ok(found.has(n), `${n} in ${o}`);
     }
-    assert.deepEqual([...mirrored.keys()].filter((n) => !seen.has(n)), [], 'abi.ts structs that no object uses');
   });
 
   test('every numeric DSR_ macro of the header has abi.ts\'s value, and nothing else is in ABI', () => {
@@ -106,6 +168,22 @@ describe('abi.ts mirrors dsr_abi.h', () => {
     assert.equal(new Set(codes).size, codes.length);
     for (const c of codes) assert.ok(c > ABI.DSR_PASS_NONE && c < ABI.DSR_PASS_REASON_MAX);
     assert.equal(ABI.DSR_PASS_REASON_MAX, codes.length + 1);
+  });
+
+  test('PassReason.X is DSR_PASS_X, for every DSR_PASS_ macro but NONE and REASON_MAX', () => {
+    for (const [key, reason] of Object.entries(PassReason)) {
+      assert.equal(PASS_REASON_CODES[reason], abiValue(`DSR_PASS_${key}`), key);
+      assert.equal(passReasonOf(PASS_REASON_CODES[reason]), reason);
+    }
+    const macros = Object.keys(ABI).filter((k) => k.startsWith('DSR_PASS_') && k !== 'DSR_PASS_NONE' && k !== 'DSR_PASS_REASON_MAX');
+    assert.deepEqual(macros.sort(), Object.keys(PassReason).map((k) => `DSR_PASS_${k}`).sort());
+    assert.equal(passReasonOf(ABI.DSR_PASS_NONE), undefined);
+  });
+
+  test('relay counters and directions sit at their DSR_RELAY_ codes', () => {
+    RELAY_COUNTERS.forEach((name, i) => assert.equal(abiValue(`DSR_RELAY_${macroCase(name)}`), i, name));
+    assert.equal(RELAY_COUNTERS.length, ABI.DSR_RELAY_COUNTER_MAX);
+    RELAY_DIRECTIONS.forEach((name, i) => assert.equal(abiValue(`DSR_RELAY_DIR_${macroCase(name)}`), i, name));
   });
 
   test('attach and program types match the running kernel\'s enums (vmlinux.h of the build)', () => {
@@ -145,9 +223,43 @@ describe('abi.ts codecs', () => {
     assert.deepEqual(decodePortStatKey(b), k);
   });
 
+  test('dsr_relay_sock round-trips; the carry is as long as carry_len says', () => {
+    const r: RelaySock = { conn: 7, peerKey: 15, dir: 'reply', sticky: 'no-peer', skip: 3, atFrameStart: false, frameLeft: 100, carry: Buffer.from('00000042fe534d42', 'hex'), msgs: 5, bytes: 0x1_0000_0001 };
+    const b = encodeRelaySock(r);
+    assert.equal(b.length, 120);
+    assert.equal(b.subarray(0, 40).toString('hex'), '07000000' + '0f000000' + '01000000' + '0f000000' + '03000000' + '00000000' + '64000000' + '08000000' + '00000042fe534d42');
+    assert.equal(b.subarray(100).toString('hex'), '00000000' + '0500000000000000' + '0100000001000000');
+    assert.deepEqual(decodeRelaySock(b), r);
+    const fresh: RelaySock = { conn: 1, peerKey: 3, dir: 'request', skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(0), msgs: 0, bytes: 0 };
+    assert.deepEqual(decodeRelaySock(encodeRelaySock(fresh)), fresh, 'not sticky: sticky 0, left out');
+  });
+
+  test('dsr_relay_conn, session and tree keys encode as the header lays them out', () => {
+    const c = { msgIdDelta: -3n, cmdMask: 0x7ffe0, rewrite: true };
+    assert.equal(encodeRelayConn(c).toString('hex'), 'fdffffffffffffff' + 'e0ff0700' + '01000000');
+    assert.deepEqual(decodeRelayConn(encodeRelayConn(c)), c);
+    const sk = { conn: 2, dir: 'reply' as const, id: 0x1122334455667788n };
+    assert.equal(encodeRelaySessionKey(sk).toString('hex'), '02000000' + '01000000' + '8877665544332211');
+    assert.deepEqual(decodeRelaySessionKey(encodeRelaySessionKey(sk)), sk);
+    const tk = { conn: 2, dir: 'request' as const, id: 0x11 };
+    assert.equal(encodeRelayTreeKey(tk).toString('hex'), '02000000' + '00000000' + '11000000' + '00000000');
+    assert.deepEqual(decodeRelayTreeKey(encodeRelayTreeKey(tk)), tk);
+  });
+
+  test('dsr_relay_event decodes; a record without a known reason or direction is refused', () => {
+    const ev = (dir: number, reason: number) => Buffer.from([7, 0, 0, 0, dir, 0, 0, 0, reason, 0, 0, 0, 0, 0, 0, 0]);
+    assert.deepEqual(decodeRelayEvent(ev(1, 15)), { conn: 7, dir: 'reply', reason: 'no-peer' });
+    assert.deepEqual(decodeRelayEvent(ev(0, 1)), { conn: 7, dir: 'request', reason: 'signed' });
+    assert.throws(() => decodeRelayEvent(ev(0, 0)), /unknown pass reason 0/);
+    assert.throws(() => decodeRelayEvent(ev(0, ABI.DSR_PASS_REASON_MAX)), /unknown pass reason 18/);
+    assert.throws(() => decodeRelayEvent(ev(2, 1)), /unknown direction 2/);
+  });
+
   test('bad addresses and lengths are refused', () => {
     assert.throws(() => encodePort({ server: 1, address: '198.18.1', mac: '02:00:00:00:01:0a' }), /not an IPv4 address/);
     assert.throws(() => encodePort({ server: 1, address: '198.18.1.1', mac: '02:00:00:00:01' }), /not a MAC address/);
     assert.throws(() => decodePort(Buffer.alloc(15)), /15 bytes, expected 16/);
+    assert.throws(() => decodeRelaySock(Buffer.alloc(119)), /119 bytes, expected 120/);
+    assert.throws(() => encodeRelaySock({ conn: 1, peerKey: 3, dir: 'request', skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(69), msgs: 0, bytes: 0 }), /69 carried bytes, at most 68/);
   });
 });
