@@ -212,6 +212,30 @@ static __always_inline int check_chain(struct __sk_buff *skb, __u32 off, __u32 f
 }
 
 /*
+ * The NetBIOS frame starting at `off` (both framings, at a frame start): its length prefix says
+ * a session message with room for an SMB2 header, and its header chain passes check_chain as far
+ * as it lies before `len` (the skb's length). Returns 0 and sets *frame_len, or a pass reason;
+ * *frame_len is set as soon as the prefix is good, for the cut-through's resume point.
+ */
+static __always_inline int check_frame(struct __sk_buff *skb, __u32 off, __u32 len, const struct dsr_relay_sock *rs,
+				       const struct dsr_relay_conn *rc, __u32 *frame_len)
+{
+	__u32 nb, next = 0;
+
+	if (bpf_skb_load_bytes(skb, off, &nb, sizeof(nb)))
+		return DSR_PASS_ERROR;
+	/* Byte 0 is the message type (0: session message), bytes 1..3 the length, big endian. */
+	nb = bpf_ntohl(nb);
+	if ((nb >> 24) || nb < DSR_SMB2_HDR_LEN)
+		return DSR_PASS_BAD_MAGIC;
+	*frame_len = nb;
+	off += DSR_NB_HDR_LEN;
+	if (bpf_skb_load_bytes(skb, off + DSR_SMB2_OFF_NEXT_COMMAND, &next, sizeof(next)))
+		return DSR_PASS_ERROR;
+	return next ? check_chain(skb, off, nb, len - off, rs, rc) : 0;
+}
+
+/*
  * To user space, and the direction stays there (sticky) until user space re-arms it, so the
  * kernel never forwards a message ahead of one user space still holds. rs->skip/at_nb say where
  * user space resumes framing; callers that know better set them first.
@@ -286,22 +310,12 @@ int relay_verdict_msg(struct __sk_buff *skb)
 	rs->skip = 0;
 	rs->at_nb = 1;
 	off = strp_offset(skb);
-	if (bpf_skb_load_bytes(skb, off, &nb, sizeof(nb)))
-		return pass(rs, DSR_PASS_ERROR);
-	nb = bpf_ntohl(nb);
-	if (nb >> 24)
-		return pass(rs, DSR_PASS_BAD_MAGIC);
+	/* The strparser hands over whole frames: skb->len covers this one. */
+	r = check_frame(skb, off, skb->len, rs, rc, &nb);
+	if (r)
+		return pass(rs, r);
 	frame_left = nb;
 	off += DSR_NB_HDR_LEN;
-	if (frame_left < DSR_SMB2_HDR_LEN)
-		return pass(rs, DSR_PASS_BAD_MAGIC);
-	if (bpf_skb_load_bytes(skb, off + DSR_SMB2_OFF_NEXT_COMMAND, &next, sizeof(next)))
-		return pass(rs, DSR_PASS_ERROR);
-	if (next) {
-		r = check_chain(skb, off, frame_left, frame_left, rs, rc);
-		if (r)
-			return pass(rs, r);
-	}
 	for (i = 0; i < MSG_MAX_CHAIN; i++) {
 		if (frame_left < DSR_SMB2_HDR_LEN)
 			return pass(rs, DSR_PASS_BAD_MAGIC);
@@ -390,22 +404,10 @@ static int cut_step(__u32 index, void *ctx)
 	}
 	hdr = c->pos;
 	if (c->at_nb) {
-		__u32 nb;
-
-		if (bpf_skb_load_bytes(skb, c->pos, &nb, sizeof(nb)))
-			return cut_fail(c, DSR_PASS_ERROR);
-		nb = bpf_ntohl(nb);
-		if ((nb >> 24) || nb < DSR_SMB2_HDR_LEN)
-			return cut_fail(c, DSR_PASS_BAD_MAGIC);
-		c->frame_left = nb;
+		r = check_frame(skb, hdr, c->len, rs, c->rc, &c->frame_left);
+		if (r)
+			return cut_fail(c, r);
 		hdr += DSR_NB_HDR_LEN;
-		if (bpf_skb_load_bytes(skb, hdr + DSR_SMB2_OFF_NEXT_COMMAND, &next, sizeof(next)))
-			return cut_fail(c, DSR_PASS_ERROR);
-		if (next) {
-			r = check_chain(skb, hdr, nb, c->len - hdr, rs, c->rc);
-			if (r)
-				return cut_fail(c, r);
-		}
 	}
 	r = rewrite_hdr(skb, hdr, rs, c->rc, &next, 1);
 	if (r)
