@@ -8,8 +8,9 @@
  * has answered:
  *   - its storage port is down (the port map's `change` event, within milliseconds);
  *   - its agent announced before and has been silent for `agents.heartbeatTimeoutMs`;
- *   - its probe connection broke or was refused (immediately), or an SMB2 ECHO on it has gone
- *     unanswered for `health.probeTimeoutMs`.
+ *   - a probe connection to it is refused (immediately), or it has not answered a connect or an
+ *     SMB2 ECHO for `health.probeTimeoutMs`. A probe connection that ends is opened again at
+ *     once: smbd ends every connection without a tree connect at its 60 s idle check.
  * A failure goes through `onFailed` (the DSR's failover: the table's failServer remaps the shares,
  * backend connections to the server are dropped) and the table emits `server.failed`; a recovery
  * is the table's recoverServer (`server.recovered`). Fail-back is not done here (policy `none`).
@@ -245,8 +246,10 @@ export class ResourceManager extends EventEmitter<ManagerEvents> {
         if (p.client !== client) return;
         p.client = undefined;
         p.echoing = false;
-        p.down = 'connection-lost';
-        this.evaluate(name);
+        // smbd ends a connection with no tree connect at its 60 s idle check (IDLE_CLOSED_TIMEOUT,
+        // deadtime_fn), so a probe connection ending says nothing yet: connect again at once; a
+        // refusal fails the server, silence fails it after probeTimeoutMs.
+        this.connectProbe(name, p);
       };
       this.evaluate(name);
     })();
@@ -282,7 +285,7 @@ export class ResourceManager extends EventEmitter<ManagerEvents> {
     let reason: HealthReason | undefined;
     if (this.portMap?.serverUp(name) === false) reason = 'port-down';
     else if (hbTimeout !== undefined && s.lastAnnounce !== undefined && now - s.lastAnnounce.getTime() > hbTimeout) reason = 'heartbeat-lost';
-    else if (p && (p.down === 'connection-lost' || p.down === 'connection-refused')) reason = p.down;
+    else if (p?.down === 'connection-refused') reason = p.down;
     else if (p && p.lastAnswer > 0 && now - p.lastAnswer > this.config.health.probeTimeoutMs) reason = 'probe-timeout';
     const answered = p !== undefined && p.lastAnswer > 0 && p.down === undefined;
     if (answered) this.table.seen(name, new Date(p.lastAnswer), false);

@@ -5,7 +5,7 @@
  * failed a check, and a check that fails either answers with an NTSTATUS or closes the
  * connection with one log line.
  */
-import type { Socket } from 'node:net';
+import { createConnection, type Socket } from 'node:net';
 import { AuthError, errorMessage, ProtocolError, WireError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Session } from '../tables/sessions.js';
@@ -89,6 +89,24 @@ interface Batch {
   readonly items: Outbound[];
   readonly forwarded: Forwarded[];
   readonly chain: ChainState;
+}
+
+/** How long a server whose connection ended gets to accept a new one before it counts as failed. */
+const REACHABLE_MS = 1000;
+
+/** Whether a TCP connection to the server opens within `ms` (it is closed again at once). */
+function reachable(host: string, port: number, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ host, port });
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), ms);
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
 }
 
 /** MS-SMB2 3.3.4.1.1: a reply is signed when its request was, or when the session requires it (and has a key). */
@@ -580,15 +598,15 @@ export class Smb2Connection {
     const started = Date.now();
     const server = link.server.name;
     const sessions = this.ctx.sessions.byConnection(this.state.id);
-    const held = new Map(
-      sessions
-        .flatMap((s) => this.ctx.trees.ofSession(s.sessionId))
-        .filter((t) => this.state.routes.get(t)?.link === link)
-        .map((t) => [t, this.hold([t])] as const),
-    );
-    const remaps = this.ctx.resources.failServer(server, why);
-    if (remaps.length > 0) this.log.warn({ event: 'failover.server_failed', server, why, remaps }, `${server} failed: ${why}`);
+    const held = new Map(this.treesOn(link).map((t) => [t, this.hold([t])] as const));
     try {
+      // One connection ended is not a failed server (smbd ends connections on purpose, e.g. one
+      // with no tree at its 60 s idle check): only a server that refuses a new connection too is
+      // failed, for every client; otherwise the trees reconnect to it.
+      if (this.ctx.resources.healthy(server) && !(await reachable(link.server.address, link.server.port, REACHABLE_MS))) {
+        const remaps = this.ctx.resources.failServer(server, why);
+        if (remaps.length > 0) this.log.warn({ event: 'failover.server_failed', server, why, remaps }, `${server} failed: ${why}`);
+      }
       const moved = await moveTrees(this.ctx, this.state, link, sessions, this.log);
       const stranded = new Set(moved.stranded.map(([, t]) => t));
       for (const [t, release] of held) if (!stranded.has(t)) release();
@@ -653,8 +671,21 @@ export class Smb2Connection {
     return { plain: decryptMessage(frame, enc.in, enc.cipher), session };
   }
 
+  /** This connection's trees routed over a backend connection. */
+  private treesOn(link: BackendLink): Tree[] {
+    return this.ctx.sessions
+      .byConnection(this.state.id)
+      .flatMap((s) => this.ctx.trees.ofSession(s.sessionId))
+      .filter((t) => this.state.routes.get(t)?.link === link);
+  }
+
   /** A server's connection ended: its trees move to the servers now active for their shares. */
   private onBackendLost(link: BackendLink, why: string): void {
+    if (this.treesOn(link).length === 0 && !this.recovering.has(link)) {
+      // No tree and no request on it: nothing to move, and nothing to say about the server.
+      this.log.info({ event: 'conn.backend_closed', server: link.server.name, why }, `${link.server.name} closed an unused connection`);
+      return;
+    }
     this.log.warn({ event: 'conn.backend_lost', server: link.server.name, why }, `lost ${link.server.name}: ${why}`);
     void this.recover(link, why);
   }

@@ -5,7 +5,7 @@
  * SIGKILL, by PID) or its storage port goes down (`--how link`). The transfer completes with no client error, the bytes match, and the time from
  * the fault to the first bulk traffic on server2's storage port is printed (and under 2 s). A
  * second client with a file open on server3 sees nothing. And a planned move (`dsr resource move`)
- * of the share under a client that is reading it.
+ * of the share under a client that is reading it, and a server ending one connection (not failed).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -16,10 +16,10 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
-import { labDown, labFail, labUp, type LabStatus } from '../../../src/lab/lab.js';
+import { labDown, labExec, labFail, labUp, type LabStatus } from '../../../src/lab/lab.js';
 import { nftChainCounters } from '../../../src/lab/netns.js';
 import { sleep } from '../../../src/lab/process.js';
-import { COUNTER_TABLE, labDataDir } from '../../../src/lab/topology.js';
+import { ADDRESSES, COUNTER_TABLE, labDataDir } from '../../../src/lab/topology.js';
 import { writeRandomFile } from '../../../bench/lib/files.js';
 import { ALICE, labSkip, uniqueLabName } from '../../helpers/lab.js';
 
@@ -54,6 +54,16 @@ async function firstBulkOnServer2(lab: LabStatus, since: number): Promise<number
     if (Date.now() - since > 30_000) return Infinity;
     await sleep(5);
   }
+}
+
+/** PIDs of the smbd processes of a lab server serving TCP connections from `peer`. */
+async function smbdServing(lab: LabStatus, server: string, peer: string): Promise<number[]> {
+  const { stdout } = await labExec(lab.name, server, ['ss', '-tnpH', 'state', 'established', '( sport = :445 )']);
+  const pids = stdout
+    .split('\n')
+    .filter((l) => l.includes(` ${peer}:`))
+    .flatMap((l) => [...l.matchAll(/"smbd",pid=(\d+)/g)].map((m) => Number(m[1])));
+  return [...new Set(pids)];
 }
 
 type Fault = 'kill' | 'link';
@@ -117,6 +127,33 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
       });
     }
   }
+
+  test('a server ending one connection is not a failed server: the trees reconnect to it, the probe connects again', { timeout: 180_000 }, async () => {
+    await labDown(name);
+    const lab = await labUp({ name, servers: 3 });
+    const sanPath = lab.servers.find((s) => s.name === 'server1')!.shares.find((s) => s.name === 'san')!.path;
+    const back = join(labDataDir(name), 'again.bin');
+    const sum = writeRandomFile(join(sanPath, 'big.bin'), SIZE);
+    const run = smbclient(lab, 'san', `get big.bin ${back}`);
+    await sleep(1000);
+    // What smbd does to a connection without a tree every 60 s (and what a crashing child does):
+    // the connection ends, smbd itself goes on. Here the processes serving the client's backend
+    // connection and the health probe's, killed by PID.
+    const backend = await smbdServing(lab, 'server1', ADDRESSES.dsrStorage);
+    const probe = await smbdServing(lab, 'server1', ADDRESSES.dsrProbe);
+    assert.equal(backend.length, 1, `one smbd serves the client's backend connection: ${backend.join(' ')}`);
+    assert.ok(probe.length >= 1, 'an smbd serves the probe connection');
+    for (const pid of [...backend, ...probe]) process.kill(pid, 'SIGKILL');
+    const r = await run.done;
+    assert.equal(r.code, 0, r.out);
+    assert.equal(sha256(back), sum);
+    const servers = JSON.parse((await promisify(execFile)(process.execPath, [CLI, 'server', 'list', '--json', '--socket', lab.dsr.adminSocket])).stdout) as { name: string; health: string }[];
+    assert.equal(servers.find((x) => x.name === 'server1')?.health, 'healthy');
+    const log = readFileSync(lab.dsr.logFile, 'utf8');
+    assert.doesNotMatch(log, /"event":"(health|server)\.failed"/, 'no server failed');
+    assert.match(log, /"event":"failover\.stranded","server":"server1","reconnected":1/);
+    rmSync(back, { force: true });
+  });
 
   test('dsr resource move: a share moves under a client reading it, and the read goes on', { timeout: 180_000 }, async () => {
     await labDown(name);
