@@ -172,9 +172,10 @@ struct spec {
 	int no_rules, no_state, no_peer; /* taken away once the pair is offloaded */
 };
 
-#define SPLIT(n)                                                                                          \
-	{ "split: second header cut " #n " bytes into its frame", .counter = { DSR_RELAY_FWD_MSG, DSR_RELAY_SPLIT_HDR }, \
-	  .hs = { REQ(9, 30, 200), REQ(9, 31, 200) }, .cuts = { { 1, n } } }
+/* The second of two frames sent in two pieces, the first `n` bytes of it with the first frame. */
+#define SPLIT(n)                                                                                  \
+	{ "split: second header cut " #n " bytes into its frame", .hs = { REQ(9, 30, 200), REQ(9, 31, 200) }, \
+	  .counter = { DSR_RELAY_FWD_MSG, DSR_RELAY_SPLIT_HDR }, .cuts = { { 1, n } } }
 /* The first message is forwarded, the second passes, the third follows it (sticky). */
 #define PASSED(reason, what, ...) \
 	{ "pass: " what, .pass = (reason), .hs = { REQ(8, 60, 49), REQ(8, 61, 49, .to_user = 1, __VA_ARGS__), REQ(8, 63, 49) } }

@@ -7,7 +7,8 @@
  * Rules: fixed-width types only, explicit padding (named pad*, always zero), a _Static_assert
  * on every struct size, integers in host byte order unless the field says __be, constants as
  * #defines of plain decimal integers (the test reads them with clang -dM -E). The includer
- * provides __u8.. __u64 and __be32 (vmlinux.h in BPF programs, <linux/types.h> in user space).
+ * provides __u8.. __u64, __s64 and __be32 (vmlinux.h in BPF programs, <linux/types.h> in user
+ * space).
  */
 #ifndef DSR_ABI_H
 #define DSR_ABI_H
