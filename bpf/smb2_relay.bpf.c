@@ -217,8 +217,9 @@ static __always_inline int check_chain(struct __sk_buff *skb, __u32 off, __u32 f
  * as it lies before `len` (the skb's length). Returns 0 and sets *frame_len, or a pass reason;
  * *frame_len is set as soon as the prefix is good, for the cut-through's resume point.
  */
-static __always_inline int check_frame(struct __sk_buff *skb, __u32 off, __u32 len, const struct dsr_relay_sock *rs,
-				       const struct dsr_relay_conn *rc, __u32 *frame_len)
+static __always_inline int check_frame(struct __sk_buff *skb, __u32 off, __u32 len,
+				       const struct dsr_relay_sock *rs, const struct dsr_relay_conn *rc,
+				       __u32 *frame_len)
 {
 	__u32 nb, next = 0;
 
