@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -216,4 +217,12 @@ int dsr_ifindex(const char *name)
 	unsigned int i = if_nametoindex(name);
 
 	return i ? (int)i : -errno;
+}
+
+/* A socket's cookie (SO_COOKIE): the key the relay keeps each offloaded socket's state under. */
+int dsr_sock_cookie(int fd, uint64_t *out)
+{
+	socklen_t len = sizeof(*out);
+
+	return getsockopt(fd, SOL_SOCKET, SO_COOKIE, out, &len) ? -errno : 0;
 }

@@ -69,6 +69,7 @@ interface Shim {
   unpin(path: string): number;
   close(fd: number): number;
   ifindex(name: string): number;
+  sockCookie(fd: number, out: bigint[]): number;
 }
 
 let shim: Shim | undefined;
@@ -102,6 +103,7 @@ function lib(): Shim {
     unpin: l.func('int dsr_unpin(const char *path)'),
     close: l.func('int dsr_close(int fd)'),
     ifindex: l.func('int dsr_ifindex(const char *name)'),
+    sockCookie: l.func('int dsr_sock_cookie(int fd, _Out_ uint64_t *out)'),
   };
   return shim;
 }
@@ -271,6 +273,13 @@ export function unpin(path: string): void {
 /** The interface's index in this process's network namespace. */
 export function ifindex(name: string): number {
   return check(`find interface ${name}`, lib().ifindex(name));
+}
+
+/** A socket's cookie (SO_COOKIE), as the relay's per-socket state is keyed. */
+export function sockCookie(fd: number): bigint {
+  const out: bigint[] = [0n];
+  check(`read the cookie of socket fd ${fd}`, lib().sockCookie(fd, out));
+  return BigInt(out[0]!);
 }
 
 export function possibleCpus(): number {

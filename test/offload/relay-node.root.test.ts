@@ -1,0 +1,202 @@
+/**
+ * The SMB2 relay (bpf/smb2_relay.bpf.c, strparser framing) holding the DSR's own Node sockets:
+ * an accepted client socket and a backend socket, both reading through the shared-read `onread`
+ * of src/control/smb2/transport.ts, as the DSR's are. What a kernel offload of a DSR connection
+ * rests on: offloaded messages cross in the kernel with their ids rewritten and never reach
+ * Node; a message the rules do not cover reaches Node's onread, and the direction stays with
+ * Node after it; Node may still write on an offloaded socket; a socket taken out of the
+ * sockhash is Node's again. Loopback only; the peer answering requests is a plain TCP server
+ * of this test (the relay with real smbd is bench/kernel-relay's). Needs root (bpf()).
+ */
+import assert from 'node:assert/strict';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import {
+  decodeRelaySock,
+  encodeRelayConn,
+  encodeRelaySessionKey,
+  encodeRelaySock,
+  encodeRelayTreeKey,
+  RELAY_CONN,
+  RELAY_OBJECT,
+  RELAY_SESSION_KEY,
+  RELAY_SOCK,
+  RELAY_TREE_KEY,
+  RelayMaps,
+  RelayProgs,
+  u32,
+  type RelaySock,
+} from '../../src/offload/abi.js';
+import { AttachType, BpfObject, closeFd, distPath, linkCreate, probeKernel, sockCookie, UpdateFlag, type BpfMap } from '../../src/offload/native.js';
+import { acceptSharedRead, sharedRead } from '../../src/control/smb2/transport.js';
+import { SMB2_HEADER_SIZE, Smb2Command, Smb2Flags } from '../../src/control/wire/smb2/constants.js';
+import { decodeHeader, encodeHeader, type Smb2Header } from '../../src/control/wire/smb2/header.js';
+import { FrameDecoder, NETBIOS_MAX_LENGTH } from '../../src/control/wire/netbios.js';
+
+const rootSkip = process.getuid?.() === 0 ? false : 'needs root: bpf() loads programs';
+const skip = rootSkip || (probeKernel().sockmapLinks ? false : 'the kernel has no sockmap links for sk_skb programs (Linux >= 6.10)');
+if (skip) console.log(`# relay with Node sockets skipped: ${skip}`);
+
+const CONN = 7;
+const CLIENT = { session: 0x1111n, tree: 5 };
+const BACKEND = { session: 0x2222n, tree: 9 };
+const DELTA = 1000n;
+
+function message(h: Partial<Smb2Header>, body = Buffer.alloc(48)): Buffer {
+  const hdr = encodeHeader({ CreditCharge: 1, Status: 0, Command: 0, Credit: 1, Flags: 0, NextCommand: 0, MessageId: 0n, Reserved: 0, TreeId: 0, AsyncId: 0n, SessionId: 0n, Signature: Buffer.alloc(16), ...h });
+  const nb = Buffer.alloc(4);
+  nb.writeUInt32BE(hdr.length + body.length);
+  return Buffer.concat([nb, hdr, body]);
+}
+
+const until = async (what: string, ok: () => boolean): Promise<void> => {
+  for (let i = 0; i < 400 && !ok(); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(ok(), `timed out waiting for ${what}`);
+};
+
+describe('the SMB2 relay holding the DSR\'s Node sockets', { skip }, () => {
+  let obj: BpfObject;
+  let maps: { socks: BpfMap; state: BpfMap; conns: BpfMap; sessions: BpfMap; trees: BpfMap };
+  const links: number[] = [];
+  let server: Server;
+  let dsr: Server;
+  let client: Socket;
+  let accepted: Socket;
+  let backend: Socket;
+  /** Messages as each party received them, whole (headers decoded). */
+  const atServer: Smb2Header[] = [];
+  const atClient: Smb2Header[] = [];
+  const atNode = { client: [] as Smb2Header[], backend: [] as Smb2Header[] };
+
+  const framesInto = (into: Smb2Header[]) => {
+    const d = new FrameDecoder(NETBIOS_MAX_LENGTH);
+    return (chunk: Buffer) => {
+      for (const f of d.push(chunk)) into.push(decodeHeader(f));
+    };
+  };
+
+  before(async () => {
+    obj = BpfObject.load(distPath(`bpf/${RELAY_OBJECT}`));
+    maps = {
+      socks: obj.map(RelayMaps.socks, 4, 8),
+      state: obj.map(RelayMaps.state, 8, RELAY_SOCK.size),
+      conns: obj.map(RelayMaps.conns, 4, RELAY_CONN.size),
+      sessions: obj.map(RelayMaps.sessions, RELAY_SESSION_KEY.size, 8),
+      trees: obj.map(RelayMaps.trees, RELAY_TREE_KEY.size, 4),
+    };
+    links.push(linkCreate(obj.prog(RelayProgs.parser), maps.socks.fd, AttachType.SK_SKB_STREAM_PARSER, 'relay parser'));
+    links.push(linkCreate(obj.prog(RelayProgs.verdictMsg), maps.socks.fd, AttachType.SK_SKB_STREAM_VERDICT, 'relay verdict'));
+
+    // The storage server's stand-in: answers every request with a response of the same ids.
+    server = createServer((s) => {
+      const seen = framesInto(atServer);
+      s.on('data', (chunk: Buffer) => {
+        const before = atServer.length;
+        seen(chunk);
+        for (const h of atServer.slice(before)) s.write(message({ ...h, Flags: Smb2Flags.SERVER_TO_REDIR, Credit: 1 }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    // The DSR's two sockets, reading as the DSR's do.
+    dsr = createServer();
+    let got: Socket | undefined;
+    acceptSharedRead(dsr, (s, attach) => {
+      got = s;
+      attach(framesInto(atNode.client));
+    });
+    await new Promise<void>((r) => dsr.listen(0, '127.0.0.1', r));
+    const read = sharedRead();
+    backend = connect({ host: '127.0.0.1', port: (server.address() as { port: number }).port, onread: read.onread });
+    read.attach(framesInto(atNode.backend));
+    await new Promise((r) => backend.once('connect', r));
+    client = connect({ host: '127.0.0.1', port: (dsr.address() as { port: number }).port });
+    client.on('data', framesInto(atClient));
+    await new Promise((r) => client.once('connect', r));
+    await until('the DSR to accept', () => got !== undefined);
+    accepted = got!;
+  });
+
+  after(async () => {
+    for (const s of [client, accepted, backend]) s?.destroy();
+    await new Promise((r) => server?.close(r));
+    await new Promise((r) => dsr?.close(r));
+    for (const l of links) closeFd(l);
+    obj?.close();
+  });
+
+  const fdOf = (s: Socket) => (s as unknown as { _handle: { fd: number } })._handle.fd;
+  const fdValue = (s: Socket) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(fdOf(s)));
+    return b;
+  };
+  const cookieKey = (s: Socket) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(sockCookie(fdOf(s)));
+    return b;
+  };
+  const stateOf = (s: Socket): RelaySock => decodeRelaySock(maps.state.lookup(cookieKey(s))!);
+
+  test('offloaded READs and WRITEs cross in the kernel with SessionId, TreeId and MessageId rewritten both ways; Node sees none', async () => {
+    const fresh = { skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(0), msgs: 0, bytes: 0 };
+    maps.conns.update(u32(CONN), encodeRelayConn({ msgIdDelta: DELTA, cmdMask: (1 << Smb2Command.READ) | (1 << Smb2Command.WRITE), rewrite: true }));
+    const id = (v: bigint) => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(v);
+      return b;
+    };
+    maps.sessions.update(encodeRelaySessionKey({ conn: CONN, dir: 'request', id: CLIENT.session }), id(BACKEND.session));
+    maps.sessions.update(encodeRelaySessionKey({ conn: CONN, dir: 'reply', id: BACKEND.session }), id(CLIENT.session));
+    maps.trees.update(encodeRelayTreeKey({ conn: CONN, dir: 'request', id: CLIENT.tree }), u32(BACKEND.tree));
+    maps.trees.update(encodeRelayTreeKey({ conn: CONN, dir: 'reply', id: BACKEND.tree }), u32(CLIENT.tree));
+    maps.state.update(cookieKey(accepted), encodeRelaySock({ conn: CONN, peerKey: 2 * CONN + 1, dir: 'request', ...fresh }));
+    maps.state.update(cookieKey(backend), encodeRelaySock({ conn: CONN, peerKey: 2 * CONN, dir: 'reply', ...fresh }));
+    maps.socks.update(u32(2 * CONN + 1), fdValue(backend), UpdateFlag.NOEXIST);
+    maps.socks.update(u32(2 * CONN), fdValue(accepted), UpdateFlag.NOEXIST);
+
+    const sent = [Smb2Command.READ, Smb2Command.WRITE, Smb2Command.READ].map((Command, i) => ({ Command, MessageId: BigInt(10 + i) }));
+    client.write(Buffer.concat(sent.map((m) => message({ ...m, SessionId: CLIENT.session, TreeId: CLIENT.tree }))));
+    await until('three replies at the client', () => atClient.length === 3);
+    assert.deepEqual(
+      atServer.map((h) => [h.Command, h.MessageId, h.SessionId, h.TreeId]),
+      sent.map((m) => [m.Command, m.MessageId + DELTA, BACKEND.session, BACKEND.tree]),
+    );
+    assert.deepEqual(
+      atClient.map((h) => [h.Command, h.MessageId, h.SessionId, h.TreeId]),
+      sent.map((m) => [m.Command, m.MessageId, CLIENT.session, CLIENT.tree]),
+    );
+    assert.deepEqual([atNode.client.length, atNode.backend.length], [0, 0], 'nothing reached Node');
+    const req = stateOf(accepted);
+    assert.deepEqual([req.msgs, req.sticky], [3, undefined]);
+    assert.equal(req.bytes, 3 * (4 + SMB2_HEADER_SIZE + 48), 'every forwarded byte counted (the barrier user space waits on)');
+  });
+
+  test('a command the rules do not offload reaches Node\'s onread untouched, and the direction stays with Node after it; Node still writes on the socket', async () => {
+    client.write(message({ Command: Smb2Command.CREATE, MessageId: 13n, SessionId: CLIENT.session, TreeId: CLIENT.tree }));
+    client.write(message({ Command: Smb2Command.READ, MessageId: 14n, SessionId: CLIENT.session, TreeId: CLIENT.tree }));
+    await until('two requests in Node', () => atNode.client.length === 2);
+    assert.deepEqual(
+      atNode.client.map((h) => [h.Command, h.MessageId, h.SessionId, h.TreeId]),
+      [
+        [Smb2Command.CREATE, 13n, CLIENT.session, CLIENT.tree],
+        [Smb2Command.READ, 14n, CLIENT.session, CLIENT.tree],
+      ],
+    );
+    assert.equal(atServer.length, 3, 'the server saw neither');
+    assert.equal(stateOf(accepted).sticky, 'command');
+    // Node answers on the offloaded client socket itself (what the DSR does for passed requests).
+    accepted.write(message({ Command: Smb2Command.CREATE, MessageId: 13n, Flags: Smb2Flags.SERVER_TO_REDIR, SessionId: CLIENT.session, TreeId: CLIENT.tree }));
+    await until('Node\'s reply at the client', () => atClient.length === 4);
+    assert.deepEqual([atClient[3]!.Command, atClient[3]!.MessageId], [Smb2Command.CREATE, 13n]);
+  });
+
+  test('taken out of the sockhash, a socket is Node\'s again: its bytes reach onread', async () => {
+    assert.ok(maps.socks.delete(u32(2 * CONN)));
+    assert.ok(maps.socks.delete(u32(2 * CONN + 1)));
+    client.write(message({ Command: Smb2Command.READ, MessageId: 15n, SessionId: CLIENT.session, TreeId: CLIENT.tree }));
+    backend.write(message({ Command: Smb2Command.READ, MessageId: 99n }));
+    await until('both in Node', () => atNode.client.length === 3 && atNode.backend.length === 1);
+    assert.deepEqual([atNode.client[2]!.MessageId, atNode.backend[0]!.MessageId], [15n, 99n]);
+    assert.equal(atServer.at(-1)!.MessageId, 99n, 'Node\'s own write went to the server as it was');
+  });
+});
