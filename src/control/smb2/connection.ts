@@ -616,7 +616,7 @@ export class Smb2Connection {
       );
       // No other server serves these: their own is tried again (a late answer from a loaded
       // server fails it too), without holding up the trees that moved.
-      void this.retryStranded(moved.stranded, held, server);
+      void this.retryStranded(moved.stranded, held, link);
     } catch (e) {
       for (const release of held.values()) release();
       this.log.error({ event: 'failover.failed', server, err: errorMessage(e), stack: (e as Error)?.stack }, 'failover failed; closing connection');
@@ -624,11 +624,12 @@ export class Smb2Connection {
     }
   }
 
-  private async retryStranded(stranded: readonly [Session, Tree][], held: Map<Tree, () => void>, server: string): Promise<void> {
+  private async retryStranded(stranded: readonly [Session, Tree][], held: Map<Tree, () => void>, link: BackendLink): Promise<void> {
+    const server = link.server.name;
     let back = 0;
     for (const [session, tree] of stranded) {
       try {
-        if (await moveTree(this.ctx, this.state, session, tree, this.log, true)) back++;
+        if (await this.reconnectOrMove(session, tree, link)) back++;
         else dropTrees({ ctx: this.ctx, conn: this.state }, [tree]);
       } catch (e) {
         this.log.warn({ event: 'failover.retry_failed', server, err: errorMessage(e) }, 'reconnecting a stranded tree failed');
@@ -638,6 +639,33 @@ export class Smb2Connection {
       }
     }
     if (stranded.length > 0) this.log.warn({ event: 'failover.stranded', server, reconnected: back, dropped: stranded.length - back }, `${server}: ${back} of ${stranded.length} tree(s) no other server serves reconnected`);
+  }
+
+  /**
+   * A stranded tree back on its own server; or, once that server is failed (by this connection,
+   * when it refuses a new connection, or by anyone else meanwhile), moved to wherever its share
+   * went. A killed smbd's parent may still accept a connection or two before it dies too, so
+   * this keeps trying for REACHABLE_MS before it gives the tree up.
+   */
+  private async reconnectOrMove(session: Session, tree: Tree, link: BackendLink): Promise<boolean> {
+    const server = link.server.name;
+    const deadline = Date.now() + REACHABLE_MS;
+    for (;;) {
+      if (this.ctx.resources.healthy(server)) {
+        const again = await moveTree(this.ctx, this.state, session, tree, this.log, true).catch((e: unknown) => {
+          this.log.info({ event: 'failover.reconnect_failed', server, err: errorMessage(e) }, 'reconnecting a tree to its own server failed');
+          return undefined;
+        });
+        if (again) return true;
+        if (this.ctx.resources.healthy(server) && !(await reachable(link.server.address, link.server.port, REACHABLE_MS))) {
+          const remaps = this.ctx.resources.failServer(server, 'reconnect refused');
+          if (remaps.length > 0) this.log.warn({ event: 'failover.server_failed', server, why: 'reconnect refused', remaps }, `${server} failed: reconnect refused`);
+        }
+      }
+      if (!this.ctx.resources.healthy(server)) return (await moveTree(this.ctx, this.state, session, tree, this.log)) !== undefined;
+      if (this.closed || Date.now() > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 
   /** CANCEL (MS-SMB2 3.3.5.16): found by AsyncId or MessageId, passed to the server working on it. */
