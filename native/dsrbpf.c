@@ -6,13 +6,18 @@
  * stderr, so a failure can carry the verifier's explanation.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <net/if.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <linux/tcp.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -225,4 +230,26 @@ int dsr_sock_cookie(int fd, uint64_t *out)
 	socklen_t len = sizeof(*out);
 
 	return getsockopt(fd, SOL_SOCKET, SO_COOKIE, out, &len) ? -errno : 0;
+}
+
+/*
+ * Every byte handed to a TCP socket so far, by its owner's writes or by a sockmap redirect:
+ * bytes acknowledged (tcpi_bytes_acked) plus bytes still queued (SIOCOUTQ). Read in that order
+ * so an ACK in between can only make the sum smaller: a barrier waiting for it never ends early.
+ */
+int dsr_sock_written(int fd, uint64_t *out)
+{
+	struct tcp_info info;
+	socklen_t len = sizeof(info);
+	int queued;
+
+	memset(&info, 0, sizeof(info));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len))
+		return -errno;
+	if (len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(info.tcpi_bytes_acked))
+		return -EOPNOTSUPP;
+	if (ioctl(fd, SIOCOUTQ, &queued))
+		return -errno;
+	*out = info.tcpi_bytes_acked + (uint64_t)queued;
+	return 0;
 }

@@ -70,6 +70,7 @@ interface Shim {
   close(fd: number): number;
   ifindex(name: string): number;
   sockCookie(fd: number, out: bigint[]): number;
+  sockWritten(fd: number, out: bigint[]): number;
 }
 
 let shim: Shim | undefined;
@@ -104,6 +105,7 @@ function lib(): Shim {
     close: l.func('int dsr_close(int fd)'),
     ifindex: l.func('int dsr_ifindex(const char *name)'),
     sockCookie: l.func('int dsr_sock_cookie(int fd, _Out_ uint64_t *out)'),
+    sockWritten: l.func('int dsr_sock_written(int fd, _Out_ uint64_t *out)'),
   };
   return shim;
 }
@@ -279,6 +281,13 @@ export function ifindex(name: string): number {
 export function sockCookie(fd: number): bigint {
   const out: bigint[] = [0n];
   check(`read the cookie of socket fd ${fd}`, lib().sockCookie(fd, out));
+  return BigInt(out[0]!);
+}
+
+/** Bytes handed to a TCP socket so far, by writes or by a sockmap redirect (acknowledged + queued). */
+export function sockWritten(fd: number): bigint {
+  const out: bigint[] = [0n];
+  check(`read the send counters of socket fd ${fd}`, lib().sockWritten(fd, out));
   return BigInt(out[0]!);
 }
 

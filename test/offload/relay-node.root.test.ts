@@ -1,33 +1,19 @@
 /**
- * The SMB2 relay (bpf/smb2_relay.bpf.c, strparser framing) holding the DSR's own Node sockets:
- * an accepted client socket and a backend socket, both reading through the shared-read `onread`
- * of src/control/smb2/transport.ts, as the DSR's are. What a kernel offload of a DSR connection
- * rests on: offloaded messages cross in the kernel with their ids rewritten and never reach
- * Node; a message the rules do not cover reaches Node's onread, and the direction stays with
- * Node after it; Node may still write on an offloaded socket; a socket taken out of the
- * sockhash is Node's again. Loopback only; the peer answering requests is a plain TCP server
+ * The SMB2 relay (bpf/smb2_relay.bpf.c, strparser framing, through src/offload/relay.ts)
+ * holding the DSR's own Node sockets: an accepted client socket and a backend socket, both
+ * reading through the shared-read `onread` of src/control/smb2/transport.ts, as the DSR's are.
+ * What a kernel offload of a DSR connection rests on: offloaded messages cross in the kernel
+ * with their ids rewritten and never reach Node; a message the rules do not cover reaches
+ * Node's onread, and the direction stays with Node after it; a socket taken out of the
+ * sockhash is Node's again once every redirected byte reached its TCP (the barrier user space
+ * waits on before it writes). Loopback only; the peer answering requests is a plain TCP server
  * of this test (the relay with real smbd is bench/kernel-relay's). Needs root (bpf()).
  */
 import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import {
-  decodeRelaySock,
-  encodeRelayConn,
-  encodeRelaySessionKey,
-  encodeRelaySock,
-  encodeRelayTreeKey,
-  RELAY_CONN,
-  RELAY_OBJECT,
-  RELAY_SESSION_KEY,
-  RELAY_SOCK,
-  RELAY_TREE_KEY,
-  RelayMaps,
-  RelayProgs,
-  u32,
-  type RelaySock,
-} from '../../src/offload/abi.js';
-import { AttachType, BpfObject, closeFd, distPath, linkCreate, probeKernel, sockCookie, UpdateFlag, type BpfMap } from '../../src/offload/native.js';
+import { probeKernel } from '../../src/offload/native.js';
+import { drained, RelayPrograms, written } from '../../src/offload/relay.js';
 import { acceptSharedRead, sharedRead } from '../../src/control/smb2/transport.js';
 import { SMB2_HEADER_SIZE, Smb2Command, Smb2Flags } from '../../src/control/wire/smb2/constants.js';
 import { decodeHeader, encodeHeader, type Smb2Header } from '../../src/control/wire/smb2/header.js';
@@ -41,8 +27,10 @@ const CONN = 7;
 const CLIENT = { session: 0x1111n, tree: 5 };
 const BACKEND = { session: 0x2222n, tree: 9 };
 const DELTA = 1000n;
+const BODY = 48;
+const MSG = 4 + SMB2_HEADER_SIZE + BODY;
 
-function message(h: Partial<Smb2Header>, body = Buffer.alloc(48)): Buffer {
+function message(h: Partial<Smb2Header>, body = Buffer.alloc(BODY)): Buffer {
   const hdr = encodeHeader({ CreditCharge: 1, Status: 0, Command: 0, Credit: 1, Flags: 0, NextCommand: 0, MessageId: 0n, Reserved: 0, TreeId: 0, AsyncId: 0n, SessionId: 0n, Signature: Buffer.alloc(16), ...h });
   const nb = Buffer.alloc(4);
   nb.writeUInt32BE(hdr.length + body.length);
@@ -54,15 +42,15 @@ const until = async (what: string, ok: () => boolean): Promise<void> => {
   assert.ok(ok(), `timed out waiting for ${what}`);
 };
 
-describe('the SMB2 relay holding the DSR\'s Node sockets', { skip }, () => {
-  let obj: BpfObject;
-  let maps: { socks: BpfMap; state: BpfMap; conns: BpfMap; sessions: BpfMap; trees: BpfMap };
-  const links: number[] = [];
+describe("the SMB2 relay holding the DSR's Node sockets", { skip }, () => {
+  let relay: RelayPrograms;
   let server: Server;
   let dsr: Server;
   let client: Socket;
   let accepted: Socket;
   let backend: Socket;
+  /** What the client socket had taken when it was offloaded. */
+  let clientBase: bigint;
   /** Messages as each party received them, whole (headers decoded). */
   const atServer: Smb2Header[] = [];
   const atClient: Smb2Header[] = [];
@@ -76,17 +64,7 @@ describe('the SMB2 relay holding the DSR\'s Node sockets', { skip }, () => {
   };
 
   before(async () => {
-    obj = BpfObject.load(distPath(`bpf/${RELAY_OBJECT}`));
-    maps = {
-      socks: obj.map(RelayMaps.socks, 4, 8),
-      state: obj.map(RelayMaps.state, 8, RELAY_SOCK.size),
-      conns: obj.map(RelayMaps.conns, 4, RELAY_CONN.size),
-      sessions: obj.map(RelayMaps.sessions, RELAY_SESSION_KEY.size, 8),
-      trees: obj.map(RelayMaps.trees, RELAY_TREE_KEY.size, 4),
-    };
-    links.push(linkCreate(obj.prog(RelayProgs.parser), maps.socks.fd, AttachType.SK_SKB_STREAM_PARSER, 'relay parser'));
-    links.push(linkCreate(obj.prog(RelayProgs.verdictMsg), maps.socks.fd, AttachType.SK_SKB_STREAM_VERDICT, 'relay verdict'));
-
+    relay = RelayPrograms.open();
     // The storage server's stand-in: answers every request with a response of the same ids.
     server = createServer((s) => {
       const seen = framesInto(atServer);
@@ -120,58 +98,38 @@ describe('the SMB2 relay holding the DSR\'s Node sockets', { skip }, () => {
     for (const s of [client, accepted, backend]) s?.destroy();
     await new Promise((r) => server?.close(r));
     await new Promise((r) => dsr?.close(r));
-    for (const l of links) closeFd(l);
-    obj?.close();
+    relay?.close();
   });
 
-  const fdOf = (s: Socket) => (s as unknown as { _handle: { fd: number } })._handle.fd;
-  const fdValue = (s: Socket) => {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(BigInt(fdOf(s)));
-    return b;
-  };
-  const cookieKey = (s: Socket) => {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(sockCookie(fdOf(s)));
-    return b;
-  };
-  const stateOf = (s: Socket): RelaySock => decodeRelaySock(maps.state.lookup(cookieKey(s))!);
-
   test('offloaded READs and WRITEs cross in the kernel with SessionId, TreeId and MessageId rewritten both ways; Node sees none', async () => {
-    const fresh = { skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(0), msgs: 0, bytes: 0 };
-    maps.conns.update(u32(CONN), encodeRelayConn({ msgIdDelta: DELTA, cmdMask: (1 << Smb2Command.READ) | (1 << Smb2Command.WRITE), rewrite: true }));
-    const id = (v: bigint) => {
-      const b = Buffer.alloc(8);
-      b.writeBigUInt64LE(v);
-      return b;
-    };
-    maps.sessions.update(encodeRelaySessionKey({ conn: CONN, dir: 'request', id: CLIENT.session }), id(BACKEND.session));
-    maps.sessions.update(encodeRelaySessionKey({ conn: CONN, dir: 'reply', id: BACKEND.session }), id(CLIENT.session));
-    maps.trees.update(encodeRelayTreeKey({ conn: CONN, dir: 'request', id: CLIENT.tree }), u32(BACKEND.tree));
-    maps.trees.update(encodeRelayTreeKey({ conn: CONN, dir: 'reply', id: BACKEND.tree }), u32(CLIENT.tree));
-    maps.state.update(cookieKey(accepted), encodeRelaySock({ conn: CONN, peerKey: 2 * CONN + 1, dir: 'request', ...fresh }));
-    maps.state.update(cookieKey(backend), encodeRelaySock({ conn: CONN, peerKey: 2 * CONN, dir: 'reply', ...fresh }));
-    maps.socks.update(u32(2 * CONN + 1), fdValue(backend), UpdateFlag.NOEXIST);
-    maps.socks.update(u32(2 * CONN), fdValue(accepted), UpdateFlag.NOEXIST);
+    // Node answered something on the client socket before (the DSR's own replies up to now).
+    accepted.write(message({ Command: Smb2Command.TREE_CONNECT, MessageId: 9n, Flags: Smb2Flags.SERVER_TO_REDIR }));
+    await until('the first reply at the client', () => atClient.length === 1);
+    clientBase = written(accepted);
+    assert.equal(clientBase, BigInt(MSG), 'written() counts what Node wrote');
+    relay.offload(CONN, accepted, backend, { msgIdDelta: DELTA, cmdMask: (1 << Smb2Command.READ) | (1 << Smb2Command.WRITE), rewrite: true });
+    relay.setSession(CONN, CLIENT.session, BACKEND.session);
+    relay.setTree(CONN, CLIENT.tree, BACKEND.tree);
 
     const sent = [Smb2Command.READ, Smb2Command.WRITE, Smb2Command.READ].map((Command, i) => ({ Command, MessageId: BigInt(10 + i) }));
     client.write(Buffer.concat(sent.map((m) => message({ ...m, SessionId: CLIENT.session, TreeId: CLIENT.tree }))));
-    await until('three replies at the client', () => atClient.length === 3);
+    await until('three replies at the client', () => atClient.length === 4);
     assert.deepEqual(
       atServer.map((h) => [h.Command, h.MessageId, h.SessionId, h.TreeId]),
       sent.map((m) => [m.Command, m.MessageId + DELTA, BACKEND.session, BACKEND.tree]),
     );
     assert.deepEqual(
-      atClient.map((h) => [h.Command, h.MessageId, h.SessionId, h.TreeId]),
+      atClient.slice(1).map((h) => [h.Command, h.MessageId, h.SessionId, h.TreeId]),
       sent.map((m) => [m.Command, m.MessageId, CLIENT.session, CLIENT.tree]),
     );
     assert.deepEqual([atNode.client.length, atNode.backend.length], [0, 0], 'nothing reached Node');
-    const req = stateOf(accepted);
-    assert.deepEqual([req.msgs, req.sticky], [3, undefined]);
-    assert.equal(req.bytes, 3 * (4 + SMB2_HEADER_SIZE + 48), 'every forwarded byte counted (the barrier user space waits on)');
+    const st = relay.state(CONN);
+    assert.deepEqual([st.request.msgs, st.request.bytes, st.request.sticky], [3, 3 * MSG, undefined]);
+    assert.deepEqual([st.reply.msgs, st.reply.bytes, st.reply.sticky], [3, 3 * MSG, undefined]);
+    assert.ok(relay.counters()['fwd-msg'] >= 6);
   });
 
-  test('a command the rules do not offload reaches Node\'s onread untouched, and the direction stays with Node after it; Node still writes on the socket', async () => {
+  test("a command the rules do not offload reaches Node's onread untouched, and the direction stays with Node after it", async () => {
     client.write(message({ Command: Smb2Command.CREATE, MessageId: 13n, SessionId: CLIENT.session, TreeId: CLIENT.tree }));
     client.write(message({ Command: Smb2Command.READ, MessageId: 14n, SessionId: CLIENT.session, TreeId: CLIENT.tree }));
     await until('two requests in Node', () => atNode.client.length === 2);
@@ -183,20 +141,23 @@ describe('the SMB2 relay holding the DSR\'s Node sockets', { skip }, () => {
       ],
     );
     assert.equal(atServer.length, 3, 'the server saw neither');
-    assert.equal(stateOf(accepted).sticky, 'command');
-    // Node answers on the offloaded client socket itself (what the DSR does for passed requests).
-    accepted.write(message({ Command: Smb2Command.CREATE, MessageId: 13n, Flags: Smb2Flags.SERVER_TO_REDIR, SessionId: CLIENT.session, TreeId: CLIENT.tree }));
-    await until('Node\'s reply at the client', () => atClient.length === 4);
-    assert.deepEqual([atClient[3]!.Command, atClient[3]!.MessageId], [Smb2Command.CREATE, 13n]);
+    assert.equal(relay.state(CONN).request.sticky, 'command');
+    assert.ok((relay.passes().command ?? 0) >= 1);
   });
 
-  test('taken out of the sockhash, a socket is Node\'s again: its bytes reach onread', async () => {
-    assert.ok(maps.socks.delete(u32(2 * CONN)));
-    assert.ok(maps.socks.delete(u32(2 * CONN + 1)));
+  test("taken back, the sockets are Node's again once every redirected byte is in TCP: their bytes reach onread, Node's writes follow the kernel's", async () => {
+    const done = relay.release(CONN)!;
+    assert.equal(relay.size, 0);
+    assert.deepEqual([done.request.msgs, done.reply.msgs, done.reply.bytes], [3, 3, 3 * MSG]);
+    assert.ok(await drained(accepted, clientBase, done.reply.bytes), 'the redirected replies are in the client socket');
+    accepted.write(message({ Command: Smb2Command.CREATE, MessageId: 13n, Flags: Smb2Flags.SERVER_TO_REDIR, SessionId: CLIENT.session, TreeId: CLIENT.tree }));
+    await until("Node's reply at the client", () => atClient.length === 5);
+    assert.deepEqual([atClient[4]!.Command, atClient[4]!.MessageId], [Smb2Command.CREATE, 13n]);
+    assert.equal(written(accepted), clientBase + BigInt(4 * MSG));
     client.write(message({ Command: Smb2Command.READ, MessageId: 15n, SessionId: CLIENT.session, TreeId: CLIENT.tree }));
     backend.write(message({ Command: Smb2Command.READ, MessageId: 99n }));
     await until('both in Node', () => atNode.client.length === 3 && atNode.backend.length === 1);
     assert.deepEqual([atNode.client[2]!.MessageId, atNode.backend[0]!.MessageId], [15n, 99n]);
-    assert.equal(atServer.at(-1)!.MessageId, 99n, 'Node\'s own write went to the server as it was');
+    assert.equal(atServer.at(-1)!.MessageId, 99n, "Node's own write went to the server as it was");
   });
 });

@@ -1,0 +1,263 @@
+/**
+ * The SMB2 relay (bpf/smb2_relay.bpf.c) as the control plane sees it: load it, hand it a client
+ * connection's client socket and one backend socket with the connection's rules, and take them
+ * back. Sockets are the DSR's own Node sockets (their fds); what the verdict passes still
+ * arrives through Node's reads, and Node may still write on them (test/offload/relay-node).
+ *
+ * Taking a connection back (release) takes both sockets out of the sockhash first, so nothing
+ * more is redirected, then reads what the kernel did in each direction (messages, bytes, the
+ * sticky reason) and drops the connection's rules. Redirected bytes reach the peer socket
+ * through a work queue, so before user space writes on a socket again it waits until
+ * `written(socket)` has grown by the bytes the kernel forwarded to it since it was offloaded
+ * (`drained`).
+ *
+ * Everything belongs to this process's file descriptors: close() or the process dying detaches
+ * the programs and frees the maps.
+ */
+import type { Socket } from 'node:net';
+import { DsrError, ErrorCode } from '../control/errors.js';
+import { component, silentLogger, type Logger } from '../control/log.js';
+import {
+  decodeRelaySock,
+  encodeRelayConn,
+  encodeRelaySessionKey,
+  encodeRelaySock,
+  encodeRelayTreeKey,
+  passReasonOf,
+  RELAY_CONN,
+  RELAY_COUNTERS,
+  RELAY_OBJECT,
+  RELAY_SESSION_KEY,
+  RELAY_SOCK,
+  RELAY_TREE_KEY,
+  RelayMaps,
+  RelayProgs,
+  u32,
+  type RelayConn,
+  type RelayCounter,
+  type RelaySock,
+} from './abi.js';
+import { AttachType, BpfObject, closeFd, distPath, linkCreate, requireKernel, sockCookie, sockWritten, UpdateFlag, type BpfMap } from './native.js';
+import type { PassReason } from './offload.js';
+
+/** strparser: whole messages, store and forward; cut-through: bytes as they come, headers tracked. */
+export type RelayFraming = 'strparser' | 'cut-through';
+
+/** A socket's file descriptor (Node keeps it on the TCP handle). */
+function fdOf(socket: Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new DsrError(ErrorCode.BPF, 'socket has no file descriptor (closed, or not a TCP socket)');
+  return fd;
+}
+
+const u64 = (v: bigint): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(v);
+  return b;
+};
+
+/** Bytes handed to a socket's TCP so far, by Node's writes or the relay's redirects. */
+export function written(socket: Socket): bigint {
+  return sockWritten(fdOf(socket));
+}
+
+/** One offloaded connection: its sockets and what was written to each before the kernel took over. */
+interface Offloaded {
+  client: Socket;
+  backend: Socket;
+  clientCookie: bigint;
+  backendCookie: bigint;
+  sessions: Set<bigint>;
+  trees: Set<number>;
+}
+
+/** What the kernel did for a connection, read when it was taken back. */
+export interface Released {
+  /** The client socket's direction: requests forwarded to the backend. */
+  request: RelaySock;
+  /** The backend socket's direction: responses forwarded to the client. */
+  reply: RelaySock;
+}
+
+const FRESH = { skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(0), msgs: 0, bytes: 0 } as const;
+
+export class RelayPrograms {
+  private readonly conns = new Map<number, Offloaded>();
+  private closed = false;
+
+  private constructor(
+    private readonly obj: BpfObject,
+    private readonly maps: { socks: BpfMap; state: BpfMap; conns: BpfMap; sessions: BpfMap; trees: BpfMap; counters: BpfMap; passes: BpfMap },
+    private readonly links: number[],
+    private readonly log: Logger,
+  ) {}
+
+  /** Probes the kernel (one error naming whatever is missing), loads the relay and links its programs to the sockhash. */
+  static open(opts: { framing?: RelayFraming; log?: Logger } = {}): RelayPrograms {
+    requireKernel(['btf', 'sockmapLinks']);
+    const obj = BpfObject.load(distPath(`bpf/${RELAY_OBJECT}`));
+    const links: number[] = [];
+    try {
+      const maps = {
+        socks: obj.map(RelayMaps.socks, 4, 8),
+        state: obj.map(RelayMaps.state, 8, RELAY_SOCK.size),
+        conns: obj.map(RelayMaps.conns, 4, RELAY_CONN.size),
+        sessions: obj.map(RelayMaps.sessions, RELAY_SESSION_KEY.size, 8),
+        trees: obj.map(RelayMaps.trees, RELAY_TREE_KEY.size, 4),
+        counters: obj.map(RelayMaps.counters, 4, 8, true),
+        passes: obj.map(RelayMaps.passes, 4, 8, true),
+      };
+      if ((opts.framing ?? 'strparser') === 'strparser') {
+        links.push(linkCreate(obj.prog(RelayProgs.parser), maps.socks.fd, AttachType.SK_SKB_STREAM_PARSER, RelayProgs.parser));
+        links.push(linkCreate(obj.prog(RelayProgs.verdictMsg), maps.socks.fd, AttachType.SK_SKB_STREAM_VERDICT, RelayProgs.verdictMsg));
+      } else {
+        links.push(linkCreate(obj.prog(RelayProgs.verdictCut), maps.socks.fd, AttachType.SK_SKB_STREAM_VERDICT, RelayProgs.verdictCut));
+      }
+      return new RelayPrograms(obj, maps, links, component(opts.log ?? silentLogger, 'offload'));
+    } catch (e) {
+      for (const l of links) closeFd(l);
+      obj.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Hands a connection to the kernel: its rules, then both sockets' state, then the sockets
+   * (backend first, so nothing the client sends is redirected toward a socket not yet there).
+   * Sessions and trees the rules name are added with setSession/setTree, before or after.
+   */
+  offload(conn: number, client: Socket, backend: Socket, rules: RelayConn): void {
+    this.checkOpen();
+    if (this.conns.has(conn)) throw new DsrError(ErrorCode.USAGE, `relay connection ${conn} is already offloaded`);
+    const o: Offloaded = { client, backend, clientCookie: sockCookie(fdOf(client)), backendCookie: sockCookie(fdOf(backend)), sessions: new Set(), trees: new Set() };
+    this.conns.set(conn, o);
+    try {
+      this.maps.conns.update(u32(conn), encodeRelayConn(rules));
+      this.maps.state.update(u64(o.clientCookie), encodeRelaySock({ conn, peerKey: 2 * conn + 1, dir: 'request', ...FRESH }));
+      this.maps.state.update(u64(o.backendCookie), encodeRelaySock({ conn, peerKey: 2 * conn, dir: 'reply', ...FRESH }));
+      this.maps.socks.update(u32(2 * conn + 1), u64(BigInt(fdOf(backend))), UpdateFlag.NOEXIST);
+      this.maps.socks.update(u32(2 * conn), u64(BigInt(fdOf(client))), UpdateFlag.NOEXIST);
+    } catch (e) {
+      this.release(conn);
+      throw e;
+    }
+    this.log.debug({ event: 'relay.offloaded', conn });
+  }
+
+  /** The client session's id and its backend session's, both ways. */
+  setSession(conn: number, clientSessionId: bigint, backendSessionId: bigint): void {
+    const o = this.offloaded(conn);
+    this.maps.sessions.update(encodeRelaySessionKey({ conn, dir: 'request', id: clientSessionId }), u64(backendSessionId));
+    this.maps.sessions.update(encodeRelaySessionKey({ conn, dir: 'reply', id: backendSessionId }), u64(clientSessionId));
+    o.sessions.add(clientSessionId).add(backendSessionId);
+  }
+
+  /** A client TreeId and the backend's, both ways. */
+  setTree(conn: number, clientTreeId: number, backendTreeId: number): void {
+    const o = this.offloaded(conn);
+    this.maps.trees.update(encodeRelayTreeKey({ conn, dir: 'request', id: clientTreeId }), u32(backendTreeId));
+    this.maps.trees.update(encodeRelayTreeKey({ conn, dir: 'reply', id: backendTreeId }), u32(clientTreeId));
+    o.trees.add(clientTreeId).add(backendTreeId);
+  }
+
+  /** What the kernel has done in each direction of an offloaded connection so far. */
+  state(conn: number): Released {
+    const o = this.offloaded(conn);
+    return { request: this.sockState(o.clientCookie, conn), reply: this.sockState(o.backendCookie, conn) };
+  }
+
+  private sockState(cookie: bigint, conn: number): RelaySock {
+    const v = this.maps.state.lookup(u64(cookie));
+    if (!v) throw new DsrError(ErrorCode.BPF, `relay connection ${conn}: a socket's state is gone`);
+    return decodeRelaySock(v);
+  }
+
+  /**
+   * Takes a connection back: its sockets leave the sockhash (nothing more is redirected), then
+   * what the kernel did is read and the connection's rules go. Undefined for a connection that
+   * was not offloaded.
+   */
+  release(conn: number): Released | undefined {
+    const o = this.conns.get(conn);
+    if (!o) return undefined;
+    this.conns.delete(conn);
+    this.maps.socks.delete(u32(2 * conn));
+    this.maps.socks.delete(u32(2 * conn + 1));
+    let done: Released | undefined;
+    try {
+      done = { request: this.sockState(o.clientCookie, conn), reply: this.sockState(o.backendCookie, conn) };
+    } catch {
+      // offload() failed half way: there is nothing to read.
+    }
+    this.maps.state.delete(u64(o.clientCookie));
+    this.maps.state.delete(u64(o.backendCookie));
+    this.maps.conns.delete(u32(conn));
+    for (const id of o.sessions) for (const dir of ['request', 'reply'] as const) this.maps.sessions.delete(encodeRelaySessionKey({ conn, dir, id }));
+    for (const id of o.trees) for (const dir of ['request', 'reply'] as const) this.maps.trees.delete(encodeRelayTreeKey({ conn, dir, id }));
+    this.log.debug({ event: 'relay.released', conn, requests: done?.request.msgs, replies: done?.reply.msgs });
+    return done;
+  }
+
+  /** Connections the kernel holds now. */
+  get size(): number {
+    return this.conns.size;
+  }
+
+  /** The relay's counters, summed over the CPUs. */
+  counters(): Record<RelayCounter, number> {
+    this.checkOpen();
+    return Object.fromEntries(RELAY_COUNTERS.map((name, i) => [name, this.sum(this.maps.counters, i)])) as Record<RelayCounter, number>;
+  }
+
+  /** Messages passed to user space, by reason (reasons never seen are left out). */
+  passes(): Partial<Record<PassReason, number>> {
+    this.checkOpen();
+    const out: Partial<Record<PassReason, number>> = {};
+    for (let code = 1; ; code++) {
+      const reason = passReasonOf(code);
+      if (reason === undefined) return out;
+      const n = this.sum(this.maps.passes, code);
+      if (n > 0) out[reason] = n;
+    }
+  }
+
+  private sum(map: BpfMap, index: number): number {
+    const v = map.lookup(u32(index));
+    return v ? map.slots(v).reduce((n, s) => n + Number(s.readBigUInt64LE(0)), 0) : 0;
+  }
+
+  private offloaded(conn: number): Offloaded {
+    this.checkOpen();
+    const o = this.conns.get(conn);
+    if (!o) throw new DsrError(ErrorCode.USAGE, `relay connection ${conn} is not offloaded`);
+    return o;
+  }
+
+  /** Takes every connection back, detaches and frees the maps; idempotent. */
+  close(): void {
+    if (this.closed) return;
+    for (const conn of [...this.conns.keys()]) this.release(conn);
+    this.closed = true;
+    for (const l of this.links.splice(0)) closeFd(l);
+    this.obj.close();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new DsrError(ErrorCode.BPF, 'the relay is closed');
+  }
+}
+
+/**
+ * Waits until `socket` has taken `bytes` more than `base` (written() when it was offloaded):
+ * every byte the kernel redirected to it is in its TCP queue, so a write of user space's lands
+ * after them. False when it has not happened within `timeoutMs` (the caller closes the connection).
+ */
+export async function drained(socket: Socket, base: bigint, bytes: number, timeoutMs = 2000): Promise<boolean> {
+  const want = base + BigInt(bytes);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (written(socket) >= want) return true;
+    if (Date.now() > deadline || socket.destroyed) return false;
+    await new Promise((r) => setImmediate(r));
+  }
+}
