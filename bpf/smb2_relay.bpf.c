@@ -9,9 +9,11 @@
  *                                      arrives; a per-socket cursor says where the next header
  *                                      falls; a header split across skbs is carried to the next.
  *
- * Both rewrite SessionId, TreeId and MessageId of every header (compound chains included) from
- * the connection's rules and redirect to the peer socket, or hand the bytes to user space with
- * a reason counter. Only verdicts write bytes (a parser that writes is a use-after-free here).
+ * Both rewrite SessionId, TreeId and MessageId of every header (compound chains included) and
+ * the FileId a request names from the connection's rules, count what they forward per socket
+ * (what user space needs to take the connection back), and redirect to the peer socket, or hand
+ * the bytes to user space with a reason counter. Only verdicts write bytes (a parser that writes
+ * is a use-after-free here).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -60,6 +62,13 @@ struct {
 	__type(key, struct dsr_relay_tree_key);
 	__type(value, __u32);
 } relay_trees SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DSR_RELAY_MAX_FILES);
+	__type(key, struct dsr_relay_file_key);
+	__type(value, struct dsr_relay_file_id);
+} relay_files SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -118,24 +127,106 @@ struct smb2_hdr48 {
 /* The fields the verdict uses sit where the ABI says (abi.test.ts checks those offsets against
  * the TypeScript codec's). */
 _Static_assert(__builtin_offsetof(struct smb2_hdr48, protocol) == DSR_SMB2_OFF_PROTOCOL, "protocol");
+_Static_assert(__builtin_offsetof(struct smb2_hdr48, credit_charge) == DSR_SMB2_OFF_CREDIT_CHARGE, "credit_charge");
+_Static_assert(__builtin_offsetof(struct smb2_hdr48, status) == DSR_SMB2_OFF_STATUS, "status");
 _Static_assert(__builtin_offsetof(struct smb2_hdr48, command) == DSR_SMB2_OFF_COMMAND, "command");
+_Static_assert(__builtin_offsetof(struct smb2_hdr48, credits) == DSR_SMB2_OFF_CREDIT, "credits");
 _Static_assert(__builtin_offsetof(struct smb2_hdr48, flags) == DSR_SMB2_OFF_FLAGS, "flags");
 _Static_assert(__builtin_offsetof(struct smb2_hdr48, next_command) == DSR_SMB2_OFF_NEXT_COMMAND, "next_command");
 _Static_assert(__builtin_offsetof(struct smb2_hdr48, message_id) == DSR_SMB2_OFF_MESSAGE_ID, "message_id");
 _Static_assert(__builtin_offsetof(struct smb2_hdr48, tree_id_or_async_hi) == DSR_SMB2_OFF_TREE_ID, "tree_id");
 _Static_assert(__builtin_offsetof(struct smb2_hdr48, session_id) == DSR_SMB2_OFF_SESSION_ID, "session_id");
 
-/*
- * Rewrites the header at `off` (its first byte, after any NetBIOS prefix). Returns 0 and sets
- * *next to NextCommand, or a pass reason. MessageId 0xFFFF... (oplock/lease breaks) and zero
- * Session/TreeIds (breaks, cancels) are left alone. AsyncIds pass unchanged: a client
- * connection maps to one backend connection, so the backend's AsyncIds are already unique.
- */
-static __always_inline int rewrite_hdr(struct __sk_buff *skb, __u32 off, const struct dsr_relay_sock *rs,
-				       const struct dsr_relay_conn *rc, __u32 *next, int write)
+/* The body offset of the FileId a request of this command names (DSR_SMB2_FILE_ID_AT_*); 0: none. */
+static __always_inline __u32 file_id_at(__u16 command)
 {
-	struct smb2_hdr48 h;
+	switch (command) {
+	case DSR_SMB2_CMD_CLOSE: return DSR_SMB2_FILE_ID_AT_CLOSE;
+	case DSR_SMB2_CMD_FLUSH: return DSR_SMB2_FILE_ID_AT_FLUSH;
+	case DSR_SMB2_CMD_READ: return DSR_SMB2_FILE_ID_AT_READ;
+	case DSR_SMB2_CMD_WRITE: return DSR_SMB2_FILE_ID_AT_WRITE;
+	case DSR_SMB2_CMD_LOCK: return DSR_SMB2_FILE_ID_AT_LOCK;
+	case DSR_SMB2_CMD_IOCTL: return DSR_SMB2_FILE_ID_AT_IOCTL;
+	case DSR_SMB2_CMD_QUERY_DIRECTORY: return DSR_SMB2_FILE_ID_AT_QUERY_DIRECTORY;
+	case DSR_SMB2_CMD_CHANGE_NOTIFY: return DSR_SMB2_FILE_ID_AT_CHANGE_NOTIFY;
+	case DSR_SMB2_CMD_QUERY_INFO: return DSR_SMB2_FILE_ID_AT_QUERY_INFO;
+	case DSR_SMB2_CMD_SET_INFO: return DSR_SMB2_FILE_ID_AT_SET_INFO;
+	case DSR_SMB2_CMD_OPLOCK_BREAK: return DSR_SMB2_FILE_ID_AT_OPLOCK_BREAK;
+	default: return 0;
+	}
+}
 
+/* The connection rewrites requests' FileIds (DSR_RELAY_CONN_FILES needs REWRITE). */
+static __always_inline int rewrites_files(const struct dsr_relay_sock *rs, const struct dsr_relay_conn *rc)
+{
+	__u32 both = DSR_RELAY_CONN_REWRITE | DSR_RELAY_CONN_FILES;
+
+	return rs->dir == DSR_RELAY_DIR_REQUEST && (rc->flags & both) == both;
+}
+
+/*
+ * What the headers of one redirect add to their socket's counts (struct dsr_relay_sock), kept
+ * apart until the redirect succeeds: a message passed to user space is counted nowhere.
+ */
+struct tally {
+	__u64 msgs;
+	__u64 charge;
+	__u64 msg_id_end;
+	__u64 credits;
+	__u64 interims;
+};
+
+static __always_inline void tally_hdr(struct tally *t, const struct smb2_hdr48 *h, __u32 dir)
+{
+	__u64 charge = h->credit_charge ? h->credit_charge : 1;
+
+	t->msgs++;
+	if (dir == DSR_RELAY_DIR_REPLY) {
+		t->credits += h->credits;
+		if (h->status == DSR_SMB2_STATUS_PENDING && (h->flags & DSR_SMB2_FLAGS_ASYNC_COMMAND))
+			t->interims++;
+		return;
+	}
+	if (h->command == DSR_SMB2_CMD_CANCEL)
+		return;
+	t->charge += charge;
+	if (h->message_id + charge > t->msg_id_end)
+		t->msg_id_end = h->message_id + charge;
+}
+
+/* One header for rewrite_hdr: where it is, and what it reports back (a struct: a BPF call takes
+ * five arguments at most). */
+struct hdr_walk {
+	__u32 off;        /* the header's first byte in the skb (after any NetBIOS prefix) */
+	__u32 frame_left; /* bytes of the frame from the header on */
+	__u32 avail;      /* bytes of them in this skb */
+	__u32 first;      /* the frame's first header */
+	__u32 write;      /* rewrite, and count in t; else check only */
+	__u32 next;       /* out: NextCommand */
+	struct tally t;   /* the headers written so far */
+};
+
+/*
+ * Checks the header at w->off and the FileId its request names; with w->write, rewrites them
+ * and counts the header in w->t. A FileId beyond w->avail (cut-through only) is checked when it
+ * arrives. Returns 0 and sets w->next, or a pass reason. MessageId 0xFFFF... (oplock/lease
+ * breaks) and zero Session/TreeIds (breaks, cancels) are left alone. AsyncIds pass unchanged: a
+ * client connection maps to one backend connection, so the backend's AsyncIds are already
+ * unique. A global function: the verifier checks it once rather than at each of its inlined
+ * copies in the chain walks, which took the cut-through verdict past 1M instructions. Its
+ * pointers may be NULL as far as the verifier knows.
+ */
+__attribute__((noinline)) int rewrite_hdr(struct __sk_buff *skb, const struct dsr_relay_sock *rs,
+					  const struct dsr_relay_conn *rc, struct hdr_walk *w)
+{
+	struct dsr_relay_file_key fk = {};
+	struct dsr_relay_file_id *fid = NULL;
+	struct smb2_hdr48 h;
+	__u32 off, at, len;
+
+	if (!rs || !rc || !w)
+		return DSR_PASS_ERROR;
+	off = w->off;
 	if (bpf_skb_load_bytes(skb, off, &h, sizeof(h)))
 		return DSR_PASS_ERROR;
 	if (h.protocol != DSR_SMB2_MAGIC) {
@@ -149,7 +240,9 @@ static __always_inline int rewrite_hdr(struct __sk_buff *skb, __u32 off, const s
 		return DSR_PASS_SIGNED;
 	if (h.command >= DSR_SMB2_CMD_COUNT || !(rc->cmd_mask & (1u << h.command)))
 		return DSR_PASS_COMMAND;
-	*next = h.next_command;
+	w->next = h.next_command;
+	if (w->write)
+		tally_hdr(&w->t, &h, rs->dir);
 	if (!(rc->flags & DSR_RELAY_CONN_REWRITE))
 		return 0;
 	if (h.next_command && (h.next_command < DSR_SMB2_HDR_LEN || (h.next_command & 7)))
@@ -171,12 +264,37 @@ static __always_inline int rewrite_hdr(struct __sk_buff *skb, __u32 off, const s
 			return DSR_PASS_TREE;
 		h.tree_id_or_async_hi = *tid;
 	}
-	if (!write)
+	at = rewrites_files(rs, rc) ? file_id_at(h.command) : 0;
+	if (at) {
+		len = h.next_command && h.next_command < w->frame_left ? h.next_command : w->frame_left;
+		if (DSR_SMB2_HDR_LEN + at + DSR_SMB2_FILE_ID_LEN > len)
+			return DSR_PASS_FILE;
+		at += DSR_SMB2_HDR_LEN;
+		if (at + DSR_SMB2_FILE_ID_LEN > w->avail)
+			at = 0;
+	}
+	if (at) {
+		fk.conn = rs->conn;
+		if (bpf_skb_load_bytes(skb, off + at, &fk.persistent, DSR_SMB2_FILE_ID_LEN))
+			return DSR_PASS_ERROR;
+		if (fk.persistent == ~0ULL && fk.volatile_ == ~0ULL) {
+			/* The previous operation's handle: the server resolves it within the chain. */
+			if (w->first || !(h.flags & DSR_SMB2_FLAGS_RELATED_OPERATIONS))
+				return DSR_PASS_COMPOUND;
+		} else {
+			fid = bpf_map_lookup_elem(&relay_files, &fk);
+			if (!fid)
+				return DSR_PASS_FILE;
+		}
+	}
+	if (!w->write)
 		return 0;
 	if (h.message_id != ~0ULL)
 		h.message_id += rs->dir == DSR_RELAY_DIR_REQUEST ? rc->msg_id_delta : -rc->msg_id_delta;
 	/* MessageId .. SessionId in one store. */
 	if (bpf_skb_store_bytes(skb, off + DSR_SMB2_OFF_MESSAGE_ID, &h.message_id, 24, 0))
+		return DSR_PASS_ERROR;
+	if (fid && bpf_skb_store_bytes(skb, off + at, fid, sizeof(*fid), 0))
 		return DSR_PASS_ERROR;
 	return 0;
 }
@@ -189,7 +307,8 @@ static __always_inline int rewrite_hdr(struct __sk_buff *skb, __u32 off, const s
 static __always_inline int check_chain(struct __sk_buff *skb, __u32 off, __u32 frame_left, __u32 avail,
 				       const struct dsr_relay_sock *rs, const struct dsr_relay_conn *rc)
 {
-	__u32 i, next = 0;
+	struct hdr_walk w = {};
+	__u32 i, next;
 	int r;
 
 	for (i = 0; i < MSG_MAX_CHAIN; i++) {
@@ -197,9 +316,14 @@ static __always_inline int check_chain(struct __sk_buff *skb, __u32 off, __u32 f
 			return DSR_PASS_COMPOUND;
 		if (avail < DSR_SMB2_HDR_LEN)
 			return 0;
-		r = rewrite_hdr(skb, off, rs, rc, &next, 0);
+		w.off = off;
+		w.frame_left = frame_left;
+		w.avail = avail;
+		w.first = i == 0;
+		r = rewrite_hdr(skb, rs, rc, &w);
 		if (r)
 			return r;
+		next = w.next;
 		if (!next)
 			return 0;
 		if (next >= frame_left)
@@ -254,15 +378,20 @@ static __always_inline int pass(struct dsr_relay_sock *rs, __u32 reason)
 }
 
 /* The peer socket, or a pass to user space; a pass makes the direction sticky. */
-static __always_inline int forward(struct __sk_buff *skb, struct dsr_relay_sock *rs, __u32 msgs, __u32 bytes)
+static __always_inline int forward(struct __sk_buff *skb, struct dsr_relay_sock *rs, const struct tally *t, __u32 bytes)
 {
 	__u32 key = rs->peer_key;
 
 	if (bpf_sk_redirect_hash(skb, &relay_socks, &key, 0) != SK_PASS)
 		return pass(rs, DSR_PASS_NO_PEER);
-	rs->msgs += msgs;
+	rs->msgs += t->msgs;
 	rs->bytes += bytes;
-	count(&relay_counters, DSR_RELAY_FWD_MSG, msgs);
+	rs->charge += t->charge;
+	if (t->msg_id_end > rs->msg_id_end)
+		rs->msg_id_end = t->msg_id_end;
+	rs->credits += t->credits;
+	rs->interims += t->interims;
+	count(&relay_counters, DSR_RELAY_FWD_MSG, t->msgs);
 	count(&relay_counters, DSR_RELAY_FWD_SKB, 1);
 	count(&relay_counters, DSR_RELAY_FWD_BYTES, bytes);
 	return SK_PASS;
@@ -297,7 +426,8 @@ int relay_verdict_msg(struct __sk_buff *skb)
 	__u64 cookie = bpf_get_socket_cookie(skb);
 	struct dsr_relay_sock *rs = bpf_map_lookup_elem(&relay_socks_state, &cookie);
 	struct dsr_relay_conn *rc;
-	__u32 off, frame_left, nb, next = 0, i;
+	struct hdr_walk w = { .write = 1 };
+	__u32 off, frame_left, nb, next, i;
 	int r;
 
 	if (!rs)
@@ -320,12 +450,17 @@ int relay_verdict_msg(struct __sk_buff *skb)
 	for (i = 0; i < MSG_MAX_CHAIN; i++) {
 		if (frame_left < DSR_SMB2_HDR_LEN)
 			return pass(rs, DSR_PASS_BAD_MAGIC);
-		r = rewrite_hdr(skb, off, rs, rc, &next, 1);
+		w.off = off;
+		w.frame_left = frame_left;
+		w.avail = frame_left;
+		w.first = i == 0;
+		r = rewrite_hdr(skb, rs, rc, &w);
 		if (r)
 			return pass(rs, r);
+		next = w.next;
 		/* The strparser's skb may hold bytes of other frames: only this frame is sent on. */
 		if (!next)
-			return forward(skb, rs, i + 1, nb + DSR_NB_HDR_LEN);
+			return forward(skb, rs, &w.t, nb + DSR_NB_HDR_LEN);
 		if (next < DSR_SMB2_HDR_LEN || next >= frame_left || (next & 7))
 			return pass(rs, DSR_PASS_COMPOUND);
 		off += next;
@@ -346,7 +481,7 @@ struct cut {
 	__u32 pos;        /* next header point in this skb */
 	__u32 at_nb;
 	__u32 frame_left;
-	__u32 msgs;
+	struct hdr_walk w; /* the current header; w.t: the headers written in this skb */
 	int verdict;      /* -1 while walking */
 };
 
@@ -363,24 +498,71 @@ static int cut_fail(struct cut *c, __u32 reason)
 	return 1;
 }
 
+/*
+ * Cut-through: the bytes a request needs after its header in the same skb before it is
+ * rewritten, up to its FileId's end (0 for none), so a FileId the skb cuts off travels with its
+ * header in the carry. `pos` is the header's first byte (after the NetBIOS prefix), `len` the
+ * bytes of its frame from there. Never past the message's end: a request too short for its
+ * FileId is named by rewrite_hdr, not held for bytes that may never come. Anything that is not
+ * an offloaded request's header needs nothing here: rewrite_hdr names it.
+ */
+static __always_inline int file_id_need(struct __sk_buff *skb, __u32 pos, __u32 len, const struct dsr_relay_sock *rs,
+					const struct dsr_relay_conn *rc, __u32 *need)
+{
+	struct smb2_hdr48 h;
+	__u32 end;
+
+	*need = 0;
+	if (!rewrites_files(rs, rc))
+		return 0;
+	/* Protocol .. NextCommand. */
+	if (bpf_skb_load_bytes(skb, pos, &h, DSR_SMB2_OFF_MESSAGE_ID))
+		return DSR_PASS_ERROR;
+	if (h.protocol != DSR_SMB2_MAGIC || h.command >= DSR_SMB2_CMD_COUNT || !(rc->cmd_mask & (1u << h.command)))
+		return 0;
+	end = file_id_at(h.command);
+	if (!end)
+		return 0;
+	end += DSR_SMB2_FILE_ID_LEN;
+	if (h.next_command && h.next_command < len)
+		len = h.next_command;
+	if (len < DSR_SMB2_HDR_LEN + end)
+		end = len > DSR_SMB2_HDR_LEN ? len - DSR_SMB2_HDR_LEN : 0;
+	*need = end;
+	return 0;
+}
+
 static int cut_step(__u32 index, void *ctx)
 {
 	struct cut *c = ctx;
 	struct __sk_buff *skb = c->skb;
 	struct dsr_relay_sock *rs = c->rs;
-	__u32 need, hdr, next = 0;
+	__u32 need, hdr, more, next, nb, first;
 	int r;
 
 	if (c->pos >= c->len) {
 		rs->skip = c->pos - c->len;
 		rs->at_nb = c->at_nb;
 		rs->frame_left = c->frame_left;
-		c->verdict = forward(skb, rs, c->msgs, skb->len);
+		c->verdict = forward(skb, rs, &c->w.t, skb->len);
 		return 1;
 	}
 	need = c->at_nb ? DSR_NB_HDR_LEN + DSR_SMB2_HDR_LEN : DSR_SMB2_HDR_LEN;
+	if (c->pos + need <= c->len) {
+		/* The frame's length from its prefix (check_frame checks it), or what is left of it. */
+		nb = c->frame_left;
+		if (c->at_nb) {
+			if (bpf_skb_load_bytes(skb, c->pos, &nb, sizeof(nb)))
+				return cut_fail(c, DSR_PASS_ERROR);
+			nb = bpf_ntohl(nb) & 0x00ffffff;
+		}
+		r = file_id_need(skb, c->pos + need - DSR_SMB2_HDR_LEN, nb, rs, c->rc, &more);
+		if (r)
+			return cut_fail(c, r);
+		need += more;
+	}
 	if (c->pos + need > c->len) {
-		/* Split header: keep its first part for the next skb, forward the rest now. */
+		/* Split header (or FileId): keep its first part for the next skb, forward the rest now. */
 		__u32 part = bounded_len(c->len - c->pos, DSR_RELAY_CARRY_MAX - 1);
 
 		if (!part)
@@ -400,20 +582,25 @@ static int cut_step(__u32 index, void *ctx)
 			c->verdict = SK_DROP;
 			return 1;
 		}
-		c->verdict = forward(skb, rs, c->msgs, skb->len);
+		c->verdict = forward(skb, rs, &c->w.t, skb->len);
 		return 1;
 	}
 	hdr = c->pos;
+	first = c->at_nb;
 	if (c->at_nb) {
 		r = check_frame(skb, hdr, c->len, rs, c->rc, &c->frame_left);
 		if (r)
 			return cut_fail(c, r);
 		hdr += DSR_NB_HDR_LEN;
 	}
-	r = rewrite_hdr(skb, hdr, rs, c->rc, &next, 1);
+	c->w.off = hdr;
+	c->w.frame_left = c->frame_left;
+	c->w.avail = c->len - hdr;
+	c->w.first = first;
+	r = rewrite_hdr(skb, rs, c->rc, &c->w);
 	if (r)
 		return cut_fail(c, r);
-	c->msgs++;
+	next = c->w.next;
 	if (next) {
 		if (next < DSR_SMB2_HDR_LEN || next >= c->frame_left || (next & 7))
 			return cut_fail(c, DSR_PASS_COMPOUND);
@@ -463,7 +650,8 @@ int relay_verdict_cut(struct __sk_buff *skb)
 	c.pos = rs->skip;
 	c.at_nb = rs->at_nb;
 	c.frame_left = rs->frame_left;
-	c.msgs = 0;
+	__builtin_memset(&c.w, 0, sizeof(c.w));
+	c.w.write = 1;
 	c.verdict = -1;
 	bpf_loop(CUT_MAX_HDRS, cut_step, &c, 0);
 	if (c.verdict < 0)

@@ -9,8 +9,9 @@
  *
  * Each fixture is a row of `specs`: rules, input frames written in chunks (each chunk one send,
  * with a pause, so it arrives as its own skb: that makes split headers), from which build()
- * derives the bytes expected at the far end and at user space on the relay socket; and the pass
- * reason or counter expected to move. Run as root: fixtures [OBJ]; exit 0 when all pass.
+ * derives the bytes expected at the far end and at user space on the relay socket and the counts
+ * the verdict must keep on the relay socket; and the pass reason or counter expected to move.
+ * Run as root: fixtures [OBJ]; exit 0 when all pass.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,6 +34,13 @@
 #define TID_C 0x00000011u
 #define TID_B 0x00000022u
 #define DELTA 1000
+/* The client's FileId (the DSR's) with an entry in relay_files, and the backend's for it. */
+static const struct dsr_relay_file_id FID_C = { 0x5151000000000001ull, 0x5252000000000002ull };
+static const struct dsr_relay_file_id FID_B = { 0x6161000000000003ull, 0x6262000000000004ull };
+/* A FileId the client holds without an entry; the related-compound FileId (MS-SMB2 3.2.4.1.4). */
+static const struct dsr_relay_file_id FID_UNKNOWN = { 0x5151000000000001ull, 0x99 };
+static const struct dsr_relay_file_id FID_RELATED = { ~0ull, ~0ull };
+#define STATUS_PENDING 0x00000103u
 
 static int failures, checks;
 
@@ -49,25 +57,54 @@ static void put16(uint8_t *p, uint16_t v) { p[0] = v; p[1] = v >> 8; }
 static void put32(uint8_t *p, uint32_t v) { put16(p, v); put16(p + 2, v >> 16); }
 static void put64(uint8_t *p, uint64_t v) { put32(p, v); put32(p + 4, v >> 32); }
 
+/* Which FileId a request names, where its command has one (default: the client's, FID_C). */
+enum fid { FID_IS_C, FID_IS_B, FID_IS_UNKNOWN, FID_IS_RELATED };
+
 struct hdr {
 	uint32_t magic;
 	uint16_t cmd;
+	uint16_t charge, credits; /* CreditCharge; CreditRequest/CreditResponse */
+	uint32_t status;
 	uint32_t flags, next;
 	uint64_t mid, sid, async_id;
 	uint32_t tid;
+	enum fid fid;
 	uint32_t body;   /* body bytes after the header (filled with a pattern); every header has some */
 	uint8_t chain;   /* chained to the previous header: the same NetBIOS frame */
 	uint8_t to_user; /* this frame and all after it reach user space, not the far end; a send starts here */
 };
 
-/* One SMB2 header + body at p (no NetBIOS prefix); returns bytes written. */
+/* Body offsets of requests' FileIds by command (0: none), from the ABI. */
+static const uint32_t file_id_at[DSR_SMB2_CMD_COUNT] = {
+	[DSR_SMB2_CMD_CLOSE] = DSR_SMB2_FILE_ID_AT_CLOSE,
+	[DSR_SMB2_CMD_FLUSH] = DSR_SMB2_FILE_ID_AT_FLUSH,
+	[DSR_SMB2_CMD_READ] = DSR_SMB2_FILE_ID_AT_READ,
+	[DSR_SMB2_CMD_WRITE] = DSR_SMB2_FILE_ID_AT_WRITE,
+	[DSR_SMB2_CMD_LOCK] = DSR_SMB2_FILE_ID_AT_LOCK,
+	[DSR_SMB2_CMD_IOCTL] = DSR_SMB2_FILE_ID_AT_IOCTL,
+	[DSR_SMB2_CMD_QUERY_DIRECTORY] = DSR_SMB2_FILE_ID_AT_QUERY_DIRECTORY,
+	[DSR_SMB2_CMD_CHANGE_NOTIFY] = DSR_SMB2_FILE_ID_AT_CHANGE_NOTIFY,
+	[DSR_SMB2_CMD_QUERY_INFO] = DSR_SMB2_FILE_ID_AT_QUERY_INFO,
+	[DSR_SMB2_CMD_SET_INFO] = DSR_SMB2_FILE_ID_AT_SET_INFO,
+	[DSR_SMB2_CMD_OPLOCK_BREAK] = DSR_SMB2_FILE_ID_AT_OPLOCK_BREAK,
+};
+
+/* One SMB2 header + body at p (no NetBIOS prefix); returns bytes written. A request's FileId is
+ * written where its command has one, if its body is long enough. */
 static size_t smb2(uint8_t *p, const struct hdr *h)
 {
+	static const struct dsr_relay_file_id *const fids[] = {
+		[FID_IS_C] = &FID_C, [FID_IS_B] = &FID_B, [FID_IS_UNKNOWN] = &FID_UNKNOWN, [FID_IS_RELATED] = &FID_RELATED,
+	};
+	uint32_t at = h->cmd < DSR_SMB2_CMD_COUNT && !(h->flags & 1) ? file_id_at[h->cmd] : 0;
+
 	memset(p, 0, 64);
 	put32(p, h->magic ? h->magic : 0x424d53fe);
 	put16(p + 4, 64);
+	put16(p + 6, h->charge);
+	put32(p + 8, h->status);
 	put16(p + 12, h->cmd);
-	put16(p + 14, 1);
+	put16(p + 14, h->credits);
 	put32(p + 16, h->flags);
 	put32(p + 20, h->next);
 	put64(p + 24, h->mid);
@@ -81,6 +118,10 @@ static size_t smb2(uint8_t *p, const struct hdr *h)
 	memset(p + 48, 0x5a, 16); /* signature bytes: never touched */
 	for (uint32_t i = 0; i < h->body; i++)
 		p[64 + i] = (uint8_t)(i * 7 + 3);
+	if (at && at + DSR_SMB2_FILE_ID_LEN <= h->body) {
+		put64(p + 64 + at, fids[h->fid]->persistent);
+		put64(p + 64 + at + 8, fids[h->fid]->volatile_);
+	}
 	return 64 + h->body;
 }
 
@@ -101,9 +142,10 @@ static size_t frame(uint8_t *p, struct hdr *hs, int n)
 	return off;
 }
 
-/* What the rules make of a header: ids mapped to the peer's, MessageId moved by DELTA; zero ids,
- * MessageId ~0 (breaks) and an async header's AsyncId stay. */
-static struct hdr rewritten(struct hdr h, int dir)
+/* What the rules make of a header: ids mapped to the peer's, MessageId moved by DELTA, a
+ * request's FileId (with DSR_RELAY_CONN_FILES) the backend's; zero ids, MessageId ~0 (breaks), an
+ * async header's AsyncId and the related-compound FileId stay. */
+static struct hdr rewritten(struct hdr h, int dir, int files)
 {
 	int req = dir == DSR_RELAY_DIR_REQUEST;
 
@@ -113,7 +155,31 @@ static struct hdr rewritten(struct hdr h, int dir)
 		h.sid = req ? SID_B : SID_C;
 	if (h.tid && !(h.flags & 2))
 		h.tid = req ? TID_B : TID_C;
+	if (req && files && h.fid == FID_IS_C)
+		h.fid = FID_IS_B;
 	return h;
+}
+
+/* The counts of struct dsr_relay_sock that the verdict keeps for taking a connection back. */
+struct counts {
+	uint64_t msgs, charge, msg_id_end, credits, interims;
+};
+
+/* A forwarded header's share of them, as MS-SMB2 has it (CANCEL uses no credit, a CreditCharge
+ * of 0 is one credit; an interim response is STATUS_PENDING with SMB2_FLAGS_ASYNC_COMMAND). */
+static void count_hdr(struct counts *c, const struct hdr *h, int dir)
+{
+	uint64_t charge = h->charge ? h->charge : 1;
+
+	c->msgs++;
+	if (dir == DSR_RELAY_DIR_REPLY) {
+		c->credits += h->credits;
+		c->interims += h->status == STATUS_PENDING && (h->flags & 2);
+	} else if (h->cmd != DSR_SMB2_CMD_CANCEL) {
+		c->charge += charge;
+		if (h->mid + charge > c->msg_id_end)
+			c->msg_id_end = h->mid + charge;
+	}
 }
 
 static void tcp_pair(int lfd, struct sockaddr_in *la, int *writer, int *relay_end)
@@ -151,7 +217,7 @@ static size_t drain(int fd, uint8_t *buf, size_t cap, int quiet_ms)
 	return got;
 }
 
-/* A request as the client sends it, a reply as the backend sends it; fields after the body override. */
+/* A request as the client sends it (FileId: FID_C), a reply as the backend sends it; fields after the body override. */
 #define REQ(c, m, b, ...) { .cmd = (c), .mid = (m), .sid = SID_C, .tid = TID_C, .body = (b), __VA_ARGS__ }
 #define REP(c, m, b, ...) { .cmd = (c), .flags = 1, .mid = (m) + DELTA, .sid = SID_B, .tid = TID_B, .body = (b), __VA_ARGS__ }
 #define MAX_HDRS 4
@@ -169,10 +235,13 @@ struct spec {
 		uint32_t at;     /* bytes into it: where a new send starts (0: no cut) */
 	} cuts[2];
 	uint32_t cmd_mask;       /* 0: every command */
+	int no_files;            /* without DSR_RELAY_CONN_FILES (REWRITE alone) */
 	int no_rules, no_state, no_peer; /* taken away once the pair is offloaded */
+	struct counts want;      /* msgs > 0: the counts the row is about, checked against build()'s too */
 };
 
-/* The second of two frames sent in two pieces, the first `n` bytes of it with the first frame. */
+/* The second of two frames sent in two pieces, the first `n` bytes of it with the first frame
+ * (WRITEs: the FileId is bytes 84..99 of the frame, carried with the header). */
 #define SPLIT(n)                                                                                  \
 	{ "split: second header cut " #n " bytes into its frame", .hs = { REQ(9, 30, 200), REQ(9, 31, 200) }, \
 	  .counter = { DSR_RELAY_FWD_MSG, DSR_RELAY_SPLIT_HDR }, .cuts = { { 1, n } } }
@@ -181,7 +250,10 @@ struct spec {
 	{ "pass: " what, .pass = (reason), .hs = { REQ(8, 60, 49), REQ(8, 61, 49, .to_user = 1, __VA_ARGS__), REQ(8, 63, 49) } }
 
 static const struct spec specs[] = {
-	{ "request: SessionId, TreeId, MessageId rewritten", .hs = { REQ(8, 5, 49) } },
+	{ "request: SessionId, TreeId, MessageId and a READ's FileId rewritten", .hs = { REQ(8, 5, 49) } },
+	{ "request: a WRITE's FileId rewritten", .hs = { REQ(9, 6, 100) } },
+	{ "request: without DSR_RELAY_CONN_FILES a FileId goes as it is", .no_files = 1, .hs = { REQ(8, 7, 49, .fid = FID_IS_UNKNOWN) } },
+	{ "related compound: later headers' FileId (all 0xFF) goes as it is", .hs = { REQ(8, 80, 48), REQ(9, 81, 56, .chain = 1, .flags = 4, .fid = FID_IS_RELATED), REQ(6, 82, 24, .chain = 1, .flags = 4, .fid = FID_IS_RELATED) } },
 	{ "reply: backend ids back to the client's", DSR_RELAY_DIR_REPLY, .hs = { REP(8, 5, 80) } },
 	{ "async reply: AsyncId and the TreeId slot untouched", DSR_RELAY_DIR_REPLY,
 	  .hs = { REP(15, 9, 8, .flags = 3, .async_id = 0x0123456789abcdefull) } },
@@ -189,11 +261,23 @@ static const struct spec specs[] = {
 	  .hs = { { .cmd = 18, .flags = 1, .mid = ~0ull, .body = 24 } } },
 	{ "compound of three: every header rewritten", .hs = { REQ(5, 10, 56), REQ(16, 11, 40, .chain = 1), REQ(6, 12, 24, .chain = 1) } },
 	{ "coalesced: three frames in one send", .hs = { REQ(8, 20, 49), REQ(8, 21, 49), REQ(8, 22, 49) } },
-	SPLIT(2), SPLIT(4), SPLIT(30), SPLIT(50), SPLIT(67),
+	SPLIT(2), SPLIT(4), SPLIT(30), SPLIT(50), SPLIT(67), SPLIT(68), SPLIT(84), SPLIT(99),
+	{ "split: a QUERY_INFO's FileId one byte short (107 bytes into its frame)", .hs = { REQ(16, 30, 48), REQ(16, 31, 48) },
+	  .counter = { DSR_RELAY_FWD_MSG, DSR_RELAY_SPLIT_HDR }, .cuts = { { 1, 107 } } },
+	/* The frame is checked whole at its start with the second FileId (bytes 196..211) not in yet. */
+	{ "split: a compound's second FileId cut off (200 bytes into the frame)", .hs = { REQ(8, 90, 48), REQ(8, 91, 48, .chain = 1) },
+	  .counter = { DSR_RELAY_FWD_MSG, DSR_RELAY_SPLIT_HDR }, .cuts = { { 0, 200 } } },
 	{ "split three ways: a header in three skbs", DSR_RELAY_DIR_REPLY, .counter = { DSR_RELAY_FWD_MSG, DSR_RELAY_CARRY_HELD },
 	  .hs = { REP(8, 40, 100), REP(8, 41, 100) }, .cuts = { { 1, 10 }, { 1, 20 } } },
 	{ "large READ reply (300 KiB body) then a small one", DSR_RELAY_DIR_REPLY,
 	  .hs = { REP(8, 50, 300 * 1024), REP(8, 51, 80) }, .cuts = { { 0, 100000 }, { 0, 200000 } } },
+	{ "counts: requests' charge and MessageId end (CreditCharge 4 and 2, CANCEL none, 0 as 1)",
+	  .hs = { REQ(8, 10, 49, .charge = 4), REQ(9, 14, 49, .charge = 2), REQ(12, 14, 8), REQ(8, 16, 49) },
+	  .want = { .msgs = 4, .charge = 7, .msg_id_end = 17 } },
+	{ "counts: credits granted and an interim + final response pair", DSR_RELAY_DIR_REPLY,
+	  .hs = { REP(8, 20, 80, .credits = 3), REP(9, 21, 8, .flags = 3, .status = STATUS_PENDING, .async_id = 0x77, .credits = 1),
+		  REP(9, 21, 16, .flags = 3, .async_id = 0x77) },
+	  .want = { .msgs = 3, .credits = 4, .interims = 1 } },
 	PASSED(DSR_PASS_SIGNED, "SMB2_FLAGS_SIGNED", .flags = 8),
 	PASSED(DSR_PASS_ENCRYPTED, "transform header (encrypted)", .magic = 0x424d53fd),
 	PASSED(DSR_PASS_COMPRESSED, "compression header", .magic = 0x424d53fc),
@@ -202,6 +286,11 @@ static const struct spec specs[] = {
 	  .hs = { REQ(8, 60, 49), REQ(3, 61, 49, .to_user = 1), REQ(8, 63, 49) } },
 	PASSED(DSR_PASS_SESSION, "unknown SessionId", .sid = 77),
 	PASSED(DSR_PASS_TREE, "unknown TreeId", .tid = 77),
+	PASSED(DSR_PASS_FILE, "FileId with no entry", .fid = FID_IS_UNKNOWN),
+	PASSED(DSR_PASS_FILE, "READ too short for its FileId", .body = 24),
+	PASSED(DSR_PASS_COMPOUND, "related FileId (all 0xFF) on a frame's first header", .flags = 4, .fid = FID_IS_RELATED),
+	{ "pass: related FileId (all 0xFF) without SMB2_FLAGS_RELATED_OPERATIONS", .pass = DSR_PASS_COMPOUND,
+	  .hs = { REQ(8, 60, 49), REQ(8, 61, 48, .to_user = 1), REQ(8, 62, 48, .chain = 1, .fid = FID_IS_RELATED), REQ(8, 63, 49) } },
 	{ "pass: compound with a NextCommand past the frame", .pass = DSR_PASS_COMPOUND,
 	  .hs = { REQ(8, 60, 49), REQ(8, 61, 56, .next = 4096, .to_user = 1), REQ(8, 62, 49, .chain = 1), REQ(8, 63, 49) } },
 	{ "pass: no rules for the connection", .pass = DSR_PASS_NO_CONN, .hs = { REQ(8, 70, 49, .to_user = 1) }, .no_rules = 1 },
@@ -219,6 +308,7 @@ struct fixture {
 	size_t out_len;
 	uint8_t user[1 << 20];   /* expected at user space on the relay socket */
 	size_t user_len;
+	struct counts counts;    /* expected on the relay socket */
 };
 
 static void build(const struct spec *s, struct fixture *f)
@@ -228,13 +318,14 @@ static void build(const struct spec *s, struct fixture *f)
 
 	f->in_len = f->out_len = f->user_len = 0;
 	memset(f->cuts, 0, sizeof(f->cuts));
+	memset(&f->counts, 0, sizeof(f->counts));
 	for (int i = 0; i < MAX_HDRS && s->hs[i].body;) {
 		struct hdr in[MAX_HDRS], out[MAX_HDRS];
 		int n = 0;
 
 		do {
 			in[n] = s->hs[i + n];
-			out[n] = rewritten(s->hs[i + n], s->dir);
+			out[n] = rewritten(s->hs[i + n], s->dir, !s->no_files);
 			n++;
 		} while (i + n < MAX_HDRS && s->hs[i + n].body && s->hs[i + n].chain);
 		if (s->hs[i].to_user && !to_user) {
@@ -246,6 +337,8 @@ static void build(const struct spec *s, struct fixture *f)
 		size_t len = frame(f->in + f->in_len, in, n);
 		if (!to_user) {
 			f->out_len += frame(f->out + f->out_len, out, n);
+			for (int k = 0; k < n; k++)
+				count_hdr(&f->counts, &in[k], s->dir);
 		} else if (s->no_peer) {
 			f->user_len += frame(f->user + f->user_len, out, n);
 		} else {
@@ -281,9 +374,14 @@ static void run(const struct spec *s, const struct fixture *f, enum relay_mode m
 	int big = 4 << 20;
 	setsockopt(cin, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
 	setsockopt(bin, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
-	struct dsr_relay_conn rules = { .msg_id_delta = DELTA, .cmd_mask = s->cmd_mask ? s->cmd_mask : 0x7ffff, .flags = DSR_RELAY_CONN_REWRITE };
+	struct dsr_relay_conn rules = {
+		.msg_id_delta = DELTA,
+		.cmd_mask = s->cmd_mask ? s->cmd_mask : 0x7ffff,
+		.flags = DSR_RELAY_CONN_REWRITE | (s->no_files ? 0 : DSR_RELAY_CONN_FILES),
+	};
 	relay_add_session(&rb, conn, SID_C, SID_B);
 	relay_add_tree(&rb, conn, TID_C, TID_B);
+	relay_add_file(&rb, conn, &FID_C, &FID_B);
 	if (relay_offload(&rb, conn, cin, bin, &rules)) {
 		check(0, name, rb.relay_err);
 		return;
@@ -324,8 +422,19 @@ static void run(const struct spec *s, const struct fixture *f, enum relay_mode m
 		check(!memcmp(user, f->user, u), name, "passed bytes");
 	/* The count user space's redirect barrier waits on: exactly the bytes that came out. */
 	struct dsr_relay_sock st;
-	if (!s->no_state && relay_sock_state(&rb, relay_end, &st) == 0)
+	if (!s->no_state && relay_sock_state(&rb, relay_end, &st) == 0) {
+		const struct counts *c = &f->counts;
+
 		check(st.bytes == n, name, "relay_sock.bytes == bytes forwarded");
+		/* What taking the connection back reads: the headers forwarded, nothing passed. */
+		check(st.msgs == c->msgs, name, "relay_sock.msgs");
+		check(st.charge == c->charge, name, "relay_sock.charge");
+		check(st.msg_id_end == c->msg_id_end, name, "relay_sock.msg_id_end");
+		check(st.credits == c->credits, name, "relay_sock.credits");
+		check(st.interims == c->interims, name, "relay_sock.interims");
+	}
+	if (s->want.msgs)
+		check(!memcmp(&s->want, &f->counts, sizeof(s->want)), name, "the row's counts are build()'s");
 	relay_sum_percpu(rb.counters, DSR_RELAY_COUNTER_MAX, cafter);
 	relay_sum_percpu(rb.passes, DSR_PASS_REASON_MAX, pafter);
 	if (s->pass) {

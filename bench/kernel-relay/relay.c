@@ -186,12 +186,14 @@ static void print_close(struct conn *c)
 		relay_sum_percpu(rb.passes, DSR_PASS_REASON_MAX, passes);
 	}
 	printf("{\"event\":\"close\",\"conn\":%u,\"mode\":\"%s\",\"offloaded\":%d,\"dialect\":\"0x%x\",\"userMsgs\":%" PRIu64
-	       ",\"passes\":%u,\"rearms\":%u,\"passedCmds\":\"0x%x\",\"lastPassReason\":\"%s\",\"passedBytes\":[%" PRIu64 ",%" PRIu64 "],\"req\":{\"msgs\":%llu,\"bytes\":%llu,\"sticky\":%u},"
-	       "\"rep\":{\"msgs\":%llu,\"bytes\":%llu,\"sticky\":%u}",
+	       ",\"passes\":%u,\"rearms\":%u,\"passedCmds\":\"0x%x\",\"lastPassReason\":\"%s\",\"passedBytes\":[%" PRIu64 ",%" PRIu64 "],"
+	       "\"req\":{\"msgs\":%llu,\"bytes\":%llu,\"sticky\":%u,\"charge\":%llu,\"msgIdEnd\":%llu},"
+	       "\"rep\":{\"msgs\":%llu,\"bytes\":%llu,\"sticky\":%u,\"credits\":%llu,\"interims\":%llu}",
 	       c->id, mode_name, c->phase == PHASE_KERNEL, c->dialect, c->user_msgs, c->passes, c->rearms, c->passed_cmds,
 	       c->last_reason < DSR_PASS_REASON_MAX ? relay_pass_names[c->last_reason] : "?", c->passed[0], c->passed[1],
-	       (unsigned long long)req.msgs, (unsigned long long)req.bytes, req.sticky, (unsigned long long)rep.msgs,
-	       (unsigned long long)rep.bytes, rep.sticky);
+	       (unsigned long long)req.msgs, (unsigned long long)req.bytes, req.sticky, (unsigned long long)req.charge,
+	       (unsigned long long)req.msg_id_end, (unsigned long long)rep.msgs, (unsigned long long)rep.bytes, rep.sticky,
+	       (unsigned long long)rep.credits, (unsigned long long)rep.interims);
 	print_counts("counters", relay_counter_names, counters, 0, DSR_RELAY_COUNTER_MAX);
 	/* DSR_PASS_NONE is never counted. */
 	print_counts("passReasons", relay_pass_names, passes, DSR_PASS_NONE + 1, DSR_PASS_REASON_MAX);

@@ -34,6 +34,7 @@ const char *const relay_pass_names[DSR_PASS_REASON_MAX] = {
 	[DSR_PASS_NO_PEER] = "no-peer",
 	[DSR_PASS_ERROR] = "error",
 	[DSR_PASS_TOO_MANY] = "too-many",
+	[DSR_PASS_FILE] = "file",
 };
 
 static int fail(struct relay_bpf *rb, const char *step, int rc)
@@ -95,6 +96,7 @@ int relay_bpf_open(struct relay_bpf *rb, const char *obj_path, enum relay_mode m
 	rb->conns = map_fd(rb, "relay_conns");
 	rb->sessions = map_fd(rb, "relay_sessions");
 	rb->trees = map_fd(rb, "relay_trees");
+	rb->files = map_fd(rb, "relay_files");
 	rb->counters = map_fd(rb, "relay_counters");
 	rb->passes = map_fd(rb, "relay_passes");
 	rb->events = map_fd(rb, "relay_events");
@@ -152,6 +154,25 @@ int relay_offload(struct relay_bpf *rb, uint32_t conn, int client_fd, int backen
 	return 0;
 }
 
+/* Deletes a connection's entries from a map whose keys start with the connection id (sessions,
+ * trees, files): a walk, restarted after each delete, good enough for the bench's small maps. */
+static void delete_conn_entries(int map, uint32_t conn, size_t key_size)
+{
+	uint8_t key[64], next[64];
+	void *prev = NULL;
+	uint32_t key_conn;
+
+	while (!bpf_map_get_next_key(map, prev, next)) {
+		memcpy(key, next, key_size);
+		prev = key;
+		memcpy(&key_conn, key, sizeof(key_conn));
+		if (key_conn == conn) {
+			bpf_map_delete_elem(map, key);
+			prev = NULL;
+		}
+	}
+}
+
 void relay_unload(struct relay_bpf *rb, uint32_t conn, int client_fd, int backend_fd)
 {
 	uint32_t ckey = 2 * conn, bkey = 2 * conn + 1;
@@ -164,27 +185,9 @@ void relay_unload(struct relay_bpf *rb, uint32_t conn, int client_fd, int backen
 	if (!cookie_of(backend_fd, &cookie))
 		bpf_map_delete_elem(rb->state, &cookie);
 	bpf_map_delete_elem(rb->conns, &conn);
-	/* Session and tree entries of this connection: walk the (small) maps. */
-	struct dsr_relay_session_key sk, snext;
-	void *prev = NULL;
-	while (!bpf_map_get_next_key(rb->sessions, prev, &snext)) {
-		sk = snext;
-		prev = &sk;
-		if (sk.conn == conn) {
-			bpf_map_delete_elem(rb->sessions, &sk);
-			prev = NULL;
-		}
-	}
-	struct dsr_relay_tree_key tk, tnext;
-	prev = NULL;
-	while (!bpf_map_get_next_key(rb->trees, prev, &tnext)) {
-		tk = tnext;
-		prev = &tk;
-		if (tk.conn == conn) {
-			bpf_map_delete_elem(rb->trees, &tk);
-			prev = NULL;
-		}
-	}
+	delete_conn_entries(rb->sessions, conn, sizeof(struct dsr_relay_session_key));
+	delete_conn_entries(rb->trees, conn, sizeof(struct dsr_relay_tree_key));
+	delete_conn_entries(rb->files, conn, sizeof(struct dsr_relay_file_key));
 }
 
 int relay_add_session(struct relay_bpf *rb, uint32_t conn, uint64_t client_sid, uint64_t backend_sid)
@@ -204,6 +207,15 @@ int relay_add_tree(struct relay_bpf *rb, uint32_t conn, uint32_t client_tid, uin
 
 	if (bpf_map_update_elem(rb->trees, &req, &backend_tid, BPF_ANY) || bpf_map_update_elem(rb->trees, &rep, &client_tid, BPF_ANY))
 		return fail(rb, "tree map update", -errno);
+	return 0;
+}
+
+int relay_add_file(struct relay_bpf *rb, uint32_t conn, const struct dsr_relay_file_id *client, const struct dsr_relay_file_id *backend)
+{
+	struct dsr_relay_file_key key = { .conn = conn, .persistent = client->persistent, .volatile_ = client->volatile_ };
+
+	if (bpf_map_update_elem(rb->files, &key, backend, BPF_ANY))
+		return fail(rb, "file map update", -errno);
 	return 0;
 }
 

@@ -17,7 +17,7 @@ enum relay_mode {
 struct relay_bpf {
 	struct bpf_object *obj;
 	enum relay_mode mode;
-	int socks, state, conns, sessions, trees, counters, passes, events;
+	int socks, state, conns, sessions, trees, files, counters, passes, events;
 	int parser, verdict;
 	int parser_link, verdict_link; /* bpf_link fds (0: none) */
 	int legacy_attach;             /* the kernel refused a sockmap link: bpf_prog_attach was used */
@@ -33,7 +33,9 @@ int relay_offload(struct relay_bpf *rb, uint32_t conn, int client_fd, int backen
 void relay_unload(struct relay_bpf *rb, uint32_t conn, int client_fd, int backend_fd);
 int relay_add_session(struct relay_bpf *rb, uint32_t conn, uint64_t client_sid, uint64_t backend_sid);
 int relay_add_tree(struct relay_bpf *rb, uint32_t conn, uint32_t client_tid, uint32_t backend_tid);
-/* The per-socket state (msgs, bytes, sticky reason) of an offloaded socket. */
+/* The server's FileId for a FileId the client holds on the connection (requests only). */
+int relay_add_file(struct relay_bpf *rb, uint32_t conn, const struct dsr_relay_file_id *client, const struct dsr_relay_file_id *backend);
+/* The per-socket state (counts, sticky reason, cursor) of an offloaded socket. */
 int relay_sock_state(struct relay_bpf *rb, int fd, struct dsr_relay_sock *out);
 /* Sums the first n entries of a per-CPU __u64 array (rb->counters, rb->passes) into out[n]. */
 int relay_sum_percpu(int map, uint32_t n, uint64_t *out);

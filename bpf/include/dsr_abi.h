@@ -116,7 +116,7 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 /* ---- Pass reasons ------------------------------------------------------------------------
  * Why a message went to user space instead of being forwarded by the kernel: one list for the
  * decisions the DSR makes before it offloads (a session or tree rule, SIGNED .. LOCAL_TREE) and
- * the relay verdict's own (NO_SOCK .. TOO_MANY; SIGNED and ENCRYPTED are the verdict's too, for a
+ * the relay verdict's own (NO_SOCK .. FILE; SIGNED and ENCRYPTED are the verdict's too, for a
  * message that says so). PassReason in src/offload/offload.ts, in the same order. 0 = forwarded
  * by the kernel; counters that are not reasons are DSR_RELAY_* below.
  */
@@ -155,17 +155,42 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 #define DSR_PASS_ERROR 16
 /* Cut-through: more headers in one skb than its loop bound. */
 #define DSR_PASS_TOO_MANY 17
-#define DSR_PASS_REASON_MAX 18
+/* A request's FileId is not in relay_files, or the request is too short to hold the FileId its
+ * command names (user space answers it). */
+#define DSR_PASS_FILE 18
+#define DSR_PASS_REASON_MAX 19
 
 /* ---- SMB2 relay (sk_skb, bpf/smb2_relay.bpf.c) --------------------------------------------
  * An offloaded connection is a pair of TCP sockets in the sockhash relay_socks, the client's at
  * key 2*conn and the backend's at 2*conn+1, so a socket's peer is key ^ 1. Each socket has a
  * struct dsr_relay_sock in relay_socks_state, keyed by its socket cookie (SO_COOKIE), saying
  * which connection and direction it is and, for the cut-through verdict, where the next SMB2
- * header falls in its byte stream. Rules (session and tree id maps, the MessageId offset, the
- * commands the kernel may forward) are per connection and written only by user space. A pass
- * makes the direction sticky: everything after it goes to user space too, until user space
+ * header falls in its byte stream. Rules (session, tree and file id maps, the MessageId offset,
+ * the commands the kernel may forward) are per connection and written only by user space. A
+ * pass makes the direction sticky: everything after it goes to user space too, until user space
  * re-arms it, so bytes are never reordered behind a message user space still holds.
+ *
+ * FileIds: with DSR_RELAY_CONN_FILES, a request whose command names a FileId at a fixed body
+ * offset (DSR_SMB2_FILE_ID_AT_*) gets the server's FileId from relay_files in place of the
+ * client's (the DSR's own); a miss passes (DSR_PASS_FILE). The related-compound FileId (all
+ * 0xFF, "the previous operation's handle") goes as it is in a header after the first of a frame
+ * with SMB2_FLAGS_RELATED_OPERATIONS, since the chain reaches the server whole and the server
+ * resolves it; anywhere else it passes (DSR_PASS_COMPOUND). Replies are never touched for
+ * FileIds: with FILES set, commands whose responses carry a FileId (CREATE, IOCTL,
+ * OPLOCK_BREAK) must not be in cmd_mask (encodeRelayConn in abi.ts refuses them). The
+ * OPLOCK_BREAK offset is the oplock acknowledgment's; a lease acknowledgment has its LeaseKey
+ * there, one more reason the command stays in user space.
+ *
+ * Interim responses (STATUS_PENDING with SMB2_FLAGS_ASYNC_COMMAND) are forwarded as they are:
+ * their AsyncId is the server's, and the client's CANCEL or the final response carry it
+ * unchanged too. User space taking a connection back answers for requests the kernel forwarded
+ * with those AsyncIds, not with AsyncIds of its own.
+ *
+ * Taking a connection back: user space removes both sockets from relay_socks, waits until the
+ * peer's TCP holds every byte the kernel forwarded (dsr_relay_sock.bytes), then reads the counts
+ * of both sockets (msgs, charge, msg_id_end on the client's; msgs, credits, interims on the
+ * backend's) to resynchronise its MessageId and credit windows, and answers the kernel-forwarded
+ * requests still outstanding itself.
  */
 
 #define DSR_RELAY_MAX_CONNS 4096
@@ -173,6 +198,7 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 #define DSR_RELAY_MAX_SOCKS 8192
 #define DSR_RELAY_MAX_SESSIONS 16384
 #define DSR_RELAY_MAX_TREES 65536
+#define DSR_RELAY_MAX_FILES 65536
 /* relay_events (ring buffer) size in bytes. */
 #define DSR_RELAY_EVENTS_BYTES 65536
 
@@ -197,22 +223,30 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 #define DSR_RELAY_COUNTER_MAX 5
 
 /* MS-SMB2 2.1: the NetBIOS session message prefix (type 0, 24-bit length, big endian), then the
- * 64-byte SMB2 header (MS-SMB2 2.2.1). A header split across skbs is carried whole. */
+ * 64-byte SMB2 header (MS-SMB2 2.2.1). A header split across skbs is carried whole, with the
+ * request's FileId when its command names one: up to the prefix, the header and the farthest
+ * FileId's end (QUERY_INFO: 24 + 16 body bytes). */
 #define DSR_NB_HDR_LEN 4
 #define DSR_SMB2_HDR_LEN 64
-#define DSR_RELAY_CARRY_MAX 68
+#define DSR_RELAY_CARRY_MAX 108
 
 /* The SMB2 header fields the verdict reads or writes, as offsets from its first byte. */
 #define DSR_SMB2_OFF_PROTOCOL 0
+#define DSR_SMB2_OFF_CREDIT_CHARGE 6
+#define DSR_SMB2_OFF_STATUS 8
 #define DSR_SMB2_OFF_COMMAND 12
+#define DSR_SMB2_OFF_CREDIT 14
 #define DSR_SMB2_OFF_FLAGS 16
 #define DSR_SMB2_OFF_NEXT_COMMAND 20
 #define DSR_SMB2_OFF_MESSAGE_ID 24
 #define DSR_SMB2_OFF_TREE_ID 36
 #define DSR_SMB2_OFF_SESSION_ID 40
-/* SMB2_FLAGS_ASYNC_COMMAND, SMB2_FLAGS_SIGNED. */
+/* SMB2_FLAGS_ASYNC_COMMAND, SMB2_FLAGS_RELATED_OPERATIONS, SMB2_FLAGS_SIGNED. */
 #define DSR_SMB2_FLAGS_ASYNC_COMMAND 2
+#define DSR_SMB2_FLAGS_RELATED_OPERATIONS 4
 #define DSR_SMB2_FLAGS_SIGNED 8
+/* STATUS_PENDING (0x00000103): with SMB2_FLAGS_ASYNC_COMMAND, an interim response. */
+#define DSR_SMB2_STATUS_PENDING 259
 /* ProtocolId as a little-endian __u32: 0xFE 'SMB' (0x424d53fe), the transform header (encrypted)
  * 0xFD 'SMB' (0x424d53fd), the compression transform header 0xFC 'SMB' (0x424d53fc). */
 #define DSR_SMB2_MAGIC 1112364030
@@ -220,6 +254,38 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 #define DSR_SMB2_COMPRESSED_MAGIC 1112364028
 /* Commands NEGOTIATE (0) .. OPLOCK_BREAK (18): bit n of dsr_relay_conn.cmd_mask is command n. */
 #define DSR_SMB2_CMD_COUNT 19
+/* The commands the verdict tells apart (MS-SMB2 2.2.1.2). CANCEL uses no credit and no
+ * MessageId of its own (it names the request it cancels). */
+#define DSR_SMB2_CMD_CLOSE 6
+#define DSR_SMB2_CMD_FLUSH 7
+#define DSR_SMB2_CMD_READ 8
+#define DSR_SMB2_CMD_WRITE 9
+#define DSR_SMB2_CMD_LOCK 10
+#define DSR_SMB2_CMD_IOCTL 11
+#define DSR_SMB2_CMD_CANCEL 12
+#define DSR_SMB2_CMD_QUERY_DIRECTORY 14
+#define DSR_SMB2_CMD_CHANGE_NOTIFY 15
+#define DSR_SMB2_CMD_QUERY_INFO 16
+#define DSR_SMB2_CMD_SET_INFO 17
+#define DSR_SMB2_CMD_OPLOCK_BREAK 18
+
+/* Where a request's FileId (MS-SMB2 2.2.14.1: Persistent, then Volatile, 8 bytes each) sits, as
+ * an offset into its body (after the 64-byte header), for every command that names one: MS-SMB2
+ * 2.2.15 CLOSE, 2.2.17 FLUSH, 2.2.19 READ, 2.2.21 WRITE, 2.2.26 LOCK, 2.2.31 IOCTL, 2.2.33
+ * QUERY_DIRECTORY, 2.2.35 CHANGE_NOTIFY, 2.2.37 QUERY_INFO, 2.2.39 SET_INFO, 2.2.24.1 the oplock
+ * break acknowledgment. REQUEST_FILE_ID_AT of src/control/wire/smb2/file-id.ts. */
+#define DSR_SMB2_FILE_ID_LEN 16
+#define DSR_SMB2_FILE_ID_AT_CLOSE 8
+#define DSR_SMB2_FILE_ID_AT_FLUSH 8
+#define DSR_SMB2_FILE_ID_AT_READ 16
+#define DSR_SMB2_FILE_ID_AT_WRITE 16
+#define DSR_SMB2_FILE_ID_AT_LOCK 8
+#define DSR_SMB2_FILE_ID_AT_IOCTL 8
+#define DSR_SMB2_FILE_ID_AT_QUERY_DIRECTORY 8
+#define DSR_SMB2_FILE_ID_AT_CHANGE_NOTIFY 8
+#define DSR_SMB2_FILE_ID_AT_QUERY_INFO 24
+#define DSR_SMB2_FILE_ID_AT_SET_INFO 16
+#define DSR_SMB2_FILE_ID_AT_OPLOCK_BREAK 8
 
 /* Map relay_socks_state (hash, DSR_RELAY_MAX_SOCKS entries): socket cookie (__u64) -> this.
  * User space writes it when it offloads or re-arms a connection; the verdict updates it. */
@@ -243,16 +309,36 @@ struct dsr_relay_sock {
 	__u32 carry_len;
 	__u8 carry[DSR_RELAY_CARRY_MAX];
 	__u8 pad[4];
-	/* Headers rewritten in this direction. */
+	/*
+	 * Counts of what the kernel forwarded, kept by the verdict for taking the connection back
+	 * (user space writes them 0 when it offloads and keeps them when it re-arms). A message
+	 * passed to user space is in none of them.
+	 */
+	/* Headers forwarded in this direction (replies: interim and final responses alike). */
 	__u64 msgs;
 	/* Bytes forwarded in this direction: the barrier user space waits on before it writes to
 	 * the peer itself. */
 	__u64 bytes;
+	/* Requests: the sum of max(CreditCharge, 1) over forwarded requests but CANCEL, what the
+	 * client used of its credit window. */
+	__u64 charge;
+	/* Requests: the highest client MessageId + max(CreditCharge, 1) forwarded (CANCEL aside);
+	 * 0 = none. With charge: the client used its ids without a gap iff msg_id_end equals the
+	 * first MessageId it was due at the offload + charge. */
+	__u64 msg_id_end;
+	/* Replies: the sum of CreditResponse of forwarded responses, what the server granted. */
+	__u64 credits;
+	/* Replies: interim responses forwarded (STATUS_PENDING with SMB2_FLAGS_ASYNC_COMMAND);
+	 * msgs - interims are final responses. */
+	__u64 interims;
 };
-_Static_assert(sizeof(struct dsr_relay_sock) == 120, "struct dsr_relay_sock");
+_Static_assert(sizeof(struct dsr_relay_sock) == 192, "struct dsr_relay_sock");
 
 /* dsr_relay_conn.flags: look ids up and write them (off: forward bytes untouched, framing only). */
 #define DSR_RELAY_CONN_REWRITE 1
+/* With REWRITE: requests' FileIds are looked up in relay_files and written too. The DSR sets it
+ * on every connection it offloads (its clients hold its FileIds); off, FileIds go as they are. */
+#define DSR_RELAY_CONN_FILES 2
 
 /* Map relay_conns (hash, DSR_RELAY_MAX_CONNS entries): connection id (__u32) -> its rules. */
 struct dsr_relay_conn {
@@ -284,6 +370,23 @@ struct dsr_relay_tree_key {
 	__u32 pad;
 };
 _Static_assert(sizeof(struct dsr_relay_tree_key) == 16, "struct dsr_relay_tree_key");
+
+/* Map relay_files (hash, DSR_RELAY_MAX_FILES entries): a FileId the client holds on a connection
+ * -> struct dsr_relay_file_id, the server's FileId for it. Requests only. */
+struct dsr_relay_file_key {
+	__u32 conn;
+	__u32 pad;
+	__u64 persistent;
+	/* The FileId's Volatile half (volatile is a C keyword). */
+	__u64 volatile_;
+};
+_Static_assert(sizeof(struct dsr_relay_file_key) == 24, "struct dsr_relay_file_key");
+
+struct dsr_relay_file_id {
+	__u64 persistent;
+	__u64 volatile_;
+};
+_Static_assert(sizeof(struct dsr_relay_file_id) == 16, "struct dsr_relay_file_id");
 
 /* Map relay_events (ring buffer, DSR_RELAY_EVENTS_BYTES): one record when a direction turns
  * sticky, so user space needs no EPOLLIN on offloaded sockets (the verdict-only path wakes

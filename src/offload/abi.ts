@@ -8,16 +8,27 @@
 import { isIPv4 } from 'node:net';
 import { DsrError, ErrorCode } from '../control/errors.js';
 import { NETBIOS_HEADER_SIZE } from '../control/wire/netbios.js';
+import { NtStatus } from '../control/wire/ntstatus.js';
 import {
   SMB2_COMMAND_COUNT,
   SMB2_COMPRESSION_PROTOCOL_ID,
   SMB2_HEADER_SIZE,
   SMB2_PROTOCOL_ID,
   SMB2_TRANSFORM_PROTOCOL_ID,
+  Smb2Command,
+  smb2CommandName,
   Smb2Flags,
 } from '../control/wire/smb2/constants.js';
+import { FILE_ID_SIZE, type FileId, REQUEST_FILE_ID_AT } from '../control/wire/smb2/file-id.js';
 import { Hdr } from '../control/wire/smb2/header.js';
 import { PassReason } from './offload.js';
+
+/** Where a request of this command carries its FileId (REQUEST_FILE_ID_AT); only for commands that have one. */
+function fileIdAt(command: Smb2Command): number {
+  const at = REQUEST_FILE_ID_AT[command];
+  if (at === undefined) throw new Error(`${smb2CommandName(command)} requests name no FileId`);
+  return at;
+}
 
 /**
  * Every numeric DSR_ macro of dsr_abi.h, under its C name. The SMB2 wire facts the relay's
@@ -62,11 +73,13 @@ export const ABI = {
   DSR_PASS_NO_PEER: 15,
   DSR_PASS_ERROR: 16,
   DSR_PASS_TOO_MANY: 17,
-  DSR_PASS_REASON_MAX: 18,
+  DSR_PASS_FILE: 18,
+  DSR_PASS_REASON_MAX: 19,
   DSR_RELAY_MAX_CONNS: 4096,
   DSR_RELAY_MAX_SOCKS: 8192,
   DSR_RELAY_MAX_SESSIONS: 16384,
   DSR_RELAY_MAX_TREES: 65536,
+  DSR_RELAY_MAX_FILES: 65536,
   DSR_RELAY_EVENTS_BYTES: 65536,
   DSR_RELAY_DIR_REQUEST: 0,
   DSR_RELAY_DIR_REPLY: 1,
@@ -77,22 +90,52 @@ export const ABI = {
   DSR_RELAY_CARRY_HELD: 4,
   DSR_RELAY_COUNTER_MAX: 5,
   DSR_RELAY_CONN_REWRITE: 1,
+  DSR_RELAY_CONN_FILES: 2,
   DSR_NB_HDR_LEN: NETBIOS_HEADER_SIZE,
   DSR_SMB2_HDR_LEN: SMB2_HEADER_SIZE,
-  DSR_RELAY_CARRY_MAX: NETBIOS_HEADER_SIZE + SMB2_HEADER_SIZE,
+  DSR_RELAY_CARRY_MAX: NETBIOS_HEADER_SIZE + SMB2_HEADER_SIZE + Math.max(...REQUEST_FILE_ID_AT.filter((at) => at !== undefined)) + FILE_ID_SIZE,
   DSR_SMB2_OFF_PROTOCOL: Hdr.ProtocolId,
+  DSR_SMB2_OFF_CREDIT_CHARGE: Hdr.CreditCharge,
+  DSR_SMB2_OFF_STATUS: Hdr.Status,
   DSR_SMB2_OFF_COMMAND: Hdr.Command,
+  DSR_SMB2_OFF_CREDIT: Hdr.Credit,
   DSR_SMB2_OFF_FLAGS: Hdr.Flags,
   DSR_SMB2_OFF_NEXT_COMMAND: Hdr.NextCommand,
   DSR_SMB2_OFF_MESSAGE_ID: Hdr.MessageId,
   DSR_SMB2_OFF_TREE_ID: Hdr.TreeId,
   DSR_SMB2_OFF_SESSION_ID: Hdr.SessionId,
   DSR_SMB2_FLAGS_ASYNC_COMMAND: Smb2Flags.ASYNC_COMMAND,
+  DSR_SMB2_FLAGS_RELATED_OPERATIONS: Smb2Flags.RELATED_OPERATIONS,
   DSR_SMB2_FLAGS_SIGNED: Smb2Flags.SIGNED,
+  DSR_SMB2_STATUS_PENDING: NtStatus.STATUS_PENDING,
   DSR_SMB2_MAGIC: SMB2_PROTOCOL_ID,
   DSR_SMB2_TRANSFORM_MAGIC: SMB2_TRANSFORM_PROTOCOL_ID,
   DSR_SMB2_COMPRESSED_MAGIC: SMB2_COMPRESSION_PROTOCOL_ID,
   DSR_SMB2_CMD_COUNT: SMB2_COMMAND_COUNT,
+  DSR_SMB2_CMD_CLOSE: Smb2Command.CLOSE,
+  DSR_SMB2_CMD_FLUSH: Smb2Command.FLUSH,
+  DSR_SMB2_CMD_READ: Smb2Command.READ,
+  DSR_SMB2_CMD_WRITE: Smb2Command.WRITE,
+  DSR_SMB2_CMD_LOCK: Smb2Command.LOCK,
+  DSR_SMB2_CMD_IOCTL: Smb2Command.IOCTL,
+  DSR_SMB2_CMD_CANCEL: Smb2Command.CANCEL,
+  DSR_SMB2_CMD_QUERY_DIRECTORY: Smb2Command.QUERY_DIRECTORY,
+  DSR_SMB2_CMD_CHANGE_NOTIFY: Smb2Command.CHANGE_NOTIFY,
+  DSR_SMB2_CMD_QUERY_INFO: Smb2Command.QUERY_INFO,
+  DSR_SMB2_CMD_SET_INFO: Smb2Command.SET_INFO,
+  DSR_SMB2_CMD_OPLOCK_BREAK: Smb2Command.OPLOCK_BREAK,
+  DSR_SMB2_FILE_ID_LEN: FILE_ID_SIZE,
+  DSR_SMB2_FILE_ID_AT_CLOSE: fileIdAt(Smb2Command.CLOSE),
+  DSR_SMB2_FILE_ID_AT_FLUSH: fileIdAt(Smb2Command.FLUSH),
+  DSR_SMB2_FILE_ID_AT_READ: fileIdAt(Smb2Command.READ),
+  DSR_SMB2_FILE_ID_AT_WRITE: fileIdAt(Smb2Command.WRITE),
+  DSR_SMB2_FILE_ID_AT_LOCK: fileIdAt(Smb2Command.LOCK),
+  DSR_SMB2_FILE_ID_AT_IOCTL: fileIdAt(Smb2Command.IOCTL),
+  DSR_SMB2_FILE_ID_AT_QUERY_DIRECTORY: fileIdAt(Smb2Command.QUERY_DIRECTORY),
+  DSR_SMB2_FILE_ID_AT_CHANGE_NOTIFY: fileIdAt(Smb2Command.CHANGE_NOTIFY),
+  DSR_SMB2_FILE_ID_AT_QUERY_INFO: fileIdAt(Smb2Command.QUERY_INFO),
+  DSR_SMB2_FILE_ID_AT_SET_INFO: fileIdAt(Smb2Command.SET_INFO),
+  DSR_SMB2_FILE_ID_AT_OPLOCK_BREAK: fileIdAt(Smb2Command.OPLOCK_BREAK),
 } as const;
 
 /** Map and program names, as in the objects (bpf/*.bpf.c). */
@@ -106,6 +149,7 @@ export const RelayMaps = {
   conns: 'relay_conns',
   sessions: 'relay_sessions',
   trees: 'relay_trees',
+  files: 'relay_files',
   counters: 'relay_counters',
   passes: 'relay_passes',
   events: 'relay_events',
@@ -141,6 +185,7 @@ export const PASS_REASON_CODES: Readonly<Record<PassReason, number>> = {
   [PassReason.NO_PEER]: ABI.DSR_PASS_NO_PEER,
   [PassReason.ERROR]: ABI.DSR_PASS_ERROR,
   [PassReason.TOO_MANY]: ABI.DSR_PASS_TOO_MANY,
+  [PassReason.FILE]: ABI.DSR_PASS_FILE,
 };
 const PASS_REASON_BY_CODE = new Map(Object.entries(PASS_REASON_CODES).map(([r, c]) => [c, r as PassReason]));
 
@@ -186,7 +231,7 @@ export const PORT_STAT: StructLayout = { name: 'dsr_port_stat', size: 16, fields
 
 export const RELAY_SOCK: StructLayout = {
   name: 'dsr_relay_sock',
-  size: 120,
+  size: 192,
   fields: {
     conn: { offset: 0, size: 4 },
     peer_key: { offset: 4, size: 4 },
@@ -197,9 +242,13 @@ export const RELAY_SOCK: StructLayout = {
     frame_left: { offset: 24, size: 4 },
     carry_len: { offset: 28, size: 4 },
     carry: { offset: 32, size: ABI.DSR_RELAY_CARRY_MAX },
-    pad: { offset: 100, size: 4 },
-    msgs: { offset: 104, size: 8 },
-    bytes: { offset: 112, size: 8 },
+    pad: { offset: 140, size: 4 },
+    msgs: { offset: 144, size: 8 },
+    bytes: { offset: 152, size: 8 },
+    charge: { offset: 160, size: 8 },
+    msg_id_end: { offset: 168, size: 8 },
+    credits: { offset: 176, size: 8 },
+    interims: { offset: 184, size: 8 },
   },
 };
 export const RELAY_CONN: StructLayout = {
@@ -217,6 +266,16 @@ export const RELAY_TREE_KEY: StructLayout = {
   size: 16,
   fields: { conn: { offset: 0, size: 4 }, dir: { offset: 4, size: 4 }, tree_id: { offset: 8, size: 4 }, pad: { offset: 12, size: 4 } },
 };
+export const RELAY_FILE_KEY: StructLayout = {
+  name: 'dsr_relay_file_key',
+  size: 24,
+  fields: { conn: { offset: 0, size: 4 }, pad: { offset: 4, size: 4 }, persistent: { offset: 8, size: 8 }, volatile_: { offset: 16, size: 8 } },
+};
+export const RELAY_FILE_ID: StructLayout = {
+  name: 'dsr_relay_file_id',
+  size: 16,
+  fields: { persistent: { offset: 0, size: 8 }, volatile_: { offset: 8, size: 8 } },
+};
 export const RELAY_EVENT: StructLayout = {
   name: 'dsr_relay_event',
   size: 16,
@@ -224,7 +283,7 @@ export const RELAY_EVENT: StructLayout = {
 };
 
 /** Every struct of the header, for the layout test. */
-export const STRUCTS: readonly StructLayout[] = [PORT, SWITCH, PORT_STAT_KEY, PORT_STAT, RELAY_SOCK, RELAY_CONN, RELAY_SESSION_KEY, RELAY_TREE_KEY, RELAY_EVENT];
+export const STRUCTS: readonly StructLayout[] = [PORT, SWITCH, PORT_STAT_KEY, PORT_STAT, RELAY_SOCK, RELAY_CONN, RELAY_SESSION_KEY, RELAY_TREE_KEY, RELAY_FILE_KEY, RELAY_FILE_ID, RELAY_EVENT];
 
 const off = (s: StructLayout, field: string): number => {
   const f = s.fields[field];
@@ -364,8 +423,27 @@ function passReason(s: StructLayout, code: number): PassReason {
   return reason;
 }
 
+/**
+ * The counts struct dsr_relay_sock keeps of what the kernel forwarded in one direction, what
+ * taking the connection back reads (dsr_abi.h says what each means); numbers are exact up to 2^53.
+ */
+export interface RelaySockCounts {
+  /** Headers forwarded (replies: interim and final responses). */
+  msgs: number;
+  /** Bytes forwarded: the barrier user space waits on before it writes to the peer itself. */
+  bytes: number;
+  /** Requests: the sum of max(CreditCharge, 1), CANCEL aside. */
+  charge: number;
+  /** Requests: the highest client MessageId + max(CreditCharge, 1), CANCEL aside; 0n: none. */
+  msgIdEnd: bigint;
+  /** Replies: the sum of CreditResponse. */
+  credits: number;
+  /** Replies: interim responses (STATUS_PENDING, async). */
+  interims: number;
+}
+
 /** struct dsr_relay_sock: one offloaded socket, as user space installs it and the verdict keeps it. */
-export interface RelaySock {
+export interface RelaySock extends RelaySockCounts {
   conn: number;
   /** relay_socks key of the peer socket. */
   peerKey: number;
@@ -379,12 +457,12 @@ export interface RelaySock {
   frameLeft: number;
   /** The split header's bytes held for the next skb. */
   carry: Buffer;
-  /** Headers rewritten and bytes forwarded in this direction; exact up to 2^53. */
-  msgs: number;
-  bytes: number;
 }
 
-export function encodeRelaySock(r: RelaySock): Buffer {
+/** What user space installs: counts left out are 0 (a re-arm passes the ones it read back). */
+export type RelaySockInit = Omit<RelaySock, keyof RelaySockCounts> & Partial<RelaySockCounts>;
+
+export function encodeRelaySock(r: RelaySockInit): Buffer {
   const s = RELAY_SOCK;
   if (r.carry.length > ABI.DSR_RELAY_CARRY_MAX) throw new DsrError(ErrorCode.BPF, `struct ${s.name}: ${r.carry.length} carried bytes, at most ${ABI.DSR_RELAY_CARRY_MAX}`);
   const b = Buffer.alloc(s.size);
@@ -397,8 +475,12 @@ export function encodeRelaySock(r: RelaySock): Buffer {
   b.writeUInt32LE(r.frameLeft, off(s, 'frame_left'));
   b.writeUInt32LE(r.carry.length, off(s, 'carry_len'));
   r.carry.copy(b, off(s, 'carry'));
-  b.writeBigUInt64LE(BigInt(r.msgs), off(s, 'msgs'));
-  b.writeBigUInt64LE(BigInt(r.bytes), off(s, 'bytes'));
+  b.writeBigUInt64LE(BigInt(r.msgs ?? 0), off(s, 'msgs'));
+  b.writeBigUInt64LE(BigInt(r.bytes ?? 0), off(s, 'bytes'));
+  b.writeBigUInt64LE(BigInt(r.charge ?? 0), off(s, 'charge'));
+  b.writeBigUInt64LE(r.msgIdEnd ?? 0n, off(s, 'msg_id_end'));
+  b.writeBigUInt64LE(BigInt(r.credits ?? 0), off(s, 'credits'));
+  b.writeBigUInt64LE(BigInt(r.interims ?? 0), off(s, 'interims'));
   return b;
 }
 
@@ -419,6 +501,10 @@ export function decodeRelaySock(b: Buffer): RelaySock {
     carry: Buffer.from(b.subarray(off(s, 'carry'), off(s, 'carry') + carryLen)),
     msgs: Number(b.readBigUInt64LE(off(s, 'msgs'))),
     bytes: Number(b.readBigUInt64LE(off(s, 'bytes'))),
+    charge: Number(b.readBigUInt64LE(off(s, 'charge'))),
+    msgIdEnd: b.readBigUInt64LE(off(s, 'msg_id_end')),
+    credits: Number(b.readBigUInt64LE(off(s, 'credits'))),
+    interims: Number(b.readBigUInt64LE(off(s, 'interims'))),
   };
 }
 
@@ -430,24 +516,40 @@ export interface RelayConn {
   cmdMask: number;
   /** Look ids up and write them (DSR_RELAY_CONN_REWRITE); off: framing only. */
   rewrite: boolean;
+  /** With rewrite: requests' FileIds are mapped through relay_files too (DSR_RELAY_CONN_FILES). */
+  files?: boolean;
 }
+
+/**
+ * Commands whose responses carry a FileId (CREATE, IOCTL, oplock breaks): the kernel rewrites
+ * FileIds in requests only, so with FileIds mapped these must stay in user space.
+ */
+export const RELAY_FILE_ID_REPLY_COMMANDS: readonly Smb2Command[] = [Smb2Command.CREATE, Smb2Command.IOCTL, Smb2Command.OPLOCK_BREAK];
 
 export function encodeRelayConn(r: RelayConn): Buffer {
   const s = RELAY_CONN;
+  const files = r.rewrite && r.files === true;
+  const refused = files ? RELAY_FILE_ID_REPLY_COMMANDS.filter((c) => (r.cmdMask >>> c) & 1) : [];
+  if (refused.length) {
+    throw new DsrError(ErrorCode.BPF, `struct ${s.name}: ${refused.map(smb2CommandName).join(', ')} in cmd_mask with FileIds mapped (their responses carry a FileId the kernel does not map)`);
+  }
   const b = Buffer.alloc(s.size);
   b.writeBigInt64LE(r.msgIdDelta, off(s, 'msg_id_delta'));
   b.writeUInt32LE(r.cmdMask >>> 0, off(s, 'cmd_mask'));
-  b.writeUInt32LE(r.rewrite ? ABI.DSR_RELAY_CONN_REWRITE : 0, off(s, 'flags'));
+  b.writeUInt32LE((r.rewrite ? ABI.DSR_RELAY_CONN_REWRITE : 0) | (files ? ABI.DSR_RELAY_CONN_FILES : 0), off(s, 'flags'));
   return b;
 }
 
 export function decodeRelayConn(b: Buffer): RelayConn {
   const s = RELAY_CONN;
   checkLength(s, b);
+  const flags = b.readUInt32LE(off(s, 'flags'));
+  const files = (flags & ABI.DSR_RELAY_CONN_FILES) !== 0;
   return {
     msgIdDelta: b.readBigInt64LE(off(s, 'msg_id_delta')),
     cmdMask: b.readUInt32LE(off(s, 'cmd_mask')),
-    rewrite: (b.readUInt32LE(off(s, 'flags')) & ABI.DSR_RELAY_CONN_REWRITE) !== 0,
+    rewrite: (flags & ABI.DSR_RELAY_CONN_REWRITE) !== 0,
+    ...(files && { files }),
   };
 }
 
@@ -483,6 +585,39 @@ export const encodeRelaySessionKey = (k: RelaySessionKey): Buffer => encodeIdKey
 export const decodeRelaySessionKey = (b: Buffer): RelaySessionKey => decodeIdKey(RELAY_SESSION_KEY, 'session_id', b) as RelaySessionKey;
 export const encodeRelayTreeKey = (k: RelayTreeKey): Buffer => encodeIdKey(RELAY_TREE_KEY, 'tree_id', k);
 export const decodeRelayTreeKey = (b: Buffer): RelayTreeKey => decodeIdKey(RELAY_TREE_KEY, 'tree_id', b) as RelayTreeKey;
+
+/** struct dsr_relay_file_key: a FileId the client holds on a connection, the key to the server's. */
+export interface RelayFileKey {
+  conn: number;
+  fileId: FileId;
+}
+
+/** The FileId halves of a struct that has them (persistent, volatile_). */
+function writeFileIdFields(s: StructLayout, b: Buffer, id: FileId): Buffer {
+  b.writeBigUInt64LE(id.Persistent, off(s, 'persistent'));
+  b.writeBigUInt64LE(id.Volatile, off(s, 'volatile_'));
+  return b;
+}
+
+function readFileIdFields(s: StructLayout, b: Buffer): FileId {
+  checkLength(s, b);
+  return { Persistent: b.readBigUInt64LE(off(s, 'persistent')), Volatile: b.readBigUInt64LE(off(s, 'volatile_')) };
+}
+
+export function encodeRelayFileKey(k: RelayFileKey): Buffer {
+  const b = Buffer.alloc(RELAY_FILE_KEY.size);
+  b.writeUInt32LE(k.conn, off(RELAY_FILE_KEY, 'conn'));
+  return writeFileIdFields(RELAY_FILE_KEY, b, k.fileId);
+}
+
+export function decodeRelayFileKey(b: Buffer): RelayFileKey {
+  const fileId = readFileIdFields(RELAY_FILE_KEY, b);
+  return { conn: b.readUInt32LE(off(RELAY_FILE_KEY, 'conn')), fileId };
+}
+
+/** struct dsr_relay_file_id: the server's FileId, relay_files' value. */
+export const encodeRelayFileId = (id: FileId): Buffer => writeFileIdFields(RELAY_FILE_ID, Buffer.alloc(RELAY_FILE_ID.size), id);
+export const decodeRelayFileId = (b: Buffer): FileId => readFileIdFields(RELAY_FILE_ID, b);
 
 /** struct dsr_relay_event: a direction of a connection went to user space. */
 export interface RelayEvent {

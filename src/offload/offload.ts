@@ -12,7 +12,7 @@ import { formatSessionId } from '../control/tables/sessions.js';
  * bpf/include/dsr_abi.h, PASS_REASON_CODES in abi.ts) for the decisions the DSR makes before it
  * offloads, which a session or tree rule's `pass` carries (SIGNED .. LOCAL_TREE), and the relay
  * verdict's own, counted per message (SIGNED and ENCRYPTED when the message says so, NO_SOCK ..
- * TOO_MANY).
+ * FILE).
  */
 export const PassReason = {
   /** Signed sessions: the DSR must re-sign every message (the verdict: SMB2_FLAGS_SIGNED). */
@@ -49,6 +49,8 @@ export const PassReason = {
   ERROR: 'error',
   /** More headers in one skb than the cut-through verdict's loop bound. */
   TOO_MANY: 'too-many',
+  /** A request's FileId with no rule, or a request too short for its FileId. */
+  FILE: 'file',
 } as const;
 export type PassReason = (typeof PassReason)[keyof typeof PassReason];
 

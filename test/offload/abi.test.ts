@@ -19,12 +19,16 @@ import {
   decodePortStatKey,
   decodeRelayConn,
   decodeRelayEvent,
+  decodeRelayFileId,
+  decodeRelayFileKey,
   decodeRelaySessionKey,
   decodeRelaySock,
   decodeRelayTreeKey,
   encodePort,
   encodePortStatKey,
   encodeRelayConn,
+  encodeRelayFileId,
+  encodeRelayFileKey,
   encodeRelaySessionKey,
   encodeRelaySock,
   encodeRelayTreeKey,
@@ -44,6 +48,8 @@ import {
   type StructLayout,
 } from '../../src/offload/abi.js';
 import { PassReason } from '../../src/offload/offload.js';
+import { REQUEST_FILE_ID_AT } from '../../src/control/wire/smb2/file-id.js';
+import { Smb2Command } from '../../src/control/wire/smb2/constants.js';
 import { AttachType, distPath, ProgType } from '../../src/offload/native.js';
 
 const HEADER = fileURLToPath(new URL('../../../bpf/include/dsr_abi.h', import.meta.url));
@@ -186,6 +192,18 @@ describe('abi.ts mirrors dsr_abi.h', () => {
     RELAY_DIRECTIONS.forEach((name, i) => assert.equal(abiValue(`DSR_RELAY_DIR_${macroCase(name)}`), i, name));
   });
 
+  test('a DSR_SMB2_FILE_ID_AT_ macro for exactly the commands of REQUEST_FILE_ID_AT, at its offset; DSR_SMB2_CMD_X is Smb2Command.X', () => {
+    const fromTable = Object.entries(Smb2Command)
+      .filter(([, c]) => REQUEST_FILE_ID_AT[c] !== undefined)
+      .map(([name, c]) => [`DSR_SMB2_FILE_ID_AT_${name}`, REQUEST_FILE_ID_AT[c]]);
+    const fromAbi = Object.entries(ABI).filter(([k]) => k.startsWith('DSR_SMB2_FILE_ID_AT_'));
+    assert.deepEqual(Object.fromEntries(fromAbi), Object.fromEntries(fromTable));
+    for (const [k, v] of Object.entries(ABI).filter(([k]) => k.startsWith('DSR_SMB2_CMD_') && k !== 'DSR_SMB2_CMD_COUNT')) {
+      assert.equal(v, (Smb2Command as Readonly<Record<string, number>>)[k.slice('DSR_SMB2_CMD_'.length)], k);
+    }
+    assert.equal(ABI.DSR_RELAY_CARRY_MAX, ABI.DSR_NB_HDR_LEN + ABI.DSR_SMB2_HDR_LEN + ABI.DSR_SMB2_FILE_ID_AT_QUERY_INFO + ABI.DSR_SMB2_FILE_ID_LEN, 'the farthest FileId');
+  });
+
   test('attach and program types match the running kernel\'s enums (vmlinux.h of the build)', () => {
     const vmlinux = readFileSync(distPath('bpf/vmlinux.h'), 'utf8');
     const value = (name: string) => Number(new RegExp(`\\b${name} = (\\d+),`).exec(vmlinux)?.[1]);
@@ -223,21 +241,30 @@ describe('abi.ts codecs', () => {
     assert.deepEqual(decodePortStatKey(b), k);
   });
 
-  test('dsr_relay_sock round-trips; the carry is as long as carry_len says', () => {
-    const r: RelaySock = { conn: 7, peerKey: 15, dir: 'reply', sticky: 'no-peer', skip: 3, atFrameStart: false, frameLeft: 100, carry: Buffer.from('00000042fe534d42', 'hex'), msgs: 5, bytes: 0x1_0000_0001 };
+  test('dsr_relay_sock round-trips; the carry is as long as carry_len says; counts left out are 0', () => {
+    const counts = { msgs: 5, bytes: 0x1_0000_0001, charge: 9, msgIdEnd: 0x1_0000_0002n, credits: 3, interims: 1 };
+    const r: RelaySock = { conn: 7, peerKey: 15, dir: 'reply', sticky: 'no-peer', skip: 3, atFrameStart: false, frameLeft: 100, carry: Buffer.from('00000042fe534d42', 'hex'), ...counts };
     const b = encodeRelaySock(r);
-    assert.equal(b.length, 120);
+    assert.equal(b.length, 192);
     assert.equal(b.subarray(0, 40).toString('hex'), '07000000' + '0f000000' + '01000000' + '0f000000' + '03000000' + '00000000' + '64000000' + '08000000' + '00000042fe534d42');
-    assert.equal(b.subarray(100).toString('hex'), '00000000' + '0500000000000000' + '0100000001000000');
+    assert.equal(
+      b.subarray(140).toString('hex'),
+      '00000000' + '0500000000000000' + '0100000001000000' + '0900000000000000' + '0200000001000000' + '0300000000000000' + '0100000000000000',
+    );
     assert.deepEqual(decodeRelaySock(b), r);
-    const fresh: RelaySock = { conn: 1, peerKey: 3, dir: 'request', skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(0), msgs: 0, bytes: 0 };
-    assert.deepEqual(decodeRelaySock(encodeRelaySock(fresh)), fresh, 'not sticky: sticky 0, left out');
+    const fresh = { conn: 1, peerKey: 3, dir: 'request' as const, skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(0) };
+    const zero = { msgs: 0, bytes: 0, charge: 0, msgIdEnd: 0n, credits: 0, interims: 0 };
+    assert.deepEqual(decodeRelaySock(encodeRelaySock(fresh)), { ...fresh, ...zero }, 'not sticky: sticky 0, left out');
   });
 
   test('dsr_relay_conn, session and tree keys encode as the header lays them out', () => {
     const c = { msgIdDelta: -3n, cmdMask: 0x7ffe0, rewrite: true };
     assert.equal(encodeRelayConn(c).toString('hex'), 'fdffffffffffffff' + 'e0ff0700' + '01000000');
     assert.deepEqual(decodeRelayConn(encodeRelayConn(c)), c);
+    const files = { msgIdDelta: 5n, cmdMask: (1 << Smb2Command.READ) | (1 << Smb2Command.CLOSE), rewrite: true, files: true };
+    assert.equal(encodeRelayConn(files).toString('hex'), '0500000000000000' + '40010000' + '03000000', 'flags REWRITE | FILES');
+    assert.deepEqual(decodeRelayConn(encodeRelayConn(files)), files);
+    assert.equal(encodeRelayConn({ ...files, rewrite: false }).readUInt32LE(12), 0, 'FILES only with REWRITE');
     const sk = { conn: 2, dir: 'reply' as const, id: 0x1122334455667788n };
     assert.equal(encodeRelaySessionKey(sk).toString('hex'), '02000000' + '01000000' + '8877665544332211');
     assert.deepEqual(decodeRelaySessionKey(encodeRelaySessionKey(sk)), sk);
@@ -246,12 +273,27 @@ describe('abi.ts codecs', () => {
     assert.deepEqual(decodeRelayTreeKey(encodeRelayTreeKey(tk)), tk);
   });
 
+  test('dsr_relay_file_key and dsr_relay_file_id encode as the header lays them out', () => {
+    const k = { conn: 9, fileId: { Persistent: 0x1122334455667788n, Volatile: 0x99n } };
+    assert.equal(encodeRelayFileKey(k).toString('hex'), '09000000' + '00000000' + '8877665544332211' + '9900000000000000');
+    assert.deepEqual(decodeRelayFileKey(encodeRelayFileKey(k)), k);
+    assert.equal(encodeRelayFileId(k.fileId).toString('hex'), '8877665544332211' + '9900000000000000');
+    assert.deepEqual(decodeRelayFileId(encodeRelayFileId(k.fileId)), k.fileId);
+  });
+
+  test('with FileIds mapped, commands whose responses carry a FileId are refused in cmd_mask', () => {
+    for (const c of [Smb2Command.CREATE, Smb2Command.IOCTL, Smb2Command.OPLOCK_BREAK]) {
+      assert.throws(() => encodeRelayConn({ msgIdDelta: 0n, cmdMask: (1 << Smb2Command.READ) | (1 << c), rewrite: true, files: true }), /with FileIds mapped/);
+      assert.doesNotThrow(() => encodeRelayConn({ msgIdDelta: 0n, cmdMask: 1 << c, rewrite: true }), 'FileIds as they are: allowed');
+    }
+  });
+
   test('dsr_relay_event decodes; a record without a known reason or direction is refused', () => {
     const ev = (dir: number, reason: number) => Buffer.from([7, 0, 0, 0, dir, 0, 0, 0, reason, 0, 0, 0, 0, 0, 0, 0]);
     assert.deepEqual(decodeRelayEvent(ev(1, 15)), { conn: 7, dir: 'reply', reason: 'no-peer' });
     assert.deepEqual(decodeRelayEvent(ev(0, 1)), { conn: 7, dir: 'request', reason: 'signed' });
     assert.throws(() => decodeRelayEvent(ev(0, 0)), /unknown pass reason 0/);
-    assert.throws(() => decodeRelayEvent(ev(0, ABI.DSR_PASS_REASON_MAX)), /unknown pass reason 18/);
+    assert.throws(() => decodeRelayEvent(ev(0, ABI.DSR_PASS_REASON_MAX)), /unknown pass reason 19/);
     assert.throws(() => decodeRelayEvent(ev(2, 1)), /unknown direction 2/);
   });
 
@@ -259,7 +301,8 @@ describe('abi.ts codecs', () => {
     assert.throws(() => encodePort({ server: 1, address: '198.18.1', mac: '02:00:00:00:01:0a' }), /not an IPv4 address/);
     assert.throws(() => encodePort({ server: 1, address: '198.18.1.1', mac: '02:00:00:00:01' }), /not a MAC address/);
     assert.throws(() => decodePort(Buffer.alloc(15)), /15 bytes, expected 16/);
-    assert.throws(() => decodeRelaySock(Buffer.alloc(119)), /119 bytes, expected 120/);
-    assert.throws(() => encodeRelaySock({ conn: 1, peerKey: 3, dir: 'request', skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(69), msgs: 0, bytes: 0 }), /69 carried bytes, at most 68/);
+    assert.throws(() => decodeRelaySock(Buffer.alloc(191)), /191 bytes, expected 192/);
+    assert.throws(() => encodeRelaySock({ conn: 1, peerKey: 3, dir: 'request', skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(109) }), /109 carried bytes, at most 108/);
+    assert.throws(() => decodeRelayFileKey(Buffer.alloc(16)), /16 bytes, expected 24/);
   });
 });

@@ -2,6 +2,8 @@
 import type { Reader, Writer } from '../cursor.js';
 import { Smb2Command } from './constants.js';
 
+export const FILE_ID_SIZE = 16;
+
 export interface FileId {
   Persistent: bigint;
   Volatile: bigint;
