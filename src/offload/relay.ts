@@ -20,12 +20,16 @@ import { component, silentLogger, type Logger } from '../control/log.js';
 import {
   decodeRelaySock,
   encodeRelayConn,
+  encodeRelayFileId,
+  encodeRelayFileKey,
   encodeRelaySessionKey,
   encodeRelaySock,
   encodeRelayTreeKey,
   passReasonOf,
   RELAY_CONN,
   RELAY_COUNTERS,
+  RELAY_FILE_ID,
+  RELAY_FILE_KEY,
   RELAY_OBJECT,
   RELAY_SESSION_KEY,
   RELAY_SOCK,
@@ -39,6 +43,7 @@ import {
 } from './abi.js';
 import { AttachType, BpfObject, closeFd, distPath, linkCreate, requireKernel, sockCookie, sockWritten, UpdateFlag, type BpfMap } from './native.js';
 import type { PassReason } from './offload.js';
+import { fileIdKey, type FileId } from '../control/wire/smb2/file-id.js';
 
 /** strparser: whole messages, store and forward; cut-through: bytes as they come, headers tracked. */
 export type RelayFraming = 'strparser' | 'cut-through';
@@ -69,6 +74,8 @@ interface Offloaded {
   backendCookie: bigint;
   sessions: Set<bigint>;
   trees: Set<number>;
+  /** The client's FileIds mapped, by fileIdKey. */
+  files: Map<string, FileId>;
 }
 
 /** What the kernel did for a connection, read when it was taken back. */
@@ -87,7 +94,7 @@ export class RelayPrograms {
 
   private constructor(
     private readonly obj: BpfObject,
-    private readonly maps: { socks: BpfMap; state: BpfMap; conns: BpfMap; sessions: BpfMap; trees: BpfMap; counters: BpfMap; passes: BpfMap },
+    private readonly maps: { socks: BpfMap; state: BpfMap; conns: BpfMap; sessions: BpfMap; trees: BpfMap; files: BpfMap; counters: BpfMap; passes: BpfMap },
     private readonly links: number[],
     private readonly log: Logger,
   ) {}
@@ -104,6 +111,7 @@ export class RelayPrograms {
         conns: obj.map(RelayMaps.conns, 4, RELAY_CONN.size),
         sessions: obj.map(RelayMaps.sessions, RELAY_SESSION_KEY.size, 8),
         trees: obj.map(RelayMaps.trees, RELAY_TREE_KEY.size, 4),
+        files: obj.map(RelayMaps.files, RELAY_FILE_KEY.size, RELAY_FILE_ID.size),
         counters: obj.map(RelayMaps.counters, 4, 8, true),
         passes: obj.map(RelayMaps.passes, 4, 8, true),
       };
@@ -124,12 +132,12 @@ export class RelayPrograms {
   /**
    * Hands a connection to the kernel: its rules, then both sockets' state, then the sockets
    * (backend first, so nothing the client sends is redirected toward a socket not yet there).
-   * Sessions and trees the rules name are added with setSession/setTree, before or after.
+   * Sessions, trees and files the rules name are added with setSession/setTree/setFile.
    */
   offload(conn: number, client: Socket, backend: Socket, rules: RelayConn): void {
     this.checkOpen();
     if (this.conns.has(conn)) throw new DsrError(ErrorCode.USAGE, `relay connection ${conn} is already offloaded`);
-    const o: Offloaded = { client, backend, clientCookie: sockCookie(fdOf(client)), backendCookie: sockCookie(fdOf(backend)), sessions: new Set(), trees: new Set() };
+    const o: Offloaded = { client, backend, clientCookie: sockCookie(fdOf(client)), backendCookie: sockCookie(fdOf(backend)), sessions: new Set(), trees: new Set(), files: new Map() };
     this.conns.set(conn, o);
     try {
       this.maps.conns.update(u32(conn), encodeRelayConn(rules));
@@ -158,6 +166,20 @@ export class RelayPrograms {
     this.maps.trees.update(encodeRelayTreeKey({ conn, dir: 'request', id: clientTreeId }), u32(backendTreeId));
     this.maps.trees.update(encodeRelayTreeKey({ conn, dir: 'reply', id: backendTreeId }), u32(clientTreeId));
     o.trees.add(clientTreeId).add(backendTreeId);
+  }
+
+  /** A client FileId and the server's (requests only: the rules' `files` must be set for them to be used). */
+  setFile(conn: number, clientFileId: FileId, backendFileId: FileId): void {
+    const o = this.offloaded(conn);
+    this.maps.files.update(encodeRelayFileKey({ conn, fileId: clientFileId }), encodeRelayFileId(backendFileId));
+    o.files.set(fileIdKey(clientFileId), clientFileId);
+  }
+
+  /** A FileId closed: a request naming it passes to user space (reason 'file'). */
+  removeFile(conn: number, clientFileId: FileId): void {
+    const o = this.offloaded(conn);
+    this.maps.files.delete(encodeRelayFileKey({ conn, fileId: clientFileId }));
+    o.files.delete(fileIdKey(clientFileId));
   }
 
   /** What the kernel has done in each direction of an offloaded connection so far. */
@@ -194,6 +216,7 @@ export class RelayPrograms {
     this.maps.conns.delete(u32(conn));
     for (const id of o.sessions) for (const dir of ['request', 'reply'] as const) this.maps.sessions.delete(encodeRelaySessionKey({ conn, dir, id }));
     for (const id of o.trees) for (const dir of ['request', 'reply'] as const) this.maps.trees.delete(encodeRelayTreeKey({ conn, dir, id }));
+    for (const fileId of o.files.values()) this.maps.files.delete(encodeRelayFileKey({ conn, fileId }));
     this.log.debug({ event: 'relay.released', conn, requests: done?.request.msgs, replies: done?.reply.msgs });
     return done;
   }

@@ -3,7 +3,7 @@
  * holding the DSR's own Node sockets: an accepted client socket and a backend socket, both
  * reading through the shared-read `onread` of src/control/smb2/transport.ts, as the DSR's are.
  * What a kernel offload of a DSR connection rests on: offloaded messages cross in the kernel
- * with their ids rewritten and never reach Node; a message the rules do not cover reaches
+ * with their ids rewritten and never reach Node, FileIds included; a message the rules do not cover reaches
  * Node's onread, and the direction stays with Node after it; a socket taken out of the
  * sockhash is Node's again once every redirected byte reached its TCP (the barrier user space
  * waits on before it writes). Loopback only; the peer answering requests is a plain TCP server
@@ -18,6 +18,7 @@ import { acceptSharedRead, sharedRead } from '../../src/control/smb2/transport.j
 import { SMB2_HEADER_SIZE, Smb2Command, Smb2Flags } from '../../src/control/wire/smb2/constants.js';
 import { decodeHeader, encodeHeader, type Smb2Header } from '../../src/control/wire/smb2/header.js';
 import { FrameDecoder, NETBIOS_MAX_LENGTH } from '../../src/control/wire/netbios.js';
+import { type FileId, getFileId, REQUEST_FILE_ID_AT, setFileId } from '../../src/control/wire/smb2/file-id.js';
 
 const rootSkip = process.getuid?.() === 0 ? false : 'needs root: bpf() loads programs';
 const skip = rootSkip || (probeKernel().sockmapLinks ? false : 'the kernel has no sockmap links for sk_skb programs (Linux >= 6.10)');
@@ -27,10 +28,19 @@ const CONN = 7;
 const CLIENT = { session: 0x1111n, tree: 5 };
 const BACKEND = { session: 0x2222n, tree: 9 };
 const DELTA = 1000n;
+/** The DSR's FileId for the open, and the server's. */
+const FILE = { client: { Persistent: 0xd5d5n, Volatile: 1n } as FileId, backend: { Persistent: 0x5e5en, Volatile: 0x77n } as FileId };
 const BODY = 48;
 const MSG = 4 + SMB2_HEADER_SIZE + BODY;
 
-function message(h: Partial<Smb2Header>, body = Buffer.alloc(BODY)): Buffer {
+/** A READ or WRITE body naming `fileId` where MS-SMB2 puts it. */
+function naming(command: number, fileId: FileId): Buffer {
+  const body = Buffer.alloc(BODY);
+  setFileId(body, REQUEST_FILE_ID_AT[command]!, fileId);
+  return body;
+}
+
+function message(h: Partial<Smb2Header>, body: Buffer = Buffer.alloc(BODY)): Buffer {
   const hdr = encodeHeader({ CreditCharge: 1, Status: 0, Command: 0, Credit: 1, Flags: 0, NextCommand: 0, MessageId: 0n, Reserved: 0, TreeId: 0, AsyncId: 0n, SessionId: 0n, Signature: Buffer.alloc(16), ...h });
   const nb = Buffer.alloc(4);
   nb.writeUInt32BE(hdr.length + body.length);
@@ -53,13 +63,19 @@ describe("the SMB2 relay holding the DSR's Node sockets", { skip }, () => {
   let clientBase: bigint;
   /** Messages as each party received them, whole (headers decoded). */
   const atServer: Smb2Header[] = [];
+  /** The FileId of each READ/WRITE the server received. */
+  const serverFileIds: FileId[] = [];
   const atClient: Smb2Header[] = [];
   const atNode = { client: [] as Smb2Header[], backend: [] as Smb2Header[] };
 
-  const framesInto = (into: Smb2Header[]) => {
+  const framesInto = (into: Smb2Header[], each?: (frame: Buffer, h: Smb2Header) => void) => {
     const d = new FrameDecoder(NETBIOS_MAX_LENGTH);
     return (chunk: Buffer) => {
-      for (const f of d.push(chunk)) into.push(decodeHeader(f));
+      for (const f of d.push(chunk)) {
+        const h = decodeHeader(f);
+        into.push(h);
+        each?.(f, h);
+      }
     };
   };
 
@@ -67,7 +83,9 @@ describe("the SMB2 relay holding the DSR's Node sockets", { skip }, () => {
     relay = RelayPrograms.open();
     // The storage server's stand-in: answers every request with a response of the same ids.
     server = createServer((s) => {
-      const seen = framesInto(atServer);
+      const seen = framesInto(atServer, (f, h) => {
+        if (h.Command === Smb2Command.READ || h.Command === Smb2Command.WRITE) serverFileIds.push(getFileId(f, SMB2_HEADER_SIZE + REQUEST_FILE_ID_AT[h.Command]!));
+      });
       s.on('data', (chunk: Buffer) => {
         const before = atServer.length;
         seen(chunk);
@@ -101,18 +119,19 @@ describe("the SMB2 relay holding the DSR's Node sockets", { skip }, () => {
     relay?.close();
   });
 
-  test('offloaded READs and WRITEs cross in the kernel with SessionId, TreeId and MessageId rewritten both ways; Node sees none', async () => {
+  test('offloaded READs and WRITEs cross in the kernel with SessionId, TreeId, MessageId and FileId rewritten; Node sees none; the counts a take-back needs are kept', async () => {
     // Node answered something on the client socket before (the DSR's own replies up to now).
     accepted.write(message({ Command: Smb2Command.TREE_CONNECT, MessageId: 9n, Flags: Smb2Flags.SERVER_TO_REDIR }));
     await until('the first reply at the client', () => atClient.length === 1);
     clientBase = written(accepted);
     assert.equal(clientBase, BigInt(MSG), 'written() counts what Node wrote');
-    relay.offload(CONN, accepted, backend, { msgIdDelta: DELTA, cmdMask: (1 << Smb2Command.READ) | (1 << Smb2Command.WRITE), rewrite: true });
+    relay.offload(CONN, accepted, backend, { msgIdDelta: DELTA, cmdMask: (1 << Smb2Command.READ) | (1 << Smb2Command.WRITE), rewrite: true, files: true });
     relay.setSession(CONN, CLIENT.session, BACKEND.session);
     relay.setTree(CONN, CLIENT.tree, BACKEND.tree);
+    relay.setFile(CONN, FILE.client, FILE.backend);
 
     const sent = [Smb2Command.READ, Smb2Command.WRITE, Smb2Command.READ].map((Command, i) => ({ Command, MessageId: BigInt(10 + i) }));
-    client.write(Buffer.concat(sent.map((m) => message({ ...m, SessionId: CLIENT.session, TreeId: CLIENT.tree }))));
+    client.write(Buffer.concat(sent.map((m) => message({ ...m, SessionId: CLIENT.session, TreeId: CLIENT.tree }, naming(m.Command, FILE.client)))));
     await until('three replies at the client', () => atClient.length === 4);
     assert.deepEqual(
       atServer.map((h) => [h.Command, h.MessageId, h.SessionId, h.TreeId]),
@@ -122,16 +141,18 @@ describe("the SMB2 relay holding the DSR's Node sockets", { skip }, () => {
       atClient.slice(1).map((h) => [h.Command, h.MessageId, h.SessionId, h.TreeId]),
       sent.map((m) => [m.Command, m.MessageId, CLIENT.session, CLIENT.tree]),
     );
+    assert.deepEqual(serverFileIds, [FILE.backend, FILE.backend, FILE.backend], "the server's FileId");
     assert.deepEqual([atNode.client.length, atNode.backend.length], [0, 0], 'nothing reached Node');
     const st = relay.state(CONN);
-    assert.deepEqual([st.request.msgs, st.request.bytes, st.request.sticky], [3, 3 * MSG, undefined]);
-    assert.deepEqual([st.reply.msgs, st.reply.bytes, st.reply.sticky], [3, 3 * MSG, undefined]);
+    // What taking the connection back resynchronises the credit windows with.
+    assert.deepEqual([st.request.msgs, st.request.bytes, st.request.charge, st.request.msgIdEnd, st.request.sticky], [3, 3 * MSG, 3, 13n, undefined]);
+    assert.deepEqual([st.reply.msgs, st.reply.bytes, st.reply.credits, st.reply.interims, st.reply.sticky], [3, 3 * MSG, 3, 0, undefined]);
     assert.ok(relay.counters()['fwd-msg'] >= 6);
   });
 
   test("a command the rules do not offload reaches Node's onread untouched, and the direction stays with Node after it", async () => {
     client.write(message({ Command: Smb2Command.CREATE, MessageId: 13n, SessionId: CLIENT.session, TreeId: CLIENT.tree }));
-    client.write(message({ Command: Smb2Command.READ, MessageId: 14n, SessionId: CLIENT.session, TreeId: CLIENT.tree }));
+    client.write(message({ Command: Smb2Command.READ, MessageId: 14n, SessionId: CLIENT.session, TreeId: CLIENT.tree }, naming(Smb2Command.READ, FILE.client)));
     await until('two requests in Node', () => atNode.client.length === 2);
     assert.deepEqual(
       atNode.client.map((h) => [h.Command, h.MessageId, h.SessionId, h.TreeId]),
