@@ -301,6 +301,12 @@ export function u32(n: number): Buffer {
   return b;
 }
 
+export function u64(n: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(n);
+  return b;
+}
+
 export function ipv4Bytes(address: string): Buffer {
   if (!isIPv4(address)) throw new DsrError(ErrorCode.USAGE, `not an IPv4 address: ${JSON.stringify(address)}`);
   return Buffer.from(address.split('.').map(Number));

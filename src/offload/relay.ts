@@ -37,6 +37,7 @@ import {
   RelayMaps,
   RelayProgs,
   u32,
+  u64,
   type RelayConn,
   type RelayCounter,
   type RelaySock,
@@ -54,12 +55,6 @@ function fdOf(socket: Socket): number {
   if (typeof fd !== 'number' || fd < 0) throw new DsrError(ErrorCode.BPF, 'socket has no file descriptor (closed, or not a TCP socket)');
   return fd;
 }
-
-const u64 = (v: bigint): Buffer => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(v);
-  return b;
-};
 
 /** Bytes handed to a socket's TCP so far, by Node's writes or the relay's redirects. */
 export function written(socket: Socket): bigint {
@@ -281,6 +276,6 @@ export async function drained(socket: Socket, base: bigint, bytes: number, timeo
   for (;;) {
     if (written(socket) >= want) return true;
     if (Date.now() > deadline || socket.destroyed) return false;
-    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 1));
   }
 }

@@ -24,7 +24,7 @@ import { pidAlive, sleep } from '../../src/lab/process.js';
 import type { PortReason } from '../../src/offload/abi.js';
 import type { LoadReport } from '../../src/offload/port-load.js';
 import type { PortView } from '../../src/offload/portmap.js';
-import { ALICE, labSkip, uniqueLabName } from '../helpers/lab.js';
+import { ALICE, labSkip, uniqueLabName, blocked, labProbe } from '../helpers/lab.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const name = uniqueLabName();
@@ -54,19 +54,7 @@ const moved = (a: PortView[], b: PortView[], port: string, dir: 'ingress' | 'egr
   bytes: count(b, port, dir, reason).bytes - count(a, port, dir, reason).bytes,
 });
 
-/** A TCP connect from a lab host: connected, refused (reachable, nothing listens), unreachable or timeout. */
-const PROBE = `const s = require('net').connect({ host: process.argv[1], port: +process.argv[2], timeout: 1500 });
-const out = (w) => { console.log(w); process.exit(0); };
-s.on('connect', () => out('connected'));
-s.on('timeout', () => out('timeout'));
-s.on('error', (e) => out(e.code === 'ECONNREFUSED' ? 'refused' : /UNREACH/.test(e.code) ? 'unreachable' : e.code));`;
-
-async function probe(host: string, address: string, tcpPort = 445): Promise<string> {
-  const r = await labExec(name, host, [process.execPath, '-e', PROBE, address, String(tcpPort)], { timeoutMs: 10000 });
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout.trim();
-}
-const blocked = (outcome: string) => outcome === 'timeout' || outcome === 'unreachable';
+const probe = (host: string, address: string, tcpPort = 445) => labProbe(name, host, address, tcpPort);
 
 async function smbclient(target: string, share: string, cmd: string): Promise<void> {
   const r = await labExec(name, 'client', ['smbclient', `//${target}/${share}`, '-U', ALICE, '-m', 'SMB3', '-c', cmd], { timeoutMs: 60000 });

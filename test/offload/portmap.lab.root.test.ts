@@ -16,7 +16,7 @@ import { labDirectPath, labDown, labExec, labUp, type LabStatus } from '../../sr
 import { ipBatch, runIn } from '../../src/lab/netns.js';
 import { sleep } from '../../src/lab/process.js';
 import type { PortView } from '../../src/offload/portmap.js';
-import { ALICE, labSkip, uniqueLabName } from '../helpers/lab.js';
+import { ALICE, labSkip, uniqueLabName, blocked, labProbe } from '../helpers/lab.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const name = uniqueLabName();
@@ -30,19 +30,7 @@ async function dsr(...args: string[]): Promise<string> {
 const portList = async () => JSON.parse(await dsr('port', 'list', '--json')) as PortView[];
 const port = (rows: PortView[], p: string) => rows.find((r) => r.port === p)!;
 
-/** A TCP connect from a lab host: connected, refused (reachable, nothing listens), unreachable or timeout. */
-const PROBE = `const s = require('net').connect({ host: process.argv[1], port: +process.argv[2], timeout: 1500 });
-const out = (w) => { console.log(w); process.exit(0); };
-s.on('connect', () => out('connected'));
-s.on('timeout', () => out('timeout'));
-s.on('error', (e) => out(e.code === 'ECONNREFUSED' ? 'refused' : /UNREACH/.test(e.code) ? 'unreachable' : e.code));`;
-
-async function probe(host: string, address: string, tcpPort = 445): Promise<string> {
-  const r = await labExec(name, host, [process.execPath, '-e', PROBE, address, String(tcpPort)], { timeoutMs: 10000 });
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout.trim();
-}
-const blocked = (outcome: string) => outcome === 'timeout' || outcome === 'unreachable';
+const probe = (host: string, address: string, tcpPort = 445) => labProbe(name, host, address, tcpPort);
 
 /** Waits until `dsr`'s port map shows `p` up or down; returns the ms since `since` when it was seen. */
 async function seen(p: string, up: boolean, since: number): Promise<{ pollMs: number; row: PortView }> {
