@@ -31,7 +31,7 @@ import type { InFlight, Outbound } from './client.js';
 import type { ConnectionState, DsrContext, Smb2Reply, Smb2Request } from './context.js';
 import { CreditWindow } from './credits.js';
 import { breakToClient, type ChainState, dropTrees, type Forward } from './redirect.js';
-import { leaveOld, moveTree, moveTrees, replayable, rerouteForReplay } from './failover.js';
+import { type FailoverTally, type Moved, type TreeMove, leaveOld, moveTree, moveTrees, replayable, rerouteForReplay } from './failover.js';
 import { COMMANDS, errorReply } from './dispatch.js';
 import { answerSmb1Negotiate } from './negotiate.js';
 import { destroySession } from './session-setup.js';
@@ -610,13 +610,14 @@ export class Smb2Connection {
       const moved = await moveTrees(this.ctx, this.state, link, sessions, this.log);
       const stranded = new Set(moved.stranded.map(([, t]) => t));
       for (const [t, release] of held) if (!stranded.has(t)) release();
-      this.log.warn(
-        { event: 'failover.done', server, trees: moved.trees, opens: moved.opens, lostOpens: moved.lostOpens, stranded: stranded.size, ms: Date.now() - started },
-        `lost ${server}: moved ${moved.trees} tree(s) and ${moved.opens} open(s)`,
+      // No other server serves the stranded trees: their own is tried again (a late answer from
+      // a loaded server fails it too), without holding up the trees that moved.
+      void this.retryStranded(moved, held, link).then((tally) =>
+        this.log.warn(
+          { event: 'failover.done', server, ...tally, ms: Date.now() - started },
+          `lost ${server}: moved ${tally.trees} tree(s) and ${tally.opens} open(s), reconnected ${tally.reconnected}, dropped ${tally.dropped}`,
+        ),
       );
-      // No other server serves these: their own is tried again (a late answer from a loaded
-      // server fails it too), without holding up the trees that moved.
-      void this.retryStranded(moved.stranded, held, link);
     } catch (e) {
       for (const release of held.values()) release();
       this.log.error({ event: 'failover.failed', server, err: errorMessage(e), stack: (e as Error)?.stack }, 'failover failed; closing connection');
@@ -624,21 +625,30 @@ export class Smb2Connection {
     }
   }
 
-  private async retryStranded(stranded: readonly [Session, Tree][], held: Map<Tree, () => void>, link: BackendLink): Promise<void> {
-    const server = link.server.name;
-    let back = 0;
-    for (const [session, tree] of stranded) {
+  /** Retries the trees moveTrees could not move; what the whole failover did, for its one log line. */
+  private async retryStranded(moved: Moved, held: Map<Tree, () => void>, link: BackendLink): Promise<FailoverTally> {
+    const tally: FailoverTally = { trees: moved.trees, opens: moved.opens, lostOpens: moved.lostOpens, reconnected: 0, dropped: 0 };
+    for (const [session, tree] of moved.stranded) {
       try {
-        if (await this.reconnectOrMove(session, tree, link)) back++;
-        else dropTrees({ ctx: this.ctx, conn: this.state }, [tree]);
+        const r = await this.reconnectOrMove(session, tree, link);
+        if (!r) {
+          dropTrees({ ctx: this.ctx, conn: this.state }, [tree]);
+          tally.dropped++;
+          continue;
+        }
+        if (r.sameServer) tally.reconnected++;
+        else tally.trees++;
+        tally.opens += r.move.opens;
+        tally.lostOpens += r.move.lostOpens;
       } catch (e) {
-        this.log.warn({ event: 'failover.retry_failed', server, err: errorMessage(e) }, 'reconnecting a stranded tree failed');
+        this.log.warn({ event: 'failover.retry_failed', server: link.server.name, err: errorMessage(e) }, 'reconnecting a stranded tree failed');
         dropTrees({ ctx: this.ctx, conn: this.state }, [tree]);
+        tally.dropped++;
       } finally {
         held.get(tree)?.();
       }
     }
-    if (stranded.length > 0) this.log.warn({ event: 'failover.stranded', server, reconnected: back, dropped: stranded.length - back }, `${server}: ${back} of ${stranded.length} tree(s) no other server serves reconnected`);
+    return tally;
   }
 
   /**
@@ -647,7 +657,7 @@ export class Smb2Connection {
    * went. A killed smbd's parent may still accept a connection or two before it dies too, so
    * this keeps trying for REACHABLE_MS before it gives the tree up.
    */
-  private async reconnectOrMove(session: Session, tree: Tree, link: BackendLink): Promise<boolean> {
+  private async reconnectOrMove(session: Session, tree: Tree, link: BackendLink): Promise<{ move: TreeMove; sameServer: boolean } | undefined> {
     const server = link.server.name;
     const deadline = Date.now() + REACHABLE_MS;
     for (;;) {
@@ -656,14 +666,17 @@ export class Smb2Connection {
           this.log.info({ event: 'failover.reconnect_failed', server, err: errorMessage(e) }, 'reconnecting a tree to its own server failed');
           return undefined;
         });
-        if (again) return true;
+        if (again) return { move: again, sameServer: true };
         if (this.ctx.resources.healthy(server) && !(await reachable(link.server.address, link.server.port, REACHABLE_MS))) {
           const remaps = this.ctx.resources.failServer(server, 'reconnect refused');
           if (remaps.length > 0) this.log.warn({ event: 'failover.server_failed', server, why: 'reconnect refused', remaps }, `${server} failed: reconnect refused`);
         }
       }
-      if (!this.ctx.resources.healthy(server)) return (await moveTree(this.ctx, this.state, session, tree, this.log)) !== undefined;
-      if (this.closed || Date.now() > deadline) return false;
+      if (!this.ctx.resources.healthy(server)) {
+        const move = await moveTree(this.ctx, this.state, session, tree, this.log);
+        return move && { move, sameServer: false };
+      }
+      if (this.closed || Date.now() > deadline) return undefined;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }

@@ -44,8 +44,17 @@ export interface Moved {
   stranded: [Session, Tree][];
 }
 
+/** What one failover did, in all: `trees` moved to another server, `reconnected` back to their own. */
+export interface FailoverTally {
+  trees: number;
+  opens: number;
+  lostOpens: number;
+  reconnected: number;
+  dropped: number;
+}
+
 /** What moving one tree did: its old opens' FileIds on the old server, for a planned move to close. */
-interface TreeMove {
+export interface TreeMove {
   opens: number;
   lostOpens: number;
   left: { route: Route; fileIds: FileId[] };

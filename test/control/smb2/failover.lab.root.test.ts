@@ -120,7 +120,9 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
         assert.equal(b.code, 0, b.out);
         assert.equal(sha256(other), otherSum);
         const log = readFileSync(lab.dsr.logFile, 'utf8');
-        assert.match(log, /"event":"failover.done","server":"server1","trees":1,"opens":1,"lostOpens":0/);
+        // However the race with smbd's dying parent went (moved at once, or first retried on server1),
+        // the failover as a whole moved the tree and its open to server2.
+        assert.match(log, /"event":"failover.done","server":"server1","trees":1,"opens":1,"lostOpens":0,"reconnected":0,"dropped":0/);
         rmSync(src, { force: true });
         rmSync(back, { force: true });
         rmSync(other, { force: true });
@@ -151,7 +153,7 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
     assert.equal(servers.find((x) => x.name === 'server1')?.health, 'healthy');
     const log = readFileSync(lab.dsr.logFile, 'utf8');
     assert.doesNotMatch(log, /"event":"(health|server)\.failed"/, 'no server failed');
-    assert.match(log, /"event":"failover\.stranded","server":"server1","reconnected":1/);
+    assert.match(log, /"event":"failover\.done","server":"server1","trees":0,"opens":1,"lostOpens":0,"reconnected":1,"dropped":0/);
     rmSync(back, { force: true });
   });
 
