@@ -5,7 +5,9 @@
  *   direct   client ── dsr namespace routing (`labDirectPath`, which opens the DSR's port
  *            filter for the client while it routes) ── 198.18.1.11:445
  *   haproxy  client ── 198.18.0.1:4445 HAProxy, mode tcp, 1 thread (the plain L4 relay) ── server1
- *   dsr      client ── 198.18.0.1:445 the DSR ── server1
+ *   dsr      client ── 198.18.0.1:445 the DSR ── server1, every message through Node (relay off)
+ *   dsr-relay the same with the DSR's kernel SMB2 relay on (`dsr offload relay strparser`):
+ *            READ/WRITE forwarded by bpf/smb2_relay.bpf.c; the relay CPU column is then Node's
  *
  * Per path and run: put, get, sha256 of what came back, MB/s as smbclient timed it, the whole
  * machine's CPU and the relay process's CPU per GiB; then a worker in the client namespace
@@ -150,6 +152,7 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
   const user = lab.users[0]!;
   const workDir = `${labDataDir(name)}/bench`;
   const wasDirect = lab.dsr.directPath;
+  const wasRelay = lab.dsr.running ? await relayMode(lab) : 'off';
   let haproxy: Haproxy | undefined;
   try {
     mkdirSync(workDir, { recursive: true });
@@ -175,11 +178,25 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
         id: 'dsr',
         host: lab.dsr.clientAddress,
         port: lab.dsr.port,
-        via: lab.dsr.running ? `the DSR, pid ${lab.dsr.pid}, port filter ${filter}` : 'the DSR (not running)',
-        ...(lab.dsr.running && { relayPid: lab.dsr.pid }),
+        via: lab.dsr.running ? `the DSR, pid ${lab.dsr.pid}, port filter ${filter}, relay off` : 'the DSR (not running)',
+        ...(lab.dsr.running && { relayPid: lab.dsr.pid, enter: () => setRelay(lab, 'off').then(() => undefined) }),
+      }),
+      newPath({
+        id: 'dsr-relay',
+        host: lab.dsr.clientAddress,
+        port: lab.dsr.port,
+        via: lab.dsr.running ? `the DSR, pid ${lab.dsr.pid}, kernel relay ${RELAY_FRAMING}` : 'the DSR (not running)',
+        ...(lab.dsr.running && {
+          relayPid: lab.dsr.pid,
+          enter: async () => {
+            const r = await setRelay(lab, RELAY_FRAMING);
+            if (r.state !== 'on') throw new DsrError(ErrorCode.BPF_UNSUPPORTED, `the kernel relay is ${r.state}: ${r.reason ?? ''}`);
+          },
+          leave: () => setRelay(lab, 'off').then(() => undefined),
+        }),
       }),
     ];
-    if (!lab.dsr.running) paths[2]!.transferError = paths[2]!.smallOpsError = `lab ${name} runs no DSR`;
+    for (const p of paths.slice(2)) if (!lab.dsr.running) p.transferError = p.smallOpsError = `lab ${name} runs no DSR`;
 
     /**
      * Waits, up to --settle-seconds, for a moment when the machine is idle (other jobs on a shared
@@ -240,7 +257,13 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
       for (const p of paths) {
         if (p.transferError && p.smallOpsError) continue;
         stop.signal.throwIfAborted();
-        await p.enter?.();
+        try {
+          await p.enter?.();
+        } catch (e) {
+          p.transferError = p.smallOpsError = errorMessage(e);
+          log.warn({ event: 'bench.path.failed', path: p.id, step: 'enter', err: p.transferError });
+          continue;
+        }
         try {
           if (!p.transferError) {
             try {
@@ -267,6 +290,12 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
       }
     }
 
+    // What the relay path's counters say: the share of READ/WRITE the kernel, not Node, forwarded.
+    const relayed = paths.find((p) => p.id === 'dsr-relay')!;
+    if (lab.dsr.running && !relayed.transferError) {
+      const v = await setRelay(lab, wasRelay);
+      if (typeof v.kernelShare === 'number') relayed.via += `; ${(100 * v.kernelShare).toFixed(2)}% of READ/WRITE forwarded by the kernel`;
+    }
     const report = buildReport({ lab: name, sizeMiB, ops, runs, sha256, paths: paths.map(summarize) });
     process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
     const harnessFailed = paths.some((p) => p.id !== 'dsr' && (p.transferError || p.smallOpsError));
@@ -278,6 +307,27 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
     for (const id of PATH_IDS) rmSync(`${share.path}/bench-${id}.bin`, { force: true });
     rmSync(`${share.path}/${SMALL_FILE}`, { force: true });
   }
+}
+
+/** The framing path dsr-relay uses. */
+const RELAY_FRAMING = 'strparser';
+
+interface RelayView {
+  state: string;
+  framing?: string;
+  reason?: string;
+  kernelShare?: number | null;
+}
+
+/** `dsr offload relay MODE` over the admin socket; what the relay says after. */
+async function setRelay(lab: LabStatus, mode: string): Promise<RelayView> {
+  return (await adminCall(lab.dsr.adminSocket, 'relay.set', { mode })) as RelayView;
+}
+
+/** The running DSR's relay mode now, to put back after the bench. */
+async function relayMode(lab: LabStatus): Promise<string> {
+  const shown = (await adminCall(lab.dsr.adminSocket, 'offload.show')) as { relay?: RelayView };
+  return shown.relay?.state === 'on' ? (shown.relay.framing ?? 'off') : 'off';
 }
 
 /** The running DSR's storage port filter: attached, off or unsupported (`dsr offload show`). */

@@ -233,6 +233,23 @@ int dsr_sock_cookie(int fd, uint64_t *out)
 }
 
 /*
+ * Fixed socket buffers of `bytes` (the kernel doubles them), beyond the sysctl limits where the
+ * caller may (CAP_NET_ADMIN): a strparser takes no message longer than the receive buffer, and
+ * the redirect worker stops at half the send buffer. Fixed buffers also end autotuning, which
+ * would start at 128 KiB.
+ */
+int dsr_sock_buffers(int fd, int bytes)
+{
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)))
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes)) &&
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)))
+		return -errno;
+	return 0;
+}
+
+/*
  * Every byte handed to a TCP socket so far, by its owner's writes or by a sockmap redirect:
  * bytes acknowledged (tcpi_bytes_acked) plus bytes still queued (SIOCOUTQ). Read in that order
  * so an ACK in between can only make the sum smaller: a barrier waiting for it never ends early.

@@ -4,14 +4,17 @@
  * check that every row is there.
  */
 
-/** The three ways from the client to server1's data1, in the order they are measured and printed. */
-export const PATH_IDS = ['direct', 'haproxy', 'dsr'] as const;
+/** The ways from the client to server1's data1, in the order they are measured and printed (dsr-relay: the DSR with its kernel relay on). */
+export const PATH_IDS = ['direct', 'haproxy', 'dsr', 'dsr-relay'] as const;
 export type PathId = (typeof PATH_IDS)[number];
 
 /** Issue 4 item 6: the user-space DSR path keeps this share of direct throughput... */
 export const GOAL_MIN_THROUGHPUT_RATIO = 0.7;
 /** ...and stays within this multiple of direct median latency. */
 export const GOAL_MAX_LATENCY_RATIO = 1.3;
+/** Issue 5: with the kernel relay, these instead, and whole-machine CPU per GiB below HAProxy's. */
+export const RELAY_GOAL_MIN_THROUGHPUT_RATIO = 0.95;
+export const RELAY_GOAL_MAX_LATENCY_RATIO = 1.05;
 /** Idle load (cores) above which the report warns that the machine was not quiet. */
 const BUSY_MACHINE_CORES = 0.2;
 
@@ -122,10 +125,19 @@ export function ratiosToDirect(path: PathSummary, direct: PathSummary): Ratios {
   };
 }
 
-export function goals(r: Ratios): Goal[] {
-  const atLeast = (what: string, x: number | undefined): Goal => ({ what, ratio: x, limit: GOAL_MIN_THROUGHPUT_RATIO, met: x === undefined ? undefined : x >= GOAL_MIN_THROUGHPUT_RATIO });
-  const atMost = (what: string, x: number | undefined): Goal => ({ what, ratio: x, limit: GOAL_MAX_LATENCY_RATIO, met: x === undefined ? undefined : x <= GOAL_MAX_LATENCY_RATIO });
-  return [atLeast('get', r.get), atLeast('put', r.put), atMost('open+close p50', r.openCloseP50), atMost('4K read p50', r.read4kP50)];
+/**
+ * A path's goals: throughput and p50 latency against direct; for the kernel relay also
+ * whole-machine CPU per GiB against HAProxy's (`vsHaproxy`: this path's sys CPU over HAProxy's).
+ */
+export function goals(r: Ratios, relay = false, vsHaproxy?: { get?: number; put?: number }): Goal[] {
+  const min = relay ? RELAY_GOAL_MIN_THROUGHPUT_RATIO : GOAL_MIN_THROUGHPUT_RATIO;
+  const max = relay ? RELAY_GOAL_MAX_LATENCY_RATIO : GOAL_MAX_LATENCY_RATIO;
+  const atLeast = (what: string, x: number | undefined): Goal => ({ what, ratio: x, limit: min, met: x === undefined ? undefined : x >= min });
+  const atMost = (what: string, x: number | undefined): Goal => ({ what, ratio: x, limit: max, met: x === undefined ? undefined : x <= max });
+  const below = (what: string, x: number | undefined): Goal => ({ what, ratio: x, limit: 1, met: x === undefined ? undefined : x < 1 });
+  const list = [atLeast('get', r.get), atLeast('put', r.put), atMost('open+close p50', r.openCloseP50), atMost('4K read p50', r.read4kP50)];
+  if (relay) list.push(below('sys CPU get vs haproxy', vsHaproxy?.get), below('sys CPU put vs haproxy', vsHaproxy?.put));
+  return list;
 }
 
 /** Adds ratios and goals for every relayed path to the measured paths. */
@@ -133,10 +145,13 @@ export function buildReport(base: Omit<ThroughputReport, 'ratios' | 'goals' | 'i
   const direct = base.paths.find((p) => p.id === 'direct');
   const ratios: ThroughputReport['ratios'] = {};
   const goalsOf: ThroughputReport['goals'] = {};
+  const haproxy = base.paths.find((p) => p.id === 'haproxy');
   for (const p of base.paths) {
     if (p.id === 'direct' || !direct) continue;
     ratios[p.id] = ratiosToDirect(p, direct);
-    goalsOf[p.id] = goals(ratios[p.id]!);
+    const relay = p.id === 'dsr-relay';
+    const vsHaproxy = relay && haproxy ? { get: ratio(p.get?.systemCpuPerGiB, haproxy.get?.systemCpuPerGiB), put: ratio(p.put?.systemCpuPerGiB, haproxy.put?.systemCpuPerGiB) } : undefined;
+    goalsOf[p.id] = goals(ratios[p.id]!, relay, vsHaproxy);
   }
   const intact = base.paths.every((p) => p.sha256.every((h) => h === base.sha256));
   return { ...base, ratios, goals: goalsOf, intact };
@@ -187,7 +202,8 @@ export function formatReport(r: ThroughputReport): string {
       }),
   ];
   const goalLines = [
-    `goals for the user-space path: >= ${GOAL_MIN_THROUGHPUT_RATIO.toFixed(2)} x direct throughput, <= ${GOAL_MAX_LATENCY_RATIO.toFixed(2)} x direct p50 latency`,
+    `goals for the user-space path: >= ${GOAL_MIN_THROUGHPUT_RATIO.toFixed(2)} x direct throughput, <= ${GOAL_MAX_LATENCY_RATIO.toFixed(2)} x direct p50 latency;`,
+    `for the kernel relay (dsr-relay): >= ${RELAY_GOAL_MIN_THROUGHPUT_RATIO.toFixed(2)} x direct throughput, <= ${RELAY_GOAL_MAX_LATENCY_RATIO.toFixed(2)} x direct p50 latency, sys CPU per GiB below haproxy's`,
     ...r.paths.filter((p) => p.id !== 'direct').map((p) => goalLine(p.id, r.goals[p.id]) + (p.id === 'haproxy' ? ' (reference: a plain L4 relay)' : '')),
   ];
   const errors = r.paths.flatMap((p) => p.errors.map((e) => `  ${p.id}: ${e}`));

@@ -4,6 +4,7 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { DsrError, ErrorCode, errorMessage } from '../control/errors.js';
+import type { RelayMode } from '../control/config.js';
 import { DEFAULT_LAB_NAME, labAddServer, labDirectPath, labDown, labExec, labFail, labRestore, labStatus, labUp, type FaultResult, type LabStatus } from '../lab/lab.js';
 import { DEFAULT_SERVERS, MAX_SERVERS } from '../lab/topology.js';
 import { printJson, printTable } from './output.js';
@@ -100,8 +101,9 @@ export function registerLabCommands(program: Command): void {
     .addOption(new Option('--servers <n>', `storage servers, 1 to ${MAX_SERVERS}`).argParser(parseServerCount).default(DEFAULT_SERVERS))
     .addOption(nameOption())
     .option('--no-dsr', 'do not start the DSR: network and servers only')
+    .addOption(new Option('--relay <mode>', "the DSR's kernel SMB2 relay (config relay.mode)").choices(['off', 'strparser', 'cut-through']).default('off'))
     .addOption(jsonOption())
-    .action(async (o: { servers: number; name: string; dsr: boolean; json?: boolean }) => {
+    .action(async (o: { servers: number; name: string; dsr: boolean; relay: RelayMode; json?: boolean }) => {
       // Ctrl-C or SIGTERM while building: stop at the next step and tear down what was made.
       const abort = new AbortController();
       const onSignal = (signal: NodeJS.Signals) => {
@@ -113,7 +115,7 @@ export function registerLabCommands(program: Command): void {
       process.on('SIGTERM', onSignal);
       try {
         if (!o.json) process.stderr.write(`bringing lab ${o.name} up: ${o.servers} server(s)${o.dsr ? ' and the DSR' : ', no DSR'}\n`);
-        const status = await labUp({ name: o.name, servers: o.servers, dsr: o.dsr, signal: abort.signal });
+        const status = await labUp({ name: o.name, servers: o.servers, dsr: o.dsr, relay: o.relay, signal: abort.signal });
         if (o.json) printJson(status);
         else printStatus(status);
       } catch (e) {

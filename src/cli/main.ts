@@ -27,6 +27,7 @@ interface OffloadView {
   sessions: Record<string, unknown>[];
   trees: Record<string, unknown>[];
   ports: { filter: string; reason?: string; directPeer?: string | null; load?: LoadReport };
+  relay: { state: string; reason?: string; framing?: string; lent?: number; entries?: number; requests?: number; replies?: number; kernelShare?: number | null; exits?: Record<string, number>; passes?: Record<string, number> };
 }
 
 const program = new Command();
@@ -187,9 +188,8 @@ program
     else for (const [k, v] of Object.entries(s)) process.stdout.write(`${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}\n`);
   });
 
-program
-  .command('offload')
-  .description('the fast path')
+const offload = program.command('offload').description('the fast path');
+offload
   .command('show')
   .description('the session and tree rules pushed to the fast path, why traffic stays in user space, and the storage port filter (counters, load per server)')
   .addOption(socketOption())
@@ -200,6 +200,14 @@ program
     process.stdout.write(`fast path: ${s.kind}\n`);
     printTable(s.sessions, [['sessionId', 'SESSION'], ['connectionId', 'CONN'], ['pass', 'PASSED TO USER SPACE BECAUSE']]);
     printTable(s.trees, [['sessionId', 'SESSION'], ['treeId', 'TREE'], ['share', 'SHARE'], ['pass', 'PASSED TO USER SPACE BECAUSE']]);
+    const r = s.relay;
+    process.stdout.write(`\nkernel SMB2 relay: ${r.state}${r.framing ? ` (${r.framing})` : ''}${r.reason ? ` (${r.reason})` : ''}\n`);
+    if (r.entries !== undefined) {
+      const share = r.kernelShare === null || r.kernelShare === undefined ? '-' : `${(100 * r.kernelShare).toFixed(2)}%`;
+      process.stdout.write(`  connections lent now ${r.lent}, lent ${r.entries} time(s); requests ${r.requests} and replies ${r.replies} forwarded by the kernel; kernel share of READ/WRITE ${share}\n`);
+      const list = (m: Record<string, number> | undefined) => Object.entries(m ?? {}).map(([k, n]) => `${k} ${n}`).join(', ') || '-';
+      process.stdout.write(`  taken back because: ${list(r.exits)}\n  passed to user space because: ${list(r.passes)}\n`);
+    }
     const f = s.ports;
     process.stdout.write(`\nstorage port filter: ${f.filter}${f.reason ? ` (${f.reason})` : ''}${f.directPeer ? `, lab direct path open for ${f.directPeer}` : ''}\n`);
     if (f.load) {
@@ -210,6 +218,19 @@ program
         [['server', 'SERVER'], ['from', 'FROM SERVER'], ['to', 'TO SERVER']],
       );
     }
+  });
+
+offload
+  .command('relay')
+  .argument('<mode>', 'off, strparser or cut-through')
+  .description('turn the kernel SMB2 relay on (with that framing) or off while the DSR runs; off takes every connection back first')
+  .addOption(socketOption())
+  .addOption(jsonOption())
+  .action(async (mode: string, o: { socket: string; json?: boolean }) => {
+    const r = await adminCall(o.socket, 'relay.set', { mode });
+    if (o.json) return printJson(r);
+    const v = r as { state: string; framing?: string; reason?: string };
+    process.stdout.write(`kernel SMB2 relay: ${v.state}${v.framing ? ` (${v.framing})` : ''}${v.reason ? ` (${v.reason})` : ''}\n`);
   });
 
 registerPortCommands(program);

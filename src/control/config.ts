@@ -126,6 +126,20 @@ export const configSchema = z
         maxCredits: z.number().int().min(16).max(65535).default(8192),
       })
       .default({ dialects: ['2.0.2', '2.1', '3.0', '3.0.2', '3.1.1'], signing: 'enabled', encryption: 'enabled', maxReadSize: 8 * MiB, maxWriteSize: 8 * MiB, maxTransactSize: 8 * MiB, maxCredits: 8192 }),
+    /**
+     * The kernel SMB2 relay (bpf/smb2_relay.bpf.c): once a connection is quiet and its sessions
+     * neither sign nor encrypt, its READ/WRITE/FLUSH/QUERY_INFO are forwarded by the kernel until
+     * anything else arrives. 'off' (default), or the framing: 'strparser' (whole messages) or
+     * 'cut-through'. A kernel without the feature gets one log line and the user-space path.
+     * While it is on, the DSR offers at most `maxIoSize` for MaxRead/Write/TransactSize: a whole
+     * message must fit a socket's receive buffer, and smaller messages pipeline.
+     */
+    relay: z
+      .object({
+        mode: z.enum(['off', 'strparser', 'cut-through']).default('off'),
+        maxIoSize: z.number().int().min(65536).max(8 * MiB).default(MiB),
+      })
+      .default({ mode: 'off', maxIoSize: MiB }),
     limits: z
       .object({
         maxConnections: z.number().int().min(1).default(4096),
@@ -242,6 +256,8 @@ export function dialectValues(names: readonly DialectName[]): number[] {
 }
 
 export type ConfigInput = z.input<typeof configSchema>;
+/** config relay.mode: the kernel relay off, or its framing. */
+export type RelayMode = 'off' | 'strparser' | 'cut-through';
 type Parsed = z.output<typeof configSchema>;
 
 export interface Config extends Omit<Parsed, 'serverGuid' | 'smb2'> {

@@ -20,6 +20,9 @@ import { ResourceTable } from './tables/resources.js';
 import { SessionTable } from './tables/sessions.js';
 import { TreeTable } from './tables/trees.js';
 import { MemoryOffload } from '../offload/offload.js';
+import { RelayPrograms } from '../offload/relay.js';
+import { newKernelPathStats } from './smb2/kernel-path.js';
+import type { RelayMode } from './config.js';
 import { KernelPortFilter } from '../offload/port-filter.js';
 import { PortLoadMeter, type LoadReport } from '../offload/port-load.js';
 import { type PortChange, PortMap } from '../offload/portmap.js';
@@ -37,6 +40,10 @@ export class DsrServer {
   portMap: PortMap | undefined;
   /** The storage ports' tc filter and the per-server load read from its counters (the resource manager's). */
   readonly portFilter: PortFilterRuntime = { state: 'off', reason: 'no storage switch configured' };
+  /** The kernel relay's state for `dsr offload show` (on, off or unsupported, and why). */
+  private relayState: { state: string; reason?: string; framing?: string } = { state: 'off' };
+  /** What the kernel relay did, across `dsr offload relay` off and on. */
+  private readonly relayStats = newKernelPathStats();
   /** Learning and health of the storage servers: `server.failed` / `server.recovered` events. */
   manager: ResourceManager | undefined;
   private readonly log: Logger;
@@ -79,6 +86,7 @@ export class DsrServer {
         });
         await this.startPortFilter(this.portMap);
       }
+      this.startRelay();
       // Probes and agent heartbeats fail servers no client connection is using (and recover them).
       this.manager = new ResourceManager(this.config, this.ctx.resources, this.ctx.credentials, component(this.root, 'resources'), this.portMap, (name, why) =>
         this.serverFailed(name, why),
@@ -101,6 +109,65 @@ export class DsrServer {
       { event: 'server.started', listen: this.addresses(), admin: this.config.admin.socket, resources: this.ctx.resources.size, users: this.ctx.credentials.list().length },
       'DSR serving',
     );
+  }
+
+  /**
+   * Loads the kernel SMB2 relay (config relay.mode). A kernel without what it needs gets one
+   * log line and the user-space path; the reason is kept for `dsr offload show`.
+   */
+  private startRelay(): void {
+    const mode = this.config.relay.mode;
+    if (mode === 'off') {
+      this.relayState = { state: 'off', reason: 'relay.mode is off' };
+      return;
+    }
+    this.openRelay(mode);
+  }
+
+  private openRelay(framing: Exclude<RelayMode, 'off'>): void {
+    try {
+      this.ctx.relay = { programs: RelayPrograms.open({ framing, log: this.log }), stats: this.relayStats };
+      this.relayState = { state: 'on', framing };
+      this.log.info({ event: 'relay.loaded', framing, maxIoSize: this.config.relay.maxIoSize }, `kernel SMB2 relay loaded (${framing})`);
+    } catch (e) {
+      if (!(e instanceof DsrError) || (e.code !== ErrorCode.BPF_UNSUPPORTED && e.code !== ErrorCode.BPF)) throw e;
+      this.relayState = { state: 'unsupported', reason: e.message };
+      this.log.warn({ event: 'relay.unsupported', err: e.message }, 'no kernel SMB2 relay: every connection stays in user space');
+    }
+  }
+
+  /**
+   * `dsr offload relay MODE`: the relay on (with that framing) or off while the DSR runs. Off
+   * first takes every connection back from the kernel, each with nothing lost; new connections
+   * negotiate the message sizes of the new mode, existing ones keep theirs.
+   */
+  private async setRelay(mode: RelayMode): Promise<Record<string, unknown>> {
+    const relay = this.ctx.relay;
+    if (relay && this.relayState.framing === mode) return this.relayView();
+    if (relay) {
+      delete this.ctx.relay;
+      await Promise.all([...this.connections].map((c) => c.takeBackFromKernel('relay off')));
+      relay.programs.close();
+      this.relayState = { state: 'off', reason: 'turned off by dsr offload relay' };
+      this.log.info({ event: 'relay.off' }, 'kernel SMB2 relay off');
+    }
+    if (mode !== 'off') this.openRelay(mode);
+    return this.relayView();
+  }
+
+  /** The kernel relay for `dsr offload show`: its state, what it forwarded and passed, what the connections did with it. */
+  private relayView(): Record<string, unknown> {
+    const r = this.ctx.relay;
+    if (!r) return { ...this.relayState };
+    const { stats } = r;
+    const all = stats.requests + stats.userReadWrite;
+    return {
+      ...this.relayState,
+      ...stats,
+      kernelShare: all === 0 ? null : stats.requests / all,
+      counters: r.programs.counters(),
+      passes: r.programs.passes(),
+    };
   }
 
   /**
@@ -215,7 +282,12 @@ export class DsrServer {
         return this.manager.discover(name);
       },
       'backend.list': async () => (await Promise.all([...this.ctx.pools.entries()].map(async ([connectionId, p]) => (await p.view()).map((b) => ({ connectionId, ...b }))))).flat(),
-      'offload.show': async () => ({ ...offload.snapshot(), ports: await this.portFilterView() }),
+      'offload.show': async () => ({ ...offload.snapshot(), relay: this.relayView(), ports: await this.portFilterView() }),
+      'relay.set': (a) => {
+        const mode = String(a.mode ?? '');
+        if (!['off', 'strparser', 'cut-through'].includes(mode)) throw new DsrError(ErrorCode.USAGE, `relay mode must be off, strparser or cut-through, not '${mode}'`);
+        return this.setRelay(mode as RelayMode);
+      },
       'resource.move': (a) => this.moveShare(String(a.share ?? ''), String(a.to ?? '')),
       'rebalance.run': (a) => this.rebalance(a.dryRun === true),
       ...portAdminHandlers(() => this.portMap, this.portFilter),
@@ -273,5 +345,8 @@ export class DsrServer {
     this.manager = undefined;
     this.portMap?.close();
     this.portMap = undefined;
+    this.ctx.relay?.programs.close();
+    delete this.ctx.relay;
+    this.relayState = { state: 'off', reason: 'the DSR stopped' };
   }
 }

@@ -32,7 +32,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync
 import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
 import { adminCall } from '../control/admin.js';
-import { resolveConfig, type ConfigInput } from '../control/config.js';
+import { resolveConfig, type ConfigInput, type RelayMode } from '../control/config.js';
 import { DsrError, ErrorCode, errorMessage } from '../control/errors.js';
 import { component, silentLogger, type Logger } from '../control/log.js';
 import { CredentialTable } from '../control/tables/credentials.js';
@@ -91,6 +91,8 @@ export interface LabOptions {
   dsr?: boolean;
   /** The DSR attaches its tc port filter (switch.filter; default true). Tests of the bare bridge turn it off. */
   portFilter?: boolean;
+  /** The DSR's kernel SMB2 relay (config relay.mode; default off). */
+  relay?: RelayMode;
   log?: Logger;
   /** Aborting stops `labUp` at the next step; it then tears down and throws. */
   signal?: AbortSignal;
@@ -264,7 +266,7 @@ async function buildNetwork(plan: LabPlan, signal?: AbortSignal): Promise<void> 
  * The DSR's configuration: every share on the servers exporting it (san on server1 and server2),
  * and the storage switch br0 with each server's port and MAC, which the DSR isolates and pins.
  */
-export function labDsrConfig(plan: LabPlan, opts: { portFilter?: boolean } = {}): ConfigInput {
+export function labDsrConfig(plan: LabPlan, opts: { portFilter?: boolean; relay?: RelayMode } = {}): ConfigInput {
   const exporters = new Map<string, string[]>();
   for (const s of plan.servers) for (const sh of s.shares) exporters.set(sh.name, [...(exporters.get(sh.name) ?? []), s.name]);
   return {
@@ -284,7 +286,15 @@ export function labDsrConfig(plan: LabPlan, opts: { portFilter?: boolean } = {})
     discovery: { account: { user: LAB_USERS[0]!.name } },
     health: { source: ADDRESSES.dsrProbe, probeTimeoutMs: LAB_SILENCE_MS },
     log: { level: 'info', file: plan.dsr.logFile },
+    relay: { mode: opts.relay ?? defaultRelay() },
   };
+}
+
+/** The lab DSR's relay.mode when the caller does not say: DSR_LAB_RELAY (so a whole test run can use the relay), else off. */
+function defaultRelay(): RelayMode {
+  const v = process.env.DSR_LAB_RELAY ?? 'off';
+  if (v !== 'off' && v !== 'strparser' && v !== 'cut-through') throw new DsrError(ErrorCode.USAGE, `DSR_LAB_RELAY must be off, strparser or cut-through, not '${v}'`);
+  return v;
 }
 
 /** The agents' shared key: 256 random bits, hex, readable by root only. */
@@ -292,8 +302,8 @@ function writeAgentKey(plan: LabPlan): void {
   if (!existsSync(plan.agentKeyPath)) writeFileSync(plan.agentKeyPath, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
 }
 
-function writeDsrFiles(plan: LabPlan, portFilter: boolean): void {
-  const config = labDsrConfig(plan, { portFilter });
+function writeDsrFiles(plan: LabPlan, opts: { portFilter: boolean; relay?: RelayMode }): void {
+  const config = labDsrConfig(plan, opts);
   resolveConfig(config, plan.dsr.configPath);
   writeFileSync(plan.dsr.configPath, toYaml(config));
   const table = new CredentialTable(plan.dsr.credentialsPath);
@@ -358,13 +368,13 @@ async function startAgent(plan: LabPlan, s: ServerPlan, log: Logger): Promise<nu
   return pid;
 }
 
-async function build(plan: LabPlan, withDsr: boolean, portFilter: boolean, log: Logger, signal?: AbortSignal): Promise<Record<string, number>> {
+async function build(plan: LabPlan, withDsr: boolean, dsr: { portFilter: boolean; relay?: RelayMode }, log: Logger, signal?: AbortSignal): Promise<Record<string, number>> {
   mkdirSync(plan.stateDir, { recursive: true, mode: 0o755 });
   const files = async () => {
     await ensureLabUsers(log);
     await settleAll(plan.servers.map((s) => prepareServer(s, signal)));
     writeAgentKey(plan);
-    if (withDsr) writeDsrFiles(plan, portFilter);
+    if (withDsr) writeDsrFiles(plan, dsr);
   };
   await settleAll([files(), buildNetwork(plan, signal)]);
   log.info({ event: 'lab.network.ready', namespaces: Object.values(plan.namespaces) });
@@ -403,7 +413,7 @@ export async function labUp(opts: LabOptions = {}): Promise<LabStatus> {
   const started = Date.now();
   try {
     opts.signal?.throwIfAborted();
-    const pids = await build(plan, withDsr, opts.portFilter ?? true, log, opts.signal);
+    const pids = await build(plan, withDsr, { portFilter: opts.portFilter ?? true, ...(opts.relay && { relay: opts.relay }) }, log, opts.signal);
     writeState(plan, { version: 1, name, servers, dsr: withDsr, created: new Date().toISOString(), pids });
   } catch (e) {
     log.error({ event: 'lab.up.failed', err: errorMessage(e) });

@@ -71,6 +71,7 @@ interface Shim {
   ifindex(name: string): number;
   sockCookie(fd: number, out: bigint[]): number;
   sockWritten(fd: number, out: bigint[]): number;
+  sockBuffers(fd: number, bytes: number): number;
 }
 
 let shim: Shim | undefined;
@@ -106,6 +107,7 @@ function lib(): Shim {
     ifindex: l.func('int dsr_ifindex(const char *name)'),
     sockCookie: l.func('int dsr_sock_cookie(int fd, _Out_ uint64_t *out)'),
     sockWritten: l.func('int dsr_sock_written(int fd, _Out_ uint64_t *out)'),
+    sockBuffers: l.func('int dsr_sock_buffers(int fd, int bytes)'),
   };
   return shim;
 }
@@ -289,6 +291,11 @@ export function sockWritten(fd: number): bigint {
   const out: bigint[] = [0n];
   check(`read the send counters of socket fd ${fd}`, lib().sockWritten(fd, out));
   return BigInt(out[0]!);
+}
+
+/** Fixed receive and send buffers of `bytes` each (the kernel doubles them; see native/dsrbpf.c). */
+export function sockBuffers(fd: number, bytes: number): void {
+  check(`set the buffers of socket fd ${fd}`, lib().sockBuffers(fd, bytes));
 }
 
 export function possibleCpus(): number {

@@ -42,7 +42,7 @@ import {
   type RelayCounter,
   type RelaySock,
 } from './abi.js';
-import { AttachType, BpfObject, closeFd, distPath, linkCreate, requireKernel, sockCookie, sockWritten, UpdateFlag, type BpfMap } from './native.js';
+import { AttachType, BpfObject, closeFd, distPath, linkCreate, requireKernel, sockBuffers, sockCookie, sockWritten, UpdateFlag, type BpfMap } from './native.js';
 import type { PassReason } from './offload.js';
 import { fileIdKey, type FileId } from '../control/wire/smb2/file-id.js';
 
@@ -71,6 +71,13 @@ interface Offloaded {
   trees: Set<number>;
   /** The client's FileIds mapped, by fileIdKey. */
   files: Map<string, FileId>;
+}
+
+/** The ids an offloaded connection's rules map, client's first: set before its sockets go in. */
+export interface RelayIds {
+  sessions?: readonly (readonly [bigint, bigint])[];
+  trees?: readonly (readonly [number, number])[];
+  files?: readonly (readonly [FileId, FileId])[];
 }
 
 /** What the kernel did for a connection, read when it was taken back. */
@@ -125,11 +132,12 @@ export class RelayPrograms {
   }
 
   /**
-   * Hands a connection to the kernel: its rules, then both sockets' state, then the sockets
-   * (backend first, so nothing the client sends is redirected toward a socket not yet there).
-   * Sessions, trees and files the rules name are added with setSession/setTree/setFile.
+   * Hands a connection to the kernel: its rules and `ids`, then both sockets' state, then the
+   * sockets (backend first, so nothing the client sends is redirected toward a socket not yet
+   * there). More ids may follow with setSession/setTree/setFile. `buffers` fixes both sockets'
+   * buffers first (sockBuffers): the strparser needs a whole message to fit.
    */
-  offload(conn: number, client: Socket, backend: Socket, rules: RelayConn): void {
+  offload(conn: number, client: Socket, backend: Socket, rules: RelayConn, ids: RelayIds = {}, buffers?: number): void {
     this.checkOpen();
     if (this.conns.has(conn)) throw new DsrError(ErrorCode.USAGE, `relay connection ${conn} is already offloaded`);
     const o: Offloaded = { client, backend, clientCookie: sockCookie(fdOf(client)), backendCookie: sockCookie(fdOf(backend)), sessions: new Set(), trees: new Set(), files: new Map() };
@@ -138,6 +146,10 @@ export class RelayPrograms {
       this.maps.conns.update(u32(conn), encodeRelayConn(rules));
       this.maps.state.update(u64(o.clientCookie), encodeRelaySock({ conn, peerKey: 2 * conn + 1, dir: 'request', ...FRESH }));
       this.maps.state.update(u64(o.backendCookie), encodeRelaySock({ conn, peerKey: 2 * conn, dir: 'reply', ...FRESH }));
+      for (const [c, b] of ids.sessions ?? []) this.setSession(conn, c, b);
+      for (const [c, b] of ids.trees ?? []) this.setTree(conn, c, b);
+      for (const [c, b] of ids.files ?? []) this.setFile(conn, c, b);
+      if (buffers !== undefined) for (const s of [client, backend]) sockBuffers(fdOf(s), buffers);
       this.maps.socks.update(u32(2 * conn + 1), u64(BigInt(fdOf(backend))), UpdateFlag.NOEXIST);
       this.maps.socks.update(u32(2 * conn), u64(BigInt(fdOf(client))), UpdateFlag.NOEXIST);
     } catch (e) {

@@ -153,6 +153,14 @@ export class Smb2Client {
   onUnsolicited: ((msg: Buffer, hdr: Smb2Header) => void) | undefined;
   /** Runs once when the connection ends, for whatever reason. */
   onClosed: ((e: Error) => void) | undefined;
+  /**
+   * Responses to MessageIds this client did not send: requests the kernel relay forwarded on
+   * this connection before user space took it back. Without a handler they are dropped.
+   */
+  onStray: ((msg: Buffer, hdr: Smb2Header, release?: () => void) => void) | undefined;
+  /** While the kernel relay holds the connection: what Node still reads, copied, for later. */
+  private held: Buffer[] | undefined;
+  private onHeld: (() => void) | undefined;
 
   private constructor(
     private readonly socket: Socket,
@@ -200,6 +208,44 @@ export class Smb2Client {
     return this.pending.size + this.waiting.reduce((n, w) => n + w.items.length, 0);
   }
 
+  /** The TCP socket, for the kernel relay (src/offload/relay.ts) to hold. */
+  get tcp(): Socket {
+    return this.socket;
+  }
+
+  /** Nothing sent unanswered, nothing waiting for credits, no partial frame, not held. */
+  get quiet(): boolean {
+    return this.pending.size === 0 && this.waiting.length === 0 && this.decoder.pending === 0 && this.held === undefined;
+  }
+
+  /** The MessageId sequence (MS-SMB2 3.2.4.1.3): the next id, and credits granted and not used. */
+  get sequence(): { nextMessageId: bigint; credits: number } {
+    return { nextMessageId: this.nextMessageId, credits: this.credits };
+  }
+
+  /**
+   * The kernel relay takes the connection: from now on every chunk Node reads is kept and
+   * `onHeld` runs (the caller takes the connection back), until `takeBack`.
+   */
+  hold(onHeld: () => void): void {
+    this.held = [];
+    this.onHeld = onHeld;
+  }
+
+  /**
+   * The connection back from the kernel relay, with the sequence it left (the ids and credits
+   * the kernel used and passed on); what arrived meanwhile is handled now, in order.
+   */
+  takeBack(sequence: { nextMessageId: bigint; credits: number }): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    this.onHeld = undefined;
+    this.nextMessageId = sequence.nextMessageId;
+    this.credits = sequence.credits;
+    for (const chunk of held) this.onChunk(chunk);
+    this.drain();
+  }
+
   /** The session `sessionSetup` made. */
   get session(): ClientSession | undefined {
     return this.defaultSession;
@@ -229,6 +275,11 @@ export class Smb2Client {
   /** Bytes read into the shared buffer: copied out as frames before this returns. */
   private onChunk(chunk: Buffer): void {
     if (this.closedError) return;
+    if (this.held) {
+      this.held.push(Buffer.from(chunk));
+      this.onHeld?.();
+      return;
+    }
     let frames: Buffer[];
     try {
       frames = this.decoder.push(chunk);
@@ -250,7 +301,10 @@ export class Smb2Client {
         continue;
       }
       const p = this.pending.get(hdr.MessageId);
-      if (!p) continue;
+      if (!p) {
+        this.onStray?.(msg, hdr, release);
+        continue;
+      }
       if (hdr.Status === NtStatus.STATUS_PENDING && hdr.Flags & Smb2Flags.ASYNC_COMMAND) {
         p.handle.asyncId = hdr.AsyncId;
         deliver(p.out, msg, hdr);

@@ -24,7 +24,7 @@ import {
   Smb2Flags,
 } from '../wire/smb2/constants.js';
 import type { FileId } from '../wire/smb2/file-id.js';
-import { decodeHeader, Hdr, type Smb2Header } from '../wire/smb2/header.js';
+import { decodeHeader, Hdr, setCredit, type Smb2Header } from '../wire/smb2/header.js';
 import { encodeMessage } from '../wire/smb2/message.js';
 import { BackendLink, BackendPool } from './backend.js';
 import type { InFlight, Outbound } from './client.js';
@@ -39,6 +39,7 @@ import { signReply, verifyRequest } from './signing.js';
 import { decryptMessage, encryptMessage, transformSessionId } from '../auth/smb2-encryption.js';
 import { framePool } from './frame-pool.js';
 import { sendFrame } from './transport.js';
+import { KernelPath } from './kernel-path.js';
 
 /** Thrown inside the pipeline when the connection must be closed. */
 class Disconnect extends Error {}
@@ -91,6 +92,9 @@ interface Batch {
   readonly chain: ChainState;
 }
 
+/** Credits asked of a server in one request, at most (Samba's default 'smb2 max credits'). */
+const MAX_SERVER_CREDITS = 8192;
+
 /** How long a server whose connection ended gets to accept a new one before it counts as failed. */
 const REACHABLE_MS = 1000;
 
@@ -134,6 +138,12 @@ export class Smb2Connection {
   private readonly recovering = new Map<BackendLink, Promise<void>>();
   /** Trees being moved to another server: their requests wait here (in order, as the frame queue waits). */
   private readonly gates = new Map<Tree, Promise<void>>();
+  /** Frames read and not yet handled. */
+  private frames = 0;
+  /** Replies made and not yet written (waiting for their frame's other replies). */
+  private owed = 0;
+  /** The kernel relay's turns with this connection (while the DSR has a relay). */
+  private readonly kernel: KernelPath;
 
   constructor(
     private readonly socket: Socket,
@@ -165,9 +175,10 @@ export class Smb2Connection {
       cipher: undefined,
       preauth: undefined,
       authInProgress: new Map(),
-      maxTransactSize: ctx.config.smb2.maxTransactSize,
-      maxReadSize: ctx.config.smb2.maxReadSize,
-      maxWriteSize: ctx.config.smb2.maxWriteSize,
+      // With the kernel relay, messages small enough to pipeline through it (config relay.maxIoSize).
+      maxTransactSize: Math.min(ctx.config.smb2.maxTransactSize, ctx.relay ? ctx.config.relay.maxIoSize : Infinity),
+      maxReadSize: Math.min(ctx.config.smb2.maxReadSize, ctx.relay ? ctx.config.relay.maxIoSize : Infinity),
+      maxWriteSize: Math.min(ctx.config.smb2.maxWriteSize, ctx.relay ? ctx.config.relay.maxIoSize : Infinity),
       backends,
       routes: new WeakMap(),
     };
@@ -181,6 +192,17 @@ export class Smb2Connection {
       if (!ctx.sessions.byConnection(id).some((s) => s.state === 'valid')) this.close(`no authenticated session within ${ctx.config.limits.authTimeoutSeconds} s`);
     }, ctx.config.limits.authTimeoutSeconds * 1000);
     this.authTimer.unref();
+    this.kernel = new KernelPath({
+      ctx,
+      state: this.state,
+      socket,
+      credits: this.credits,
+      log: this.log,
+      quiet: () => this.quiet(),
+      receive: (chunk) => this.receive(chunk),
+      sendMessage: (msg, release) => this.sendReplies([{ msg, signWith: undefined, onWire: undefined, after: undefined, release }]),
+      close: (why) => this.close(why),
+    });
     this.log.debug({ event: 'conn.opened' }, 'connection opened');
   }
 
@@ -191,6 +213,11 @@ export class Smb2Connection {
   /** Bytes from the client: valid only until this returns (see transport.ts). */
   receive(chunk: Buffer): void {
     if (this.closed) return;
+    // The kernel relay passed these on (a message its rules do not cover): it gives the connection back first.
+    if (this.kernel.holding) {
+      this.kernel.hold(chunk);
+      return;
+    }
     let frames: Buffer[];
     try {
       frames = this.decoder.push(chunk);
@@ -199,8 +226,33 @@ export class Smb2Connection {
       return;
     }
     for (const f of frames) {
-      this.queue = this.queue.then(() => this.handleFrame(f));
+      this.frames++;
+      this.queue = this.queue
+        .then(() => this.handleFrame(f))
+        .then(() => {
+          this.frames--;
+          this.kernel.tryLend();
+        });
     }
+  }
+
+  /** Takes the connection back from the kernel relay, if it has it (the relay is turned off). */
+  takeBackFromKernel(why: string): Promise<void> {
+    return this.kernel.takeBack(why);
+  }
+
+  /** Nothing read and unhandled, nothing forwarded and unanswered, no reply unsent, no failover or move. */
+  private quiet(): boolean {
+    return (
+      !this.closed &&
+      this.frames === 0 &&
+      this.owed === 0 &&
+      this.decoder.pending === 0 &&
+      this.inflight.size === 0 &&
+      this.asyncs.size === 0 &&
+      this.gates.size === 0 &&
+      this.recovering.size === 0
+    );
   }
 
   /**
@@ -249,7 +301,11 @@ export class Smb2Connection {
         return;
       }
       // A final response that arrives with its interim one must not overtake it.
-      const frameSent = Promise.all(slots).then((out) => this.sendReplies(out, encryptedBy));
+      this.owed++;
+      const frameSent = Promise.all(slots).then((out) => {
+        this.owed--;
+        this.sendReplies(out, encryptedBy);
+      });
       for (const b of batches.values()) for (const f of b.forwarded) f.firstSent = frameSent;
     } catch (e) {
       // Errors that reach the frame level break its framing (a bad header, a NextCommand out of
@@ -419,6 +475,13 @@ export class Smb2Connection {
     this.inflight.set(hdr.MessageId, f);
     if (tree) this.ctx.load.record(tree.share, fwd.msg.length, 1);
     const link = fwd.route.link;
+    if (this.ctx.relay) {
+      if (hdr.Command === Smb2Command.READ || hdr.Command === Smb2Command.WRITE) this.ctx.relay.stats.userReadWrite++;
+      // The kernel relay lends a connection only while the server's credit window is as wide as
+      // the client's (kernel-path.ts): ask the server for what the client asks, plus the gap.
+      const gap = Math.max(this.credits.outstanding - link.client.sequence.credits, 0);
+      setCredit(fwd.msg, Math.min(Math.max(fwd.msg.readUInt16LE(Hdr.Credit), hdr.Credit) + gap, MAX_SERVER_CREDITS));
+    }
     let batch = batches.get(link);
     if (!batch) batches.set(link, (batch = { items: [], forwarded: [], chain: { lastOpen: undefined } }));
     batch.forwarded.push(f);
@@ -430,7 +493,11 @@ export class Smb2Connection {
           first = false;
           resolve(o);
         } else {
-          void f.firstSent!.then(() => this.sendReplies([o], f.encryptWith));
+          this.owed++;
+          void f.firstSent!.then(() => {
+            this.owed--;
+            this.sendReplies([o], f.encryptWith);
+          });
         }
       };
       const item: Outbound = {
@@ -543,6 +610,7 @@ export class Smb2Connection {
    */
   async moveShare(share: string): Promise<{ trees: number; opens: number; lostOpens: number }> {
     const r = { trees: 0, opens: 0, lostOpens: 0 };
+    await this.kernel.takeBack('move');
     for (const session of this.ctx.sessions.byConnection(this.state.id)) {
       for (const tree of this.ctx.trees.ofSession(session.sessionId)) {
         if (!this.state.routes.has(tree) || tree.share.toLowerCase() !== share.toLowerCase()) continue;
@@ -595,6 +663,7 @@ export class Smb2Connection {
   }
 
   private async failOver(link: BackendLink, why: string): Promise<void> {
+    await this.kernel.takeBack('server lost');
     const started = Date.now();
     const server = link.server.name;
     const sessions = this.ctx.sessions.byConnection(this.state.id);
@@ -781,6 +850,7 @@ export class Smb2Connection {
       for (const r of releases) r();
     }
     for (const o of out) o.after?.();
+    this.kernel.tryLend();
   }
 
   private send(payload: Buffer | Buffer[], written?: () => void): void {
@@ -804,6 +874,7 @@ export class Smb2Connection {
     if (this.authTimer) clearTimeout(this.authTimer);
     this.authTimer = undefined;
     this.closed = true;
+    this.kernel.drop();
     this.state.backends.closeAll();
     this.ctx.pools.delete(this.state.id);
     this.inflight.clear();

@@ -7,6 +7,7 @@ import type { SpnegoServer } from '../auth/spnego.js';
 import type { PreauthIntegrity } from '../auth/smb2-signing.js';
 import type { Config } from '../config.js';
 import type { Offload } from '../../offload/offload.js';
+import type { KernelRelay } from './kernel-path.js';
 import type { Logger } from '../log.js';
 import type { CredentialTable } from '../tables/credentials.js';
 import type { OpenTable } from '../tables/opens.js';
@@ -34,6 +35,8 @@ export interface DsrContext {
   readonly pools: Map<number, BackendPool>;
   /** Bytes and operations forwarded per share (the rebalancer's load figures). */
   readonly load: ShareLoad;
+  /** The kernel SMB2 relay and its counts, when config relay.mode is on and the kernel has it. */
+  relay?: KernelRelay;
 }
 
 /** Connection state a handler may read or set (MS-SMB2 3.3.1.7). */

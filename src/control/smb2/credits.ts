@@ -39,6 +39,30 @@ export class CreditWindow {
     return true;
   }
 
+  /** The window as one range [low, next), when no id inside it was used out of order. */
+  get range(): { low: bigint; next: bigint } | undefined {
+    return this.used.size === 0 ? { low: this.low, next: this.next } : undefined;
+  }
+
+  /** Credits a server granted, passed on to the client as they were (the kernel relay's replies). */
+  add(granted: number): void {
+    this.next += BigInt(granted);
+  }
+
+  /**
+   * The window back from the kernel relay, which forwarded requests using `charge` ids below
+   * `end` and replies granting `granted`. Used in order (the ids from low up to end are exactly
+   * `charge`), low moves to end; otherwise which ids were skipped is unknown, and the window
+   * stays open below end rather than refuse an honest client (returns false then).
+   */
+  resync(end: bigint, charge: number, granted: number): boolean {
+    this.add(granted);
+    if (charge === 0) return true;
+    if (end - this.low !== BigInt(charge)) return false;
+    this.low = end;
+    return true;
+  }
+
   /**
    * Grants credits for a response: what the client asked for, at least one so it can never
    * run dry, capped so it never holds more than maxCredits. Returns the CreditResponse value.

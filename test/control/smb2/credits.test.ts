@@ -57,3 +57,33 @@ test('property: a client that uses exactly its granted ids never falls out of th
     }),
   );
 });
+
+test('the kernel relay takes the window as one range and gives it back past the ids it used', () => {
+  const w = new CreditWindow(100);
+  w.consume(0n, 1);
+  w.grant(20);
+  assert.deepEqual(w.range, { low: 1n, next: 21n });
+  // The kernel forwarded requests using ids 1..8 in order; the server's replies granted 12.
+  assert.equal(w.resync(9n, 8, 12), true);
+  assert.deepEqual(w.range, { low: 9n, next: 33n });
+  assert.equal(w.consume(8n, 1), false, 'an id the kernel used is used');
+  assert.equal(w.consume(9n, 1), true);
+  // Server grants passed on later (a response the kernel forwarded, answered by Node).
+  w.add(3);
+  assert.deepEqual(w.range, { low: 10n, next: 36n });
+});
+
+test('ids used out of order leave no range to lend; a kernel that skipped ids leaves them open', () => {
+  const w = new CreditWindow(100);
+  w.consume(0n, 1);
+  w.grant(10);
+  w.consume(3n, 1);
+  assert.equal(w.range, undefined, 'id 3 used before 1 and 2');
+  const k = new CreditWindow(100);
+  k.consume(0n, 1);
+  k.grant(10);
+  // 5 ids used below 8, from 1: which 2 were skipped is unknown, so none is refused.
+  assert.equal(k.resync(8n, 5, 4), false);
+  assert.equal(k.consume(2n, 1), true);
+  assert.deepEqual(k.range, undefined);
+});
