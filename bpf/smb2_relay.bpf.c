@@ -9,8 +9,10 @@
  *                                      arrives; a per-socket cursor says where the next header
  *                                      falls; a header split across skbs is carried to the next.
  *
- * Both rewrite SessionId, TreeId and MessageId of every header (compound chains included) and
- * the FileId a request names from the connection's rules, count what they forward per socket
+ * Both check READ, WRITE, FLUSH and QUERY_INFO requests as the DSR does (sizes, buffers, the
+ * negotiated maxima, CreditCharge), rewrite SessionId, TreeId and MessageId of every header
+ * (compound chains included) and the FileId a request names from the connection's rules, count
+ * what they forward per socket
  * (what user space needs to take the connection back), and redirect to the peer socket, or hand
  * the bytes to user space with a reason counter. Only verdicts write bytes (a parser that writes
  * is a use-after-free here).
@@ -156,6 +158,71 @@ static __always_inline __u32 file_id_at(__u16 command)
 	}
 }
 
+/*
+ * The fixed parts of the requests the verdict checks (MS-SMB2 2.2.17, 2.2.19, 2.2.21, 2.2.37),
+ * from StructureSize on; the variable part follows. Only the fields it checks are named.
+ */
+struct smb2_read_req {
+	__u16 structure_size;
+	__u8 padding;
+	__u8 flags;
+	__u32 length;
+	__u8 offset_file_id_and_counts[36];
+	__u16 channel_info_offset;
+	__u16 channel_info_length;
+};
+struct smb2_write_req {
+	__u16 structure_size;
+	__u16 data_offset;
+	__u32 length;
+	__u8 offset_file_id_and_counts[32];
+	__u16 channel_info_offset;
+	__u16 channel_info_length;
+	__u32 flags;
+};
+struct smb2_query_info_req {
+	__u16 structure_size;
+	__u8 info_type;
+	__u8 file_info_class;
+	__u32 output_buffer_length;
+	__u16 input_buffer_offset;
+	__u16 reserved;
+	__u32 input_buffer_length;
+	__u8 info_flags_and_file_id[24];
+};
+union smb2_req_body {
+	__u16 structure_size;
+	struct smb2_read_req read;
+	struct smb2_write_req write;
+	struct smb2_query_info_req query_info;
+};
+_Static_assert(sizeof(struct smb2_read_req) == DSR_SMB2_SIZE_READ - 1, "READ fixed part");
+_Static_assert(sizeof(struct smb2_write_req) == DSR_SMB2_SIZE_WRITE - 1, "WRITE fixed part");
+_Static_assert(sizeof(struct smb2_query_info_req) == DSR_SMB2_SIZE_QUERY_INFO - 1, "QUERY_INFO fixed part");
+_Static_assert(__builtin_offsetof(struct smb2_read_req, length) == DSR_SMB2_READ_LENGTH_AT, "READ Length");
+_Static_assert(__builtin_offsetof(struct smb2_read_req, channel_info_offset) == DSR_SMB2_READ_CHANNEL_INFO_AT, "READ ReadChannelInfo");
+_Static_assert(__builtin_offsetof(struct smb2_write_req, data_offset) == DSR_SMB2_WRITE_DATA_OFFSET_AT, "WRITE DataOffset");
+_Static_assert(__builtin_offsetof(struct smb2_write_req, length) == DSR_SMB2_WRITE_LENGTH_AT, "WRITE Length");
+_Static_assert(__builtin_offsetof(struct smb2_write_req, channel_info_offset) == DSR_SMB2_WRITE_CHANNEL_INFO_AT, "WRITE WriteChannelInfo");
+_Static_assert(__builtin_offsetof(struct smb2_query_info_req, output_buffer_length) == DSR_SMB2_QUERY_INFO_OUTPUT_LENGTH_AT, "QUERY_INFO OutputBufferLength");
+_Static_assert(__builtin_offsetof(struct smb2_query_info_req, input_buffer_offset) == DSR_SMB2_QUERY_INFO_INPUT_OFFSET_AT, "QUERY_INFO InputBufferOffset");
+_Static_assert(__builtin_offsetof(struct smb2_query_info_req, input_buffer_length) == DSR_SMB2_QUERY_INFO_INPUT_LENGTH_AT, "QUERY_INFO InputBufferLength");
+/* The carry holds a checked request's fixed part with its header (and any FileId: they end within it). */
+_Static_assert(DSR_NB_HDR_LEN + DSR_SMB2_HDR_LEN + sizeof(union smb2_req_body) <= DSR_RELAY_CARRY_MAX, "carry");
+_Static_assert(DSR_SMB2_FILE_ID_AT_QUERY_INFO + DSR_SMB2_FILE_ID_LEN <= sizeof(union smb2_req_body), "farthest FileId");
+
+/* The StructureSize of a request the verdict checks; 0: a command it forwards unchecked. */
+static __always_inline __u32 checked_size(__u16 command)
+{
+	switch (command) {
+	case DSR_SMB2_CMD_FLUSH: return DSR_SMB2_SIZE_FLUSH;
+	case DSR_SMB2_CMD_READ: return DSR_SMB2_SIZE_READ;
+	case DSR_SMB2_CMD_WRITE: return DSR_SMB2_SIZE_WRITE;
+	case DSR_SMB2_CMD_QUERY_INFO: return DSR_SMB2_SIZE_QUERY_INFO;
+	default: return 0;
+	}
+}
+
 /* The connection rewrites requests' FileIds (DSR_RELAY_CONN_FILES needs REWRITE). */
 static __always_inline int rewrites_files(const struct dsr_relay_sock *rs, const struct dsr_relay_conn *rc)
 {
@@ -206,6 +273,79 @@ struct hdr_walk {
 	struct tally t;   /* the headers written so far */
 };
 
+/* A buffer of the message (header-relative offset): empty, or from `min` on and within `len`,
+ * as the DSR's decoders take it (sliceField). */
+static __always_inline int buffer_in(__u32 offset, __u32 length, __u32 min, __u32 len)
+{
+	return length == 0 || (offset >= min && (__u64)offset + length <= len);
+}
+
+/*
+ * A READ, WRITE, FLUSH or QUERY_INFO request checked as the DSR's dispatch checks it (its
+ * decoders, then MS-SMB2 3.3.5.2.5: the negotiated maximum and the CreditCharge); other commands
+ * pass this unchecked. `len` is the message's length (up to NextCommand, else the frame's end).
+ * A body not in this skb yet (cut-through, a check of a chain's later header) is checked when it
+ * arrives; one that should be here and is not passes. Returns 0 or DSR_PASS_INVALID (ERROR for a
+ * helper). A global function, checked once by the verifier like rewrite_hdr.
+ */
+__attribute__((noinline)) int check_request(struct __sk_buff *skb, const struct dsr_relay_conn *rc,
+					    const struct hdr_walk *w, const struct smb2_hdr48 *h, __u32 len)
+{
+	union smb2_req_body b;
+	__u32 size, fixed, bytes, max, after;
+	__u64 charge;
+
+	if (!rc || !w || !h)
+		return DSR_PASS_ERROR;
+	size = checked_size(h->command);
+	if (!size)
+		return 0;
+	fixed = size & ~1u;
+	if (len < DSR_SMB2_HDR_LEN + fixed)
+		return DSR_PASS_INVALID;
+	if (DSR_SMB2_HDR_LEN + fixed > w->avail)
+		return w->write ? DSR_PASS_INVALID : 0;
+	/* The verifier wants the load's size bounded by the buffer's. */
+	if (fixed > sizeof(b) || bpf_skb_load_bytes(skb, w->off + DSR_SMB2_HDR_LEN, &b, fixed))
+		return DSR_PASS_ERROR;
+	if (b.structure_size != size)
+		return DSR_PASS_INVALID;
+	fixed += DSR_SMB2_HDR_LEN; /* from here on: where the variable part starts, header-relative */
+	switch (h->command) {
+	case DSR_SMB2_CMD_READ:
+		bytes = b.read.length;
+		max = rc->max_read;
+		if (!buffer_in(b.read.channel_info_offset, b.read.channel_info_length, fixed, len))
+			return DSR_PASS_INVALID;
+		break;
+	case DSR_SMB2_CMD_WRITE:
+		bytes = b.write.length;
+		max = rc->max_write;
+		if (!buffer_in(b.write.data_offset, bytes, fixed, len))
+			return DSR_PASS_INVALID;
+		after = bytes ? b.write.data_offset + bytes : fixed;
+		if (!buffer_in(b.write.channel_info_offset, b.write.channel_info_length, after, len))
+			return DSR_PASS_INVALID;
+		break;
+	case DSR_SMB2_CMD_QUERY_INFO:
+		bytes = b.query_info.input_buffer_length;
+		max = rc->max_transact;
+		if (!buffer_in(b.query_info.input_buffer_offset, bytes, fixed, len))
+			return DSR_PASS_INVALID;
+		if (b.query_info.output_buffer_length > bytes)
+			bytes = b.query_info.output_buffer_length;
+		break;
+	default: /* FLUSH: its size is all there is to check */
+		return 0;
+	}
+	if (bytes > max)
+		return DSR_PASS_INVALID;
+	charge = h->credit_charge ? h->credit_charge : 1;
+	if (charge * DSR_SMB2_CREDIT_BYTES < bytes)
+		return DSR_PASS_INVALID;
+	return 0;
+}
+
 /*
  * Checks the header at w->off and the FileId its request names; with w->write, rewrites them
  * and counts the header in w->t. A FileId beyond w->avail (cut-through only) is checked when it
@@ -223,6 +363,7 @@ __attribute__((noinline)) int rewrite_hdr(struct __sk_buff *skb, const struct ds
 	struct dsr_relay_file_id *fid = NULL;
 	struct smb2_hdr48 h;
 	__u32 off, at, len;
+	int r;
 
 	if (!rs || !rc || !w)
 		return DSR_PASS_ERROR;
@@ -241,12 +382,19 @@ __attribute__((noinline)) int rewrite_hdr(struct __sk_buff *skb, const struct ds
 	if (h.command >= DSR_SMB2_CMD_COUNT || !(rc->cmd_mask & (1u << h.command)))
 		return DSR_PASS_COMMAND;
 	w->next = h.next_command;
+	if (h.next_command && (h.next_command < DSR_SMB2_HDR_LEN || (h.next_command & 7)))
+		return DSR_PASS_COMPOUND;
+	/* The message: up to the next header, else the rest of the frame. */
+	len = h.next_command && h.next_command < w->frame_left ? h.next_command : w->frame_left;
+	if (rs->dir == DSR_RELAY_DIR_REQUEST) {
+		r = check_request(skb, rc, w, &h, len);
+		if (r)
+			return r;
+	}
 	if (w->write)
 		tally_hdr(&w->t, &h, rs->dir);
 	if (!(rc->flags & DSR_RELAY_CONN_REWRITE))
 		return 0;
-	if (h.next_command && (h.next_command < DSR_SMB2_HDR_LEN || (h.next_command & 7)))
-		return DSR_PASS_COMPOUND;
 
 	if (h.session_id) {
 		struct dsr_relay_session_key sk = { .conn = rs->conn, .dir = rs->dir, .session_id = h.session_id };
@@ -266,7 +414,6 @@ __attribute__((noinline)) int rewrite_hdr(struct __sk_buff *skb, const struct ds
 	}
 	at = rewrites_files(rs, rc) ? file_id_at(h.command) : 0;
 	if (at) {
-		len = h.next_command && h.next_command < w->frame_left ? h.next_command : w->frame_left;
 		if (DSR_SMB2_HDR_LEN + at + DSR_SMB2_FILE_ID_LEN > len)
 			return DSR_PASS_FILE;
 		at += DSR_SMB2_HDR_LEN;
@@ -500,30 +647,35 @@ static int cut_fail(struct cut *c, __u32 reason)
 
 /*
  * Cut-through: the bytes a request needs after its header in the same skb before it is
- * rewritten, up to its FileId's end (0 for none), so a FileId the skb cuts off travels with its
- * header in the carry. `pos` is the header's first byte (after the NetBIOS prefix), `len` the
- * bytes of its frame from there. Never past the message's end: a request too short for its
- * FileId is named by rewrite_hdr, not held for bytes that may never come. Anything that is not
- * an offloaded request's header needs nothing here: rewrite_hdr names it.
+ * rewritten: its FileId's end, and the fixed part of a request check_request checks (0 for
+ * none), so what the skb cuts off travels with its header in the carry. `pos` is the header's
+ * first byte (after the NetBIOS prefix), `len` the bytes of its frame from there. Never past the
+ * message's end: a request too short is named by rewrite_hdr, not held for bytes that may never
+ * come. Anything that is not an offloaded request's header needs nothing here: rewrite_hdr
+ * names it.
  */
-static __always_inline int file_id_need(struct __sk_buff *skb, __u32 pos, __u32 len, const struct dsr_relay_sock *rs,
-					const struct dsr_relay_conn *rc, __u32 *need)
+static __always_inline int body_need(struct __sk_buff *skb, __u32 pos, __u32 len, const struct dsr_relay_sock *rs,
+				     const struct dsr_relay_conn *rc, __u32 *need)
 {
 	struct smb2_hdr48 h;
-	__u32 end;
+	__u32 end, fixed;
 
 	*need = 0;
-	if (!rewrites_files(rs, rc))
+	if (rs->dir != DSR_RELAY_DIR_REQUEST)
 		return 0;
 	/* Protocol .. NextCommand. */
 	if (bpf_skb_load_bytes(skb, pos, &h, DSR_SMB2_OFF_MESSAGE_ID))
 		return DSR_PASS_ERROR;
 	if (h.protocol != DSR_SMB2_MAGIC || h.command >= DSR_SMB2_CMD_COUNT || !(rc->cmd_mask & (1u << h.command)))
 		return 0;
-	end = file_id_at(h.command);
+	end = rewrites_files(rs, rc) ? file_id_at(h.command) : 0;
+	if (end)
+		end += DSR_SMB2_FILE_ID_LEN;
+	fixed = checked_size(h.command) & ~1u;
+	if (fixed > end)
+		end = fixed;
 	if (!end)
 		return 0;
-	end += DSR_SMB2_FILE_ID_LEN;
 	if (h.next_command && h.next_command < len)
 		len = h.next_command;
 	if (len < DSR_SMB2_HDR_LEN + end)
@@ -556,13 +708,13 @@ static int cut_step(__u32 index, void *ctx)
 				return cut_fail(c, DSR_PASS_ERROR);
 			nb = bpf_ntohl(nb) & 0x00ffffff;
 		}
-		r = file_id_need(skb, c->pos + need - DSR_SMB2_HDR_LEN, nb, rs, c->rc, &more);
+		r = body_need(skb, c->pos + need - DSR_SMB2_HDR_LEN, nb, rs, c->rc, &more);
 		if (r)
 			return cut_fail(c, r);
 		need += more;
 	}
 	if (c->pos + need > c->len) {
-		/* Split header (or FileId): keep its first part for the next skb, forward the rest now. */
+		/* Split header (or the body bytes it needs): keep its first part for the next skb, forward the rest now. */
 		__u32 part = bounded_len(c->len - c->pos, DSR_RELAY_CARRY_MAX - 1);
 
 		if (!part)

@@ -41,6 +41,12 @@ static const struct dsr_relay_file_id FID_B = { 0x6161000000000003ull, 0x6262000
 static const struct dsr_relay_file_id FID_UNKNOWN = { 0x5151000000000001ull, 0x99 };
 static const struct dsr_relay_file_id FID_RELATED = { ~0ull, ~0ull };
 #define STATUS_PENDING 0x00000103u
+/* The negotiated limits of the fixtures' connections (dsr_relay_conn.max_*), and the credits a
+ * request moving n bytes needs (MS-SMB2 3.1.5.2). */
+#define MAX_READ (256 * 1024)
+#define MAX_WRITE (192 * 1024)
+#define MAX_TRANSACT (128 * 1024)
+#define CREDITS(n) (((n) + DSR_SMB2_CREDIT_BYTES - 1) / DSR_SMB2_CREDIT_BYTES)
 
 static int failures, checks;
 
@@ -70,6 +76,13 @@ struct hdr {
 	uint32_t tid;
 	enum fid fid;
 	uint32_t body;   /* body bytes after the header (filled with a pattern); every header has some */
+	/* Requests the verdict checks get a valid fixed part (READ Length 4096, WRITE Data = the body
+	 * after its fixed part, QUERY_INFO OutputBufferLength 4096, no InputBuffer or channel info)
+	 * unless these say otherwise (0: that default): */
+	uint16_t ssize;  /* StructureSize */
+	uint32_t len;    /* READ/WRITE Length, QUERY_INFO OutputBufferLength */
+	uint32_t in_len; /* QUERY_INFO InputBufferLength, READ ReadChannelInfoLength */
+	uint32_t doff;   /* WRITE DataOffset, QUERY_INFO InputBufferOffset, READ ReadChannelInfoOffset */
 	uint8_t chain;   /* chained to the previous header: the same NetBIOS frame */
 	uint8_t to_user; /* this frame and all after it reach user space, not the far end; a send starts here */
 };
@@ -88,6 +101,43 @@ static const uint32_t file_id_at[DSR_SMB2_CMD_COUNT] = {
 	[DSR_SMB2_CMD_SET_INFO] = DSR_SMB2_FILE_ID_AT_SET_INFO,
 	[DSR_SMB2_CMD_OPLOCK_BREAK] = DSR_SMB2_FILE_ID_AT_OPLOCK_BREAK,
 };
+
+/* A field of a body `n` bytes long, written only if the body holds it. */
+static void body16(uint8_t *b, uint32_t n, uint32_t at, uint16_t v) { if (at + 2 <= n) put16(b + at, v); }
+static void body32(uint8_t *b, uint32_t n, uint32_t at, uint32_t v) { if (at + 4 <= n) put32(b + at, v); }
+
+/* The fixed part of a READ, WRITE, FLUSH or QUERY_INFO request (the ones the verdict checks). */
+static void checked_body(uint8_t *b, const struct hdr *h)
+{
+	uint32_t n = h->body, size;
+
+	switch (h->cmd) {
+	case DSR_SMB2_CMD_READ:
+		size = DSR_SMB2_SIZE_READ;
+		body32(b, n, DSR_SMB2_READ_LENGTH_AT, h->len ? h->len : 4096);
+		body16(b, n, DSR_SMB2_READ_CHANNEL_INFO_AT, h->doff);
+		body16(b, n, DSR_SMB2_READ_CHANNEL_INFO_AT + 2, h->in_len);
+		break;
+	case DSR_SMB2_CMD_WRITE:
+		size = DSR_SMB2_SIZE_WRITE;
+		body16(b, n, DSR_SMB2_WRITE_DATA_OFFSET_AT, h->doff ? h->doff : 64 + 48);
+		body32(b, n, DSR_SMB2_WRITE_LENGTH_AT, h->len ? h->len : n > 48 ? n - 48 : 0);
+		body32(b, n, DSR_SMB2_WRITE_CHANNEL_INFO_AT, 0);
+		break;
+	case DSR_SMB2_CMD_FLUSH:
+		size = DSR_SMB2_SIZE_FLUSH;
+		break;
+	case DSR_SMB2_CMD_QUERY_INFO:
+		size = DSR_SMB2_SIZE_QUERY_INFO;
+		body32(b, n, DSR_SMB2_QUERY_INFO_OUTPUT_LENGTH_AT, h->len ? h->len : 4096);
+		body16(b, n, DSR_SMB2_QUERY_INFO_INPUT_OFFSET_AT, h->doff ? h->doff : h->in_len ? 64 + 40 : 0);
+		body32(b, n, DSR_SMB2_QUERY_INFO_INPUT_LENGTH_AT, h->in_len);
+		break;
+	default:
+		return;
+	}
+	body16(b, n, 0, h->ssize ? h->ssize : size);
+}
 
 /* One SMB2 header + body at p (no NetBIOS prefix); returns bytes written. A request's FileId is
  * written where its command has one, if its body is long enough. */
@@ -118,6 +168,8 @@ static size_t smb2(uint8_t *p, const struct hdr *h)
 	memset(p + 48, 0x5a, 16); /* signature bytes: never touched */
 	for (uint32_t i = 0; i < h->body; i++)
 		p[64 + i] = (uint8_t)(i * 7 + 3);
+	if (!(h->flags & 1))
+		checked_body(p + 64, h);
 	if (at && at + DSR_SMB2_FILE_ID_LEN <= h->body) {
 		put64(p + 64 + at, fids[h->fid]->persistent);
 		put64(p + 64 + at + 8, fids[h->fid]->volatile_);
@@ -262,6 +314,10 @@ static const struct spec specs[] = {
 	{ "compound of three: every header rewritten", .hs = { REQ(5, 10, 56), REQ(16, 11, 40, .chain = 1), REQ(6, 12, 24, .chain = 1) } },
 	{ "coalesced: three frames in one send", .hs = { REQ(8, 20, 49), REQ(8, 21, 49), REQ(8, 22, 49) } },
 	SPLIT(2), SPLIT(4), SPLIT(30), SPLIT(50), SPLIT(67), SPLIT(68), SPLIT(84), SPLIT(99),
+	/* The WRITE's fixed part (bytes 68..115 of the frame) goes with its header too: the verdict checks it. */
+	SPLIT(110), SPLIT(115),
+	{ "split: a READ's fixed part one byte short (115 bytes into its frame)", .hs = { REQ(8, 30, 49), REQ(8, 31, 49) },
+	  .counter = { DSR_RELAY_FWD_MSG, DSR_RELAY_SPLIT_HDR }, .cuts = { { 1, 115 } } },
 	{ "split: a QUERY_INFO's FileId one byte short (107 bytes into its frame)", .hs = { REQ(16, 30, 48), REQ(16, 31, 48) },
 	  .counter = { DSR_RELAY_FWD_MSG, DSR_RELAY_SPLIT_HDR }, .cuts = { { 1, 107 } } },
 	/* The frame is checked whole at its start with the second FileId (bytes 196..211) not in yet. */
@@ -287,12 +343,47 @@ static const struct spec specs[] = {
 	PASSED(DSR_PASS_SESSION, "unknown SessionId", .sid = 77),
 	PASSED(DSR_PASS_TREE, "unknown TreeId", .tid = 77),
 	PASSED(DSR_PASS_FILE, "FileId with no entry", .fid = FID_IS_UNKNOWN),
-	PASSED(DSR_PASS_FILE, "READ too short for its FileId", .body = 24),
+	PASSED(DSR_PASS_FILE, "CLOSE too short for its FileId", .cmd = DSR_SMB2_CMD_CLOSE, .body = 16),
 	PASSED(DSR_PASS_COMPOUND, "related FileId (all 0xFF) on a frame's first header", .flags = 4, .fid = FID_IS_RELATED),
 	{ "pass: related FileId (all 0xFF) without SMB2_FLAGS_RELATED_OPERATIONS", .pass = DSR_PASS_COMPOUND,
 	  .hs = { REQ(8, 60, 49), REQ(8, 61, 48, .to_user = 1), REQ(8, 62, 48, .chain = 1, .fid = FID_IS_RELATED), REQ(8, 63, 49) } },
 	{ "pass: compound with a NextCommand past the frame", .pass = DSR_PASS_COMPOUND,
 	  .hs = { REQ(8, 60, 49), REQ(8, 61, 56, .next = 4096, .to_user = 1), REQ(8, 62, 49, .chain = 1), REQ(8, 63, 49) } },
+	/* Requests checked as the DSR checks them (dsr_abi.h, "Requests checked"): at the limits they
+	 * are forwarded, past them they pass. */
+	{ "checked: READ of max_read with CreditCharge 4 (one per 64 KiB)", .hs = { REQ(8, 100, 49, .len = MAX_READ, .charge = CREDITS(MAX_READ)) } },
+	{ "checked: READ with a 48-byte body (no Buffer byte), READ with ReadChannelInfo ending the message",
+	  .hs = { REQ(8, 101, 48), REQ(8, 102, 56, .doff = 64 + 48, .in_len = 8) } },
+	{ "checked: WRITE of max_write with CreditCharge 3", .hs = { REQ(9, 103, 48 + MAX_WRITE, .charge = CREDITS(MAX_WRITE)) } },
+	{ "checked: WRITE without Data, WRITE whose 64 KiB of Data end the message with CreditCharge 1",
+	  .hs = { REQ(9, 104, 48), REQ(9, 105, 48 + 65536, .charge = 1) } },
+	{ "checked: FLUSH", .hs = { REQ(7, 106, 24) } },
+	{ "checked: QUERY_INFO of max_transact both ways (its InputBuffer ending the message), CreditCharge 2",
+	  .hs = { REQ(16, 107, 40 + MAX_TRANSACT, .len = MAX_TRANSACT, .in_len = MAX_TRANSACT, .charge = CREDITS(MAX_TRANSACT)) } },
+	{ "checked: a compound's WRITE Data ends at its NextCommand", .hs = { REQ(9, 108, 56), REQ(8, 109, 48, .chain = 1) } },
+	PASSED(DSR_PASS_INVALID, "READ Length past max_read", .len = MAX_READ + 1, .charge = CREDITS(MAX_READ + 1)),
+	PASSED(DSR_PASS_INVALID, "READ CreditCharge too small for its Length", .len = 65537, .charge = 1),
+	PASSED(DSR_PASS_INVALID, "READ CreditCharge 0 (one credit) for 64 KiB + 1", .len = 65537),
+	PASSED(DSR_PASS_INVALID, "READ StructureSize 48", .ssize = 48),
+	PASSED(DSR_PASS_INVALID, "READ shorter than its fixed part (40-byte body)", .body = 40),
+	PASSED(DSR_PASS_INVALID, "READ ReadChannelInfo past the message", .doff = 64 + 48, .in_len = 2),
+	PASSED(DSR_PASS_INVALID, "WRITE Length past max_write", .cmd = 9, .body = 48 + MAX_WRITE + 1, .charge = CREDITS(MAX_WRITE + 1)),
+	PASSED(DSR_PASS_INVALID, "WRITE CreditCharge too small for its Length", .cmd = 9, .body = 48 + 65537, .charge = 1),
+	PASSED(DSR_PASS_INVALID, "WRITE Data past the message", .cmd = 9, .body = 56, .len = 9),
+	PASSED(DSR_PASS_INVALID, "WRITE DataOffset inside the fixed part", .cmd = 9, .body = 56, .doff = 64 + 40),
+	PASSED(DSR_PASS_INVALID, "WRITE StructureSize 48", .cmd = 9, .ssize = 48),
+	PASSED(DSR_PASS_INVALID, "FLUSH StructureSize 25", .cmd = 7, .body = 24, .ssize = 25),
+	PASSED(DSR_PASS_INVALID, "QUERY_INFO OutputBufferLength past max_transact", .cmd = 16, .body = 40, .len = MAX_TRANSACT + 1, .charge = CREDITS(MAX_TRANSACT + 1)),
+	PASSED(DSR_PASS_INVALID, "QUERY_INFO InputBufferLength past max_transact", .cmd = 16, .body = 40 + MAX_TRANSACT + 1,
+	       .in_len = MAX_TRANSACT + 1, .charge = CREDITS(MAX_TRANSACT + 1)),
+	PASSED(DSR_PASS_INVALID, "QUERY_INFO CreditCharge too small for its OutputBufferLength", .cmd = 16, .body = 40, .len = 65537, .charge = 1),
+	PASSED(DSR_PASS_INVALID, "QUERY_INFO InputBuffer past the message", .cmd = 16, .body = 48, .in_len = 9),
+	PASSED(DSR_PASS_INVALID, "QUERY_INFO StructureSize 40", .cmd = 16, .body = 40, .ssize = 40),
+	/* A compound is checked whole first: the frame reaches user space untouched. */
+	{ "pass: compound whose second member is invalid (WRITE Data past the frame)", .pass = DSR_PASS_INVALID,
+	  .hs = { REQ(8, 60, 49), REQ(8, 61, 48, .to_user = 1), REQ(9, 62, 56, .chain = 1, .len = 9), REQ(8, 63, 49) } },
+	{ "pass: compound whose first member's WRITE Data runs past its NextCommand", .pass = DSR_PASS_INVALID,
+	  .hs = { REQ(8, 60, 49), REQ(9, 61, 56, .to_user = 1, .len = 16), REQ(8, 62, 48, .chain = 1), REQ(8, 63, 49) } },
 	{ "pass: no rules for the connection", .pass = DSR_PASS_NO_CONN, .hs = { REQ(8, 70, 49, .to_user = 1) }, .no_rules = 1 },
 	{ "pass: socket without state", .pass = DSR_PASS_NO_SOCK, .hs = { REQ(8, 71, 49, .to_user = 1) }, .no_state = 1 },
 	/* Rewritten before the redirect fails: user space gets the rewritten bytes. */
@@ -378,6 +469,9 @@ static void run(const struct spec *s, const struct fixture *f, enum relay_mode m
 		.msg_id_delta = DELTA,
 		.cmd_mask = s->cmd_mask ? s->cmd_mask : 0x7ffff,
 		.flags = DSR_RELAY_CONN_REWRITE | (s->no_files ? 0 : DSR_RELAY_CONN_FILES),
+		.max_read = MAX_READ,
+		.max_write = MAX_WRITE,
+		.max_transact = MAX_TRANSACT,
 	};
 	relay_add_session(&rb, conn, SID_C, SID_B);
 	relay_add_tree(&rb, conn, TID_C, TID_B);
@@ -456,6 +550,18 @@ static void run(const struct spec *s, const struct fixture *f, enum relay_mode m
 
 static struct fixture fx;
 
+/* What the verifier walked for a loaded program (the budget is 1M instructions per program). */
+static void print_verified(int fd, const char *name)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		printf("  verified instructions, %s: unknown (%s)\n", name, strerror(errno));
+	else
+		printf("  verified instructions, %s: %u\n", name, info.verified_insns);
+}
+
 int main(int argc, char **argv)
 {
 	const char *obj = argc > 1 ? argv[1] : "build/smb2_relay.bpf.o";
@@ -485,6 +591,9 @@ int main(int argc, char **argv)
 				printf("  (ENOTSUPP, 524: this kernel has no test_run for sk_skb; real sockets instead)\n");
 		}
 		printf("mode %s, attached with %s\n", m ? "cut-through" : "strparser", rb.legacy_attach ? "bpf_prog_attach (no sockmap link)" : "bpf_link");
+		if (m == 0)
+			print_verified(rb.parser, "relay_parser");
+		print_verified(rb.verdict, m ? "relay_verdict_cut" : "relay_verdict_msg");
 		for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
 			build(&specs[i], &fx);
 			run(&specs[i], &fx, mode);

@@ -65,6 +65,7 @@ struct conn {
 	enum phase phase;
 	int outstanding;
 	uint16_t dialect;
+	uint32_t max_transact, max_read, max_write; /* as the client was told (smbd's, or lowered by -x) */
 	int tree_done, resp_after_tree;
 	uint64_t sids[MAX_IDS];
 	uint32_t tids[MAX_IDS];
@@ -227,7 +228,15 @@ static void free_dead(void)
 
 static void offload(struct conn *c)
 {
-	struct dsr_relay_conn rules = { .msg_id_delta = 0, .cmd_mask = cmd_mask, .flags = rewrite ? DSR_RELAY_CONN_REWRITE : 0 };
+	/* The verdict checks READ/WRITE/FLUSH/QUERY_INFO requests against what the client was told. */
+	struct dsr_relay_conn rules = {
+		.msg_id_delta = 0,
+		.cmd_mask = cmd_mask,
+		.flags = rewrite ? DSR_RELAY_CONN_REWRITE : 0,
+		.max_read = c->max_read,
+		.max_write = c->max_write,
+		.max_transact = c->max_transact,
+	};
 
 	/* Identity maps: the bench measures the lookups and writes, not a translation. */
 	for (int i = 0; i < c->nsids; i++)
@@ -315,6 +324,9 @@ static void frame(struct side *from, uint8_t *f, size_t flen)
 				for (int i = 0; maxio && i < 3; i++)
 					if (le32(b + 28 + 4 * i) > maxio)
 						put32(b + 28 + 4 * i, maxio);
+				c->max_transact = le32(b + 28);
+				c->max_read = le32(b + 32);
+				c->max_write = le32(b + 36);
 			}
 			if (cmd == CMD_SESSION_SETUP && (status == 0 || status == STATUS_MORE_PROCESSING) && c->nsids < MAX_IDS) {
 				uint64_t sid = le64(h + 40);

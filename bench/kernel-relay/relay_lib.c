@@ -35,6 +35,7 @@ const char *const relay_pass_names[DSR_PASS_REASON_MAX] = {
 	[DSR_PASS_ERROR] = "error",
 	[DSR_PASS_TOO_MANY] = "too-many",
 	[DSR_PASS_FILE] = "file",
+	[DSR_PASS_INVALID] = "invalid",
 };
 
 static int fail(struct relay_bpf *rb, const char *step, int rc)

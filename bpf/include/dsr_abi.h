@@ -116,7 +116,7 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 /* ---- Pass reasons ------------------------------------------------------------------------
  * Why a message went to user space instead of being forwarded by the kernel: one list for the
  * decisions the DSR makes before it offloads (a session or tree rule, SIGNED .. LOCAL_TREE) and
- * the relay verdict's own (NO_SOCK .. FILE; SIGNED and ENCRYPTED are the verdict's too, for a
+ * the relay verdict's own (NO_SOCK .. INVALID; SIGNED and ENCRYPTED are the verdict's too, for a
  * message that says so). PassReason in src/offload/offload.ts, in the same order. 0 = forwarded
  * by the kernel; counters that are not reasons are DSR_RELAY_* below.
  */
@@ -158,7 +158,11 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 /* A request's FileId is not in relay_files, or the request is too short to hold the FileId its
  * command names (user space answers it). */
 #define DSR_PASS_FILE 18
-#define DSR_PASS_REASON_MAX 19
+/* A request the verdict cannot prove valid: bad StructureSize, larger than the negotiated
+ * maximum, a CreditCharge too small for its size, a buffer outside the message (user space
+ * answers it with the NTSTATUS a Windows server gives; see "Requests checked" below). */
+#define DSR_PASS_INVALID 19
+#define DSR_PASS_REASON_MAX 20
 
 /* ---- SMB2 relay (sk_skb, bpf/smb2_relay.bpf.c) --------------------------------------------
  * An offloaded connection is a pair of TCP sockets in the sockhash relay_socks, the client's at
@@ -180,6 +184,18 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
  * OPLOCK_BREAK) must not be in cmd_mask (encodeRelayConn in abi.ts refuses them). The
  * OPLOCK_BREAK offset is the oplock acknowledgment's; a lease acknowledgment has its LeaseKey
  * there, one more reason the command stays in user space.
+ *
+ * Requests checked: READ, WRITE, FLUSH and QUERY_INFO requests (the commands the DSR lends the
+ * kernel) are checked as the DSR's own decoders and MS-SMB2 3.3.5.2.5 check them before anything
+ * is forwarded, whatever the flags: StructureSize (DSR_SMB2_SIZE_*), the message (NextCommand,
+ * else the rest of the frame) holding the fixed part, READ Length <= max_read, WRITE Length <=
+ * max_write with its Data (and WriteChannelInfo) inside the message and after the fixed part,
+ * QUERY_INFO OutputBufferLength and InputBufferLength <= max_transact with its InputBuffer inside
+ * the message, READ's ReadChannelInfo inside the message, and max(CreditCharge, 1) >= one credit
+ * per started 64 KiB (DSR_SMB2_CREDIT_BYTES) of READ Length, WRITE Length, or max(QUERY_INFO
+ * input, output). Anything else passes (DSR_PASS_INVALID) and user space answers it. CreditCharge
+ * is always checked: dialect 2.0.2 has none, and the DSR never lends a 2.0.2 connection. Other
+ * commands in cmd_mask are forwarded unchecked (the bench harness lends them; the DSR does not).
  *
  * Interim responses (STATUS_PENDING with SMB2_FLAGS_ASYNC_COMMAND) are forwarded as they are:
  * their AsyncId is the server's, and the client's CANCEL or the final response carry it
@@ -224,11 +240,11 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 
 /* MS-SMB2 2.1: the NetBIOS session message prefix (type 0, 24-bit length, big endian), then the
  * 64-byte SMB2 header (MS-SMB2 2.2.1). A header split across skbs is carried whole, with the
- * request's FileId when its command names one: up to the prefix, the header and the farthest
- * FileId's end (QUERY_INFO: 24 + 16 body bytes). */
+ * request's body as far as the verdict reads it (its FileId, and the fixed part of a request it
+ * checks): up to the prefix, the header and 48 body bytes (READ's and WRITE's fixed parts). */
 #define DSR_NB_HDR_LEN 4
 #define DSR_SMB2_HDR_LEN 64
-#define DSR_RELAY_CARRY_MAX 108
+#define DSR_RELAY_CARRY_MAX 116
 
 /* The SMB2 header fields the verdict reads or writes, as offsets from its first byte. */
 #define DSR_SMB2_OFF_PROTOCOL 0
@@ -287,6 +303,28 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 #define DSR_SMB2_FILE_ID_AT_SET_INFO 16
 #define DSR_SMB2_FILE_ID_AT_OPLOCK_BREAK 8
 
+/* The requests the verdict checks ("Requests checked" above): their StructureSize (MS-SMB2 2.2.17
+ * FLUSH, 2.2.19 READ, 2.2.21 WRITE, 2.2.37 QUERY_INFO; an odd size has a fixed part of size - 1
+ * bytes and a variable part) and the body offsets of the fields checked. Offset fields are
+ * header-relative (MS-SMB2 2.2); lengths are __u32 but the channel infos' (__u16). */
+#define DSR_SMB2_SIZE_FLUSH 24
+#define DSR_SMB2_SIZE_READ 49
+#define DSR_SMB2_SIZE_WRITE 49
+#define DSR_SMB2_SIZE_QUERY_INFO 41
+/* READ: Length; ReadChannelInfoOffset (__u16), then ReadChannelInfoLength (__u16). */
+#define DSR_SMB2_READ_LENGTH_AT 4
+#define DSR_SMB2_READ_CHANNEL_INFO_AT 44
+/* WRITE: DataOffset (__u16), Length; WriteChannelInfoOffset (__u16), then WriteChannelInfoLength (__u16). */
+#define DSR_SMB2_WRITE_DATA_OFFSET_AT 2
+#define DSR_SMB2_WRITE_LENGTH_AT 4
+#define DSR_SMB2_WRITE_CHANNEL_INFO_AT 40
+/* QUERY_INFO: OutputBufferLength; InputBufferOffset (__u16); InputBufferLength. */
+#define DSR_SMB2_QUERY_INFO_OUTPUT_LENGTH_AT 4
+#define DSR_SMB2_QUERY_INFO_INPUT_OFFSET_AT 8
+#define DSR_SMB2_QUERY_INFO_INPUT_LENGTH_AT 12
+/* MS-SMB2 3.1.5.2: one credit per started 64 KiB a request moves. */
+#define DSR_SMB2_CREDIT_BYTES 65536
+
 /* Map relay_socks_state (hash, DSR_RELAY_MAX_SOCKS entries): socket cookie (__u64) -> this.
  * User space writes it when it offloads or re-arms a connection; the verdict updates it. */
 struct dsr_relay_sock {
@@ -332,7 +370,7 @@ struct dsr_relay_sock {
 	 * msgs - interims are final responses. */
 	__u64 interims;
 };
-_Static_assert(sizeof(struct dsr_relay_sock) == 192, "struct dsr_relay_sock");
+_Static_assert(sizeof(struct dsr_relay_sock) == 200, "struct dsr_relay_sock");
 
 /* dsr_relay_conn.flags: look ids up and write them (off: forward bytes untouched, framing only). */
 #define DSR_RELAY_CONN_REWRITE 1
@@ -348,8 +386,14 @@ struct dsr_relay_conn {
 	__u32 cmd_mask;
 	/* DSR_RELAY_CONN_* */
 	__u32 flags;
+	/* The connection's negotiated MaxReadSize, MaxWriteSize and MaxTransactSize (the DSR's own
+	 * NEGOTIATE reply): a request larger passes (DSR_PASS_INVALID). */
+	__u32 max_read;
+	__u32 max_write;
+	__u32 max_transact;
+	__u32 pad;
 };
-_Static_assert(sizeof(struct dsr_relay_conn) == 16, "struct dsr_relay_conn");
+_Static_assert(sizeof(struct dsr_relay_conn) == 32, "struct dsr_relay_conn");
 
 /* Map relay_sessions (hash, DSR_RELAY_MAX_SESSIONS entries): this -> the SessionId for the peer
  * (__u64). */

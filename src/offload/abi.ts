@@ -31,6 +31,18 @@ function fileIdAt(command: Smb2Command): number {
 }
 
 /**
+ * StructureSize of the requests the relay's verdict checks (MS-SMB2 2.2.17, 2.2.19, 2.2.21,
+ * 2.2.37), as the decoders of src/control/wire/smb2 expect them (abi.test.ts checks them and the
+ * body offsets below against those codecs).
+ */
+const CHECKED_SIZE = { FLUSH: 24, READ: 49, WRITE: 49, QUERY_INFO: 41 } as const;
+/** The body bytes the verdict reads of a request: its FileId's end, or the fixed part it checks. */
+const BODY_READ_MAX = Math.max(
+  ...Object.values(CHECKED_SIZE).map((size) => size & ~1),
+  ...REQUEST_FILE_ID_AT.filter((at) => at !== undefined).map((at) => at + FILE_ID_SIZE),
+);
+
+/**
  * Every numeric DSR_ macro of dsr_abi.h, under its C name. The SMB2 wire facts the relay's
  * verdict uses are the TypeScript codec's own constants, so the test also holds the kernel's
  * parsing to the user-space one.
@@ -74,7 +86,8 @@ export const ABI = {
   DSR_PASS_ERROR: 16,
   DSR_PASS_TOO_MANY: 17,
   DSR_PASS_FILE: 18,
-  DSR_PASS_REASON_MAX: 19,
+  DSR_PASS_INVALID: 19,
+  DSR_PASS_REASON_MAX: 20,
   DSR_RELAY_MAX_CONNS: 4096,
   DSR_RELAY_MAX_SOCKS: 8192,
   DSR_RELAY_MAX_SESSIONS: 16384,
@@ -93,7 +106,7 @@ export const ABI = {
   DSR_RELAY_CONN_FILES: 2,
   DSR_NB_HDR_LEN: NETBIOS_HEADER_SIZE,
   DSR_SMB2_HDR_LEN: SMB2_HEADER_SIZE,
-  DSR_RELAY_CARRY_MAX: NETBIOS_HEADER_SIZE + SMB2_HEADER_SIZE + Math.max(...REQUEST_FILE_ID_AT.filter((at) => at !== undefined)) + FILE_ID_SIZE,
+  DSR_RELAY_CARRY_MAX: NETBIOS_HEADER_SIZE + SMB2_HEADER_SIZE + BODY_READ_MAX,
   DSR_SMB2_OFF_PROTOCOL: Hdr.ProtocolId,
   DSR_SMB2_OFF_CREDIT_CHARGE: Hdr.CreditCharge,
   DSR_SMB2_OFF_STATUS: Hdr.Status,
@@ -136,6 +149,19 @@ export const ABI = {
   DSR_SMB2_FILE_ID_AT_QUERY_INFO: fileIdAt(Smb2Command.QUERY_INFO),
   DSR_SMB2_FILE_ID_AT_SET_INFO: fileIdAt(Smb2Command.SET_INFO),
   DSR_SMB2_FILE_ID_AT_OPLOCK_BREAK: fileIdAt(Smb2Command.OPLOCK_BREAK),
+  DSR_SMB2_SIZE_FLUSH: CHECKED_SIZE.FLUSH,
+  DSR_SMB2_SIZE_READ: CHECKED_SIZE.READ,
+  DSR_SMB2_SIZE_WRITE: CHECKED_SIZE.WRITE,
+  DSR_SMB2_SIZE_QUERY_INFO: CHECKED_SIZE.QUERY_INFO,
+  DSR_SMB2_READ_LENGTH_AT: 4,
+  DSR_SMB2_READ_CHANNEL_INFO_AT: 44,
+  DSR_SMB2_WRITE_DATA_OFFSET_AT: 2,
+  DSR_SMB2_WRITE_LENGTH_AT: 4,
+  DSR_SMB2_WRITE_CHANNEL_INFO_AT: 40,
+  DSR_SMB2_QUERY_INFO_OUTPUT_LENGTH_AT: 4,
+  DSR_SMB2_QUERY_INFO_INPUT_OFFSET_AT: 8,
+  DSR_SMB2_QUERY_INFO_INPUT_LENGTH_AT: 12,
+  DSR_SMB2_CREDIT_BYTES: 65536,
 } as const;
 
 /** Map and program names, as in the objects (bpf/*.bpf.c). */
@@ -186,6 +212,7 @@ export const PASS_REASON_CODES: Readonly<Record<PassReason, number>> = {
   [PassReason.ERROR]: ABI.DSR_PASS_ERROR,
   [PassReason.TOO_MANY]: ABI.DSR_PASS_TOO_MANY,
   [PassReason.FILE]: ABI.DSR_PASS_FILE,
+  [PassReason.INVALID]: ABI.DSR_PASS_INVALID,
 };
 const PASS_REASON_BY_CODE = new Map(Object.entries(PASS_REASON_CODES).map(([r, c]) => [c, r as PassReason]));
 
@@ -231,7 +258,7 @@ export const PORT_STAT: StructLayout = { name: 'dsr_port_stat', size: 16, fields
 
 export const RELAY_SOCK: StructLayout = {
   name: 'dsr_relay_sock',
-  size: 192,
+  size: 200,
   fields: {
     conn: { offset: 0, size: 4 },
     peer_key: { offset: 4, size: 4 },
@@ -242,19 +269,27 @@ export const RELAY_SOCK: StructLayout = {
     frame_left: { offset: 24, size: 4 },
     carry_len: { offset: 28, size: 4 },
     carry: { offset: 32, size: ABI.DSR_RELAY_CARRY_MAX },
-    pad: { offset: 140, size: 4 },
-    msgs: { offset: 144, size: 8 },
-    bytes: { offset: 152, size: 8 },
-    charge: { offset: 160, size: 8 },
-    msg_id_end: { offset: 168, size: 8 },
-    credits: { offset: 176, size: 8 },
-    interims: { offset: 184, size: 8 },
+    pad: { offset: 148, size: 4 },
+    msgs: { offset: 152, size: 8 },
+    bytes: { offset: 160, size: 8 },
+    charge: { offset: 168, size: 8 },
+    msg_id_end: { offset: 176, size: 8 },
+    credits: { offset: 184, size: 8 },
+    interims: { offset: 192, size: 8 },
   },
 };
 export const RELAY_CONN: StructLayout = {
   name: 'dsr_relay_conn',
-  size: 16,
-  fields: { msg_id_delta: { offset: 0, size: 8 }, cmd_mask: { offset: 8, size: 4 }, flags: { offset: 12, size: 4 } },
+  size: 32,
+  fields: {
+    msg_id_delta: { offset: 0, size: 8 },
+    cmd_mask: { offset: 8, size: 4 },
+    flags: { offset: 12, size: 4 },
+    max_read: { offset: 16, size: 4 },
+    max_write: { offset: 20, size: 4 },
+    max_transact: { offset: 24, size: 4 },
+    pad: { offset: 28, size: 4 },
+  },
 };
 export const RELAY_SESSION_KEY: StructLayout = {
   name: 'dsr_relay_session_key',
@@ -524,6 +559,14 @@ export interface RelayConn {
   rewrite: boolean;
   /** With rewrite: requests' FileIds are mapped through relay_files too (DSR_RELAY_CONN_FILES). */
   files?: boolean;
+  /**
+   * The connection's negotiated MaxReadSize, MaxWriteSize and MaxTransactSize: a READ, WRITE or
+   * QUERY_INFO request larger than these (or otherwise not provably valid) passes to user space
+   * ('invalid'), which answers it.
+   */
+  maxRead: number;
+  maxWrite: number;
+  maxTransact: number;
 }
 
 /**
@@ -543,6 +586,10 @@ export function encodeRelayConn(r: RelayConn): Buffer {
   b.writeBigInt64LE(r.msgIdDelta, off(s, 'msg_id_delta'));
   b.writeUInt32LE(r.cmdMask >>> 0, off(s, 'cmd_mask'));
   b.writeUInt32LE((r.rewrite ? ABI.DSR_RELAY_CONN_REWRITE : 0) | (files ? ABI.DSR_RELAY_CONN_FILES : 0), off(s, 'flags'));
+  for (const [field, value] of [['max_read', r.maxRead], ['max_write', r.maxWrite], ['max_transact', r.maxTransact]] as const) {
+    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new DsrError(ErrorCode.BPF, `struct ${s.name}: ${field} ${value} is not a 32-bit size`);
+    b.writeUInt32LE(value, off(s, field));
+  }
   return b;
 }
 
@@ -556,6 +603,9 @@ export function decodeRelayConn(b: Buffer): RelayConn {
     cmdMask: b.readUInt32LE(off(s, 'cmd_mask')),
     rewrite: (flags & ABI.DSR_RELAY_CONN_REWRITE) !== 0,
     ...(files && { files }),
+    maxRead: b.readUInt32LE(off(s, 'max_read')),
+    maxWrite: b.readUInt32LE(off(s, 'max_write')),
+    maxTransact: b.readUInt32LE(off(s, 'max_transact')),
   };
 }
 

@@ -12,7 +12,7 @@ import { formatSessionId } from '../control/tables/sessions.js';
  * bpf/include/dsr_abi.h, PASS_REASON_CODES in abi.ts) for the decisions the DSR makes before it
  * offloads, which a session or tree rule's `pass` carries (SIGNED .. LOCAL_TREE), and the relay
  * verdict's own, counted per message (SIGNED and ENCRYPTED when the message says so, NO_SOCK ..
- * FILE).
+ * INVALID).
  */
 export const PassReason = {
   /** Signed sessions: the DSR must re-sign every message (the verdict: SMB2_FLAGS_SIGNED). */
@@ -51,6 +51,12 @@ export const PassReason = {
   TOO_MANY: 'too-many',
   /** A request's FileId with no rule, or a request too short for its FileId. */
   FILE: 'file',
+  /**
+   * A request the verdict cannot prove valid: bad StructureSize, larger than the negotiated
+   * maximum, a CreditCharge too small for its size, a buffer outside the message; user space
+   * answers it.
+   */
+  INVALID: 'invalid',
 } as const;
 export type PassReason = (typeof PassReason)[keyof typeof PassReason];
 

@@ -49,7 +49,12 @@ import {
 } from '../../src/offload/abi.js';
 import { PassReason } from '../../src/offload/offload.js';
 import { REQUEST_FILE_ID_AT } from '../../src/control/wire/smb2/file-id.js';
-import { Smb2Command } from '../../src/control/wire/smb2/constants.js';
+import { SMB2_HEADER_SIZE, Smb2Command } from '../../src/control/wire/smb2/constants.js';
+import { creditsFor } from '../../src/control/smb2/dispatch.js';
+import { decodeFlushRequest, encodeFlushRequest } from '../../src/control/wire/smb2/flush.js';
+import { decodeQueryInfoRequest, encodeQueryInfoRequest } from '../../src/control/wire/smb2/info.js';
+import { decodeReadRequest, encodeReadRequest } from '../../src/control/wire/smb2/read.js';
+import { decodeWriteRequest, encodeWriteRequest } from '../../src/control/wire/smb2/write.js';
 import { AttachType, distPath, ProgType } from '../../src/offload/native.js';
 
 const HEADER = fileURLToPath(new URL('../../../bpf/include/dsr_abi.h', import.meta.url));
@@ -201,7 +206,51 @@ describe('abi.ts mirrors dsr_abi.h', () => {
     for (const [k, v] of Object.entries(ABI).filter(([k]) => k.startsWith('DSR_SMB2_CMD_') && k !== 'DSR_SMB2_CMD_COUNT')) {
       assert.equal(v, (Smb2Command as Readonly<Record<string, number>>)[k.slice('DSR_SMB2_CMD_'.length)], k);
     }
-    assert.equal(ABI.DSR_RELAY_CARRY_MAX, ABI.DSR_NB_HDR_LEN + ABI.DSR_SMB2_HDR_LEN + ABI.DSR_SMB2_FILE_ID_AT_QUERY_INFO + ABI.DSR_SMB2_FILE_ID_LEN, 'the farthest FileId');
+    assert.equal(ABI.DSR_RELAY_CARRY_MAX, ABI.DSR_NB_HDR_LEN + ABI.DSR_SMB2_HDR_LEN + ABI.DSR_SMB2_SIZE_READ - 1, "READ's fixed part, past every FileId");
+  });
+
+  test("the requests the verdict checks: StructureSize and field offsets are the codecs', and what the decoders refuse", () => {
+    const fileId = { Persistent: 1n, Volatile: 2n };
+    const none = Buffer.alloc(0);
+    const msg = (body: Buffer) => Buffer.concat([Buffer.alloc(SMB2_HEADER_SIZE), body]);
+    // Distinct values in each checked field, read back at the ABI's offsets.
+    const read = encodeReadRequest({ Padding: 0, Flags: 0, Length: 0x123456, Offset: 0n, FileId: fileId, MinimumCount: 0, Channel: 0, RemainingBytes: 0, ReadChannelInfo: Buffer.alloc(3), ReadChannelInfoOffset: 0x70 });
+    assert.equal(read.readUInt16LE(0), ABI.DSR_SMB2_SIZE_READ);
+    assert.equal(read.readUInt32LE(ABI.DSR_SMB2_READ_LENGTH_AT), 0x123456);
+    assert.deepEqual([read.readUInt16LE(ABI.DSR_SMB2_READ_CHANNEL_INFO_AT), read.readUInt16LE(ABI.DSR_SMB2_READ_CHANNEL_INFO_AT + 2)], [0x70, 3]);
+    const data = Buffer.alloc(5);
+    const write = encodeWriteRequest({ Offset: 0n, FileId: fileId, Channel: 0, RemainingBytes: 0, WriteChannelInfo: Buffer.alloc(2), Flags: 0, Data: data, DataOffset: 0x78 });
+    assert.equal(write.readUInt16LE(0), ABI.DSR_SMB2_SIZE_WRITE);
+    assert.equal(write.readUInt16LE(ABI.DSR_SMB2_WRITE_DATA_OFFSET_AT), 0x78);
+    assert.equal(write.readUInt32LE(ABI.DSR_SMB2_WRITE_LENGTH_AT), 5);
+    assert.deepEqual([write.readUInt16LE(ABI.DSR_SMB2_WRITE_CHANNEL_INFO_AT), write.readUInt16LE(ABI.DSR_SMB2_WRITE_CHANNEL_INFO_AT + 2)], [0x80, 2]);
+    const flush = encodeFlushRequest({ Reserved1: 0, Reserved2: 0, FileId: fileId });
+    assert.equal(flush.readUInt16LE(0), ABI.DSR_SMB2_SIZE_FLUSH);
+    const qi = encodeQueryInfoRequest({ InfoType: 1, FileInfoClass: 5, OutputBufferLength: 0x4321, Reserved: 0, AdditionalInformation: 0, Flags: 0, FileId: fileId, InputBuffer: Buffer.alloc(7), InputBufferOffset: 0x68 });
+    assert.equal(qi.readUInt16LE(0), ABI.DSR_SMB2_SIZE_QUERY_INFO);
+    assert.equal(qi.readUInt32LE(ABI.DSR_SMB2_QUERY_INFO_OUTPUT_LENGTH_AT), 0x4321);
+    assert.equal(qi.readUInt16LE(ABI.DSR_SMB2_QUERY_INFO_INPUT_OFFSET_AT), 0x68);
+    assert.equal(qi.readUInt32LE(ABI.DSR_SMB2_QUERY_INFO_INPUT_LENGTH_AT), 7);
+    // What the verdict takes as the fixed part: a READ with a 48-byte body (no Buffer byte) is
+    // accepted, 47 bytes and another StructureSize are not.
+    const read48 = encodeReadRequest({ Padding: 0, Flags: 0, Length: 1, Offset: 0n, FileId: fileId, MinimumCount: 0, Channel: 0, RemainingBytes: 0, ReadChannelInfo: none }).subarray(0, ABI.DSR_SMB2_SIZE_READ - 1);
+    assert.doesNotThrow(() => decodeReadRequest(msg(read48)));
+    assert.throws(() => decodeReadRequest(msg(read48.subarray(0, 47))));
+    const resized = (body: Buffer, size: number) => {
+      const b = Buffer.from(body);
+      b.writeUInt16LE(size, 0);
+      return msg(b);
+    };
+    assert.throws(() => decodeReadRequest(resized(read, 48)), /StructureSize/);
+    assert.throws(() => decodeWriteRequest(resized(write, 48)), /StructureSize/);
+    assert.throws(() => decodeFlushRequest(resized(flush, 25)), /StructureSize/);
+    assert.throws(() => decodeQueryInfoRequest(resized(qi, 40)), /StructureSize/);
+    // WRITE Data before the variable part, or past the message.
+    const w = Buffer.from(write);
+    w.writeUInt16LE(SMB2_HEADER_SIZE + ABI.DSR_SMB2_SIZE_WRITE - 2, ABI.DSR_SMB2_WRITE_DATA_OFFSET_AT);
+    assert.throws(() => decodeWriteRequest(msg(w)), /DataOffset/);
+    // One credit per started DSR_SMB2_CREDIT_BYTES, as the dispatch counts them.
+    assert.deepEqual([creditsFor(ABI.DSR_SMB2_CREDIT_BYTES), creditsFor(ABI.DSR_SMB2_CREDIT_BYTES + 1)], [1, 2]);
   });
 
   test('attach and program types match the running kernel\'s enums (vmlinux.h of the build)', () => {
@@ -245,10 +294,10 @@ describe('abi.ts codecs', () => {
     const counts = { msgs: 5, bytes: 0x1_0000_0001, charge: 9, msgIdEnd: 0x1_0000_0002n, credits: 3, interims: 1 };
     const r: RelaySock = { conn: 7, peerKey: 15, dir: 'reply', sticky: 'no-peer', skip: 3, atFrameStart: false, frameLeft: 100, carry: Buffer.from('00000042fe534d42', 'hex'), ...counts };
     const b = encodeRelaySock(r);
-    assert.equal(b.length, 192);
+    assert.equal(b.length, 200);
     assert.equal(b.subarray(0, 40).toString('hex'), '07000000' + '0f000000' + '01000000' + '0f000000' + '03000000' + '00000000' + '64000000' + '08000000' + '00000042fe534d42');
     assert.equal(
-      b.subarray(140).toString('hex'),
+      b.subarray(148).toString('hex'),
       '00000000' + '0500000000000000' + '0100000001000000' + '0900000000000000' + '0200000001000000' + '0300000000000000' + '0100000000000000',
     );
     assert.deepEqual(decodeRelaySock(b), r);
@@ -258,11 +307,12 @@ describe('abi.ts codecs', () => {
   });
 
   test('dsr_relay_conn, session and tree keys encode as the header lays them out', () => {
-    const c = { msgIdDelta: -3n, cmdMask: 0x7ffe0, rewrite: true };
-    assert.equal(encodeRelayConn(c).toString('hex'), 'fdffffffffffffff' + 'e0ff0700' + '01000000');
+    const limits = { maxRead: 0x40000, maxWrite: 0x100000, maxTransact: 0x10000 };
+    const c = { msgIdDelta: -3n, cmdMask: 0x7ffe0, rewrite: true, ...limits };
+    assert.equal(encodeRelayConn(c).toString('hex'), 'fdffffffffffffff' + 'e0ff0700' + '01000000' + '00000400' + '00001000' + '00000100' + '00000000');
     assert.deepEqual(decodeRelayConn(encodeRelayConn(c)), c);
-    const files = { msgIdDelta: 5n, cmdMask: (1 << Smb2Command.READ) | (1 << Smb2Command.CLOSE), rewrite: true, files: true };
-    assert.equal(encodeRelayConn(files).toString('hex'), '0500000000000000' + '40010000' + '03000000', 'flags REWRITE | FILES');
+    const files = { msgIdDelta: 5n, cmdMask: (1 << Smb2Command.READ) | (1 << Smb2Command.CLOSE), rewrite: true, files: true, ...limits };
+    assert.equal(encodeRelayConn(files).subarray(0, 16).toString('hex'), '0500000000000000' + '40010000' + '03000000', 'flags REWRITE | FILES');
     assert.deepEqual(decodeRelayConn(encodeRelayConn(files)), files);
     assert.equal(encodeRelayConn({ ...files, rewrite: false }).readUInt32LE(12), 0, 'FILES only with REWRITE');
     const sk = { conn: 2, dir: 'reply' as const, id: 0x1122334455667788n };
@@ -282,10 +332,17 @@ describe('abi.ts codecs', () => {
   });
 
   test('with FileIds mapped, commands whose responses carry a FileId are refused in cmd_mask', () => {
+    const limits = { maxRead: 65536, maxWrite: 65536, maxTransact: 65536 };
     for (const c of [Smb2Command.CREATE, Smb2Command.IOCTL, Smb2Command.OPLOCK_BREAK]) {
-      assert.throws(() => encodeRelayConn({ msgIdDelta: 0n, cmdMask: (1 << Smb2Command.READ) | (1 << c), rewrite: true, files: true }), /with FileIds mapped/);
-      assert.doesNotThrow(() => encodeRelayConn({ msgIdDelta: 0n, cmdMask: 1 << c, rewrite: true }), 'FileIds as they are: allowed');
+      assert.throws(() => encodeRelayConn({ msgIdDelta: 0n, cmdMask: (1 << Smb2Command.READ) | (1 << c), rewrite: true, files: true, ...limits }), /with FileIds mapped/);
+      assert.doesNotThrow(() => encodeRelayConn({ msgIdDelta: 0n, cmdMask: 1 << c, rewrite: true, ...limits }), 'FileIds as they are: allowed');
     }
+  });
+
+  test('dsr_relay_conn limits that are not 32-bit sizes are refused', () => {
+    const ok = { msgIdDelta: 0n, cmdMask: 1 << Smb2Command.READ, rewrite: true, maxRead: 65536, maxWrite: 65536, maxTransact: 65536 };
+    assert.throws(() => encodeRelayConn({ ...ok, maxRead: 2 ** 32 }), /max_read 4294967296 is not a 32-bit size/);
+    assert.throws(() => encodeRelayConn({ ...ok, maxTransact: 1.5 }), /max_transact 1.5/);
   });
 
   test('dsr_relay_event decodes; a record without a known reason or direction is refused', () => {
@@ -293,7 +350,8 @@ describe('abi.ts codecs', () => {
     assert.deepEqual(decodeRelayEvent(ev(1, 15)), { conn: 7, dir: 'reply', reason: 'no-peer' });
     assert.deepEqual(decodeRelayEvent(ev(0, 1)), { conn: 7, dir: 'request', reason: 'signed' });
     assert.throws(() => decodeRelayEvent(ev(0, 0)), /unknown pass reason 0/);
-    assert.throws(() => decodeRelayEvent(ev(0, ABI.DSR_PASS_REASON_MAX)), /unknown pass reason 19/);
+    assert.deepEqual(decodeRelayEvent(ev(0, 19)), { conn: 7, dir: 'request', reason: 'invalid' });
+    assert.throws(() => decodeRelayEvent(ev(0, ABI.DSR_PASS_REASON_MAX)), /unknown pass reason 20/);
     assert.throws(() => decodeRelayEvent(ev(2, 1)), /unknown direction 2/);
   });
 
@@ -301,8 +359,8 @@ describe('abi.ts codecs', () => {
     assert.throws(() => encodePort({ server: 1, address: '198.18.1', mac: '02:00:00:00:01:0a' }), /not an IPv4 address/);
     assert.throws(() => encodePort({ server: 1, address: '198.18.1.1', mac: '02:00:00:00:01' }), /not a MAC address/);
     assert.throws(() => decodePort(Buffer.alloc(15)), /15 bytes, expected 16/);
-    assert.throws(() => decodeRelaySock(Buffer.alloc(191)), /191 bytes, expected 192/);
-    assert.throws(() => encodeRelaySock({ conn: 1, peerKey: 3, dir: 'request', skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(109) }), /109 carried bytes, at most 108/);
+    assert.throws(() => decodeRelaySock(Buffer.alloc(199)), /199 bytes, expected 200/);
+    assert.throws(() => encodeRelaySock({ conn: 1, peerKey: 3, dir: 'request', skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(117) }), /117 carried bytes, at most 116/);
     assert.throws(() => decodeRelayFileKey(Buffer.alloc(16)), /16 bytes, expected 24/);
   });
 });

@@ -18,7 +18,9 @@ import { acceptSharedRead, sharedRead } from '../../src/control/smb2/transport.j
 import { SMB2_HEADER_SIZE, Smb2Command, Smb2Flags } from '../../src/control/wire/smb2/constants.js';
 import { decodeHeader, encodeHeader, type Smb2Header } from '../../src/control/wire/smb2/header.js';
 import { FrameDecoder, NETBIOS_MAX_LENGTH } from '../../src/control/wire/netbios.js';
-import { type FileId, getFileId, REQUEST_FILE_ID_AT, setFileId } from '../../src/control/wire/smb2/file-id.js';
+import { type FileId, getFileId, REQUEST_FILE_ID_AT } from '../../src/control/wire/smb2/file-id.js';
+import { encodeReadRequest } from '../../src/control/wire/smb2/read.js';
+import { encodeWriteRequest } from '../../src/control/wire/smb2/write.js';
 
 const rootSkip = process.getuid?.() === 0 ? false : 'needs root: bpf() loads programs';
 const skip = rootSkip || (probeKernel().sockmapLinks ? false : 'the kernel has no sockmap links for sk_skb programs (Linux >= 6.10)');
@@ -30,14 +32,18 @@ const BACKEND = { session: 0x2222n, tree: 9 };
 const DELTA = 1000n;
 /** The DSR's FileId for the open, and the server's. */
 const FILE = { client: { Persistent: 0xd5d5n, Volatile: 1n } as FileId, backend: { Persistent: 0x5e5en, Volatile: 0x77n } as FileId };
-const BODY = 48;
+/** Every message's body: a READ or WRITE request's with no Data (the verdict checks those). */
+const BODY = 49;
 const MSG = 4 + SMB2_HEADER_SIZE + BODY;
+/** The connection's negotiated sizes, for the verdict's checks. */
+const LIMITS = { maxRead: 65536, maxWrite: 65536, maxTransact: 65536 };
 
-/** A READ or WRITE body naming `fileId` where MS-SMB2 puts it. */
+/** A valid READ (4 KiB) or WRITE (no Data) body naming `fileId`. */
 function naming(command: number, fileId: FileId): Buffer {
-  const body = Buffer.alloc(BODY);
-  setFileId(body, REQUEST_FILE_ID_AT[command]!, fileId);
-  return body;
+  const none = Buffer.alloc(0);
+  return command === Smb2Command.READ
+    ? encodeReadRequest({ Padding: 0, Flags: 0, Length: 4096, Offset: 0n, FileId: fileId, MinimumCount: 0, Channel: 0, RemainingBytes: 0, ReadChannelInfo: none })
+    : encodeWriteRequest({ Offset: 0n, FileId: fileId, Channel: 0, RemainingBytes: 0, WriteChannelInfo: none, Flags: 0, Data: none });
 }
 
 function message(h: Partial<Smb2Header>, body: Buffer = Buffer.alloc(BODY)): Buffer {
@@ -125,7 +131,7 @@ describe("the SMB2 relay holding the DSR's Node sockets", { skip }, () => {
     await until('the first reply at the client', () => atClient.length === 1);
     clientBase = written(accepted);
     assert.equal(clientBase, BigInt(MSG), 'written() counts what Node wrote');
-    relay.offload(CONN, accepted, backend, { msgIdDelta: DELTA, cmdMask: (1 << Smb2Command.READ) | (1 << Smb2Command.WRITE), rewrite: true, files: true });
+    relay.offload(CONN, accepted, backend, { msgIdDelta: DELTA, cmdMask: (1 << Smb2Command.READ) | (1 << Smb2Command.WRITE), rewrite: true, files: true, ...LIMITS });
     relay.setSession(CONN, CLIENT.session, BACKEND.session);
     relay.setTree(CONN, CLIENT.tree, BACKEND.tree);
     relay.setFile(CONN, FILE.client, FILE.backend);
