@@ -178,7 +178,7 @@ export class KernelPath {
         h.state.id,
         h.socket,
         backend,
-        { msgIdDelta: delta, cmdMask: CMD_MASK, rewrite: true, files: true },
+        { msgIdDelta: delta, cmdMask: CMD_MASK, rewrite: true, files: true, maxRead: h.state.maxReadSize, maxWrite: h.state.maxWriteSize, maxTransact: h.state.maxTransactSize },
         { sessions: [...sessions].map(([b, c]) => [c, b] as const), trees: [...treeIds].map(([b, c]) => [c, b] as const), files },
         buffers,
       );
