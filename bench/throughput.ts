@@ -6,7 +6,7 @@
  *            filter for the client while it routes) ── 198.18.1.11:445
  *   haproxy  client ── 198.18.0.1:4445 HAProxy, mode tcp, 1 thread (the plain L4 relay) ── server1
  *   dsr      client ── 198.18.0.1:445 the DSR ── server1, every message through Node (relay off)
- *   dsr-relay the same with the DSR's kernel SMB2 relay on (`dsr offload relay strparser`):
+ *   dsr-relay the same with the DSR's kernel SMB2 relay on (`dsr offload relay cut-through`):
  *            READ/WRITE forwarded by bpf/smb2_relay.bpf.c; the relay CPU column is then Node's
  *
  * Per path and run: put, get, sha256 of what came back, MB/s as smbclient timed it, the whole
@@ -310,7 +310,7 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
 }
 
 /** The framing path dsr-relay uses. */
-const RELAY_FRAMING = 'strparser';
+const RELAY_FRAMING = 'cut-through';
 
 interface RelayView {
   state: string;

@@ -203,6 +203,9 @@ export class KernelPath {
     if (sessions.some((s) => s.state !== 'valid' || s.signingRequired || s.encryptData)) return 'a session signs or encrypts';
     const trees = sessions.flatMap((s) => ctx.trees.ofSession(s.sessionId)).filter((t) => state.routes.has(t));
     if (trees.length === 0) return 'no redirected tree';
+    // The kernel's tree and FileId maps are per connection, not per session: with two sessions a
+    // request of one could name the other's tree or file and reach the server.
+    if (new Set(trees.map((t) => t.sessionId)).size > 1) return 'trees of more than one session';
     const links = new Set(trees.map((t) => state.routes.get(t)!.link));
     if (links.size > 1) return 'trees on more than one server';
     const link = [...links][0]!;
