@@ -161,6 +161,13 @@ export function serverMac(index: number): string {
   return `02:00:c6:12:01:${(10 + index).toString(16).padStart(2, '0')}`;
 }
 
+/**
+ * The storage bridge's MAC, fixed: a bridge without one takes its lowest port's, so it changes
+ * as ports come and go, and a server whose ARP entry for the DSR's storage address still names
+ * the old one sends its answers nowhere (seen: a SYN-ACK to the DSR lost for 10 s).
+ */
+export const BRIDGE_MAC = '02:00:c6:12:01:01';
+
 export function storagePortName(index: number): string {
   return `sp${index}`;
 }

@@ -56,9 +56,9 @@ const moved = (a: PortView[], b: PortView[], port: string, dir: 'ingress' | 'egr
 
 const probe = (host: string, address: string, tcpPort = 445) => labProbe(name, host, address, tcpPort);
 
-async function smbclient(target: string, share: string, cmd: string): Promise<void> {
+async function smbclient(target: string, share: string, cmd: string, dsrLog?: () => string): Promise<void> {
   const r = await labExec(name, 'client', ['smbclient', `//${target}/${share}`, '-U', ALICE, '-m', 'SMB3', '-c', cmd], { timeoutMs: 60000 });
-  assert.equal(r.code, 0, `smbclient //${target}/${share} ${cmd}: ${r.stderr}${r.stdout}`);
+  assert.equal(r.code, 0, `smbclient //${target}/${share} ${cmd}: ${r.stderr}${r.stdout}${dsrLog ? `\nthe DSR's log:\n${dsrLog()}` : ''}`);
 }
 
 /** The kernel objects of these ids bpftool still finds, after the kernel's RCU grace period (polled). */
@@ -277,7 +277,9 @@ describe('the DSR attaches its storage port filter (lab)', { skip: labSkip }, ()
       assert.match(lines[0]!, /"event":"portfilter.unsupported".*the bridge isolation still holds/);
       assert.ok((await ports()).every((r) => r.counters === undefined && r.isolated));
       await assert.rejects(call('port.load'), /no load figures: the storage port filter is unsupported/);
-      await smbclient(lab.dsr.clientAddress, 'data1', 'ls');
+      // What the DSR logged, for a failure's message (a tree connect it cannot make says why there).
+      const since = () => readFileSync(lab.dsr.logFile, 'utf8').slice(logBefore);
+      await smbclient(lab.dsr.clientAddress, 'data1', 'ls', since);
       assert.ok(blocked(await probe('server1', '198.18.1.12')), 'the bridge isolation still holds');
     } finally {
       process.kill(pid, 'SIGTERM');
