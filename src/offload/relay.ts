@@ -71,6 +71,8 @@ interface Offloaded {
   trees: Set<number>;
   /** The client's FileIds mapped, by fileIdKey. */
   files: Map<string, FileId>;
+  /** The rules are in: the kernel forwards what they cover (else everything passes, 'no-conn'). */
+  armed: boolean;
 }
 
 /** The ids an offloaded connection's rules map, client's first: set before its sockets go in. */
@@ -132,23 +134,29 @@ export class RelayPrograms {
   }
 
   /**
-   * Hands a connection to the kernel: its rules and `ids`, then both sockets' state, then the
-   * sockets (backend first, so nothing the client sends is redirected toward a socket not yet
-   * there). More ids may follow with setSession/setTree/setFile. `buffers` fixes both sockets'
-   * buffers first (sockBuffers): the strparser needs a whole message to fit.
+   * Hands a connection to the kernel: attach, then arm. More ids may follow with
+   * setSession/setTree/setFile.
    */
   offload(conn: number, client: Socket, backend: Socket, rules: RelayConn, ids: RelayIds = {}, buffers?: number): void {
+    this.attach(conn, client, backend, buffers);
+    this.arm(conn, rules, ids);
+  }
+
+  /**
+   * Puts a connection's two sockets in the sockhash (backend first, so nothing the client sends
+   * is redirected toward a socket not yet there), without rules: every message passes to user
+   * space ('no-conn') until `arm`. They stay in until `release`: taking a socket out drops what
+   * the verdict passed and user space has not read yet, and on this kernel a strparser socket
+   * put back in soon after loses bytes (README: driving the relay). `buffers` fixes both sockets'
+   * buffers first (sockBuffers): the strparser needs a whole message to fit.
+   */
+  attach(conn: number, client: Socket, backend: Socket, buffers?: number): void {
     this.checkOpen();
-    if (this.conns.has(conn)) throw new DsrError(ErrorCode.USAGE, `relay connection ${conn} is already offloaded`);
-    const o: Offloaded = { client, backend, clientCookie: sockCookie(fdOf(client)), backendCookie: sockCookie(fdOf(backend)), sessions: new Set(), trees: new Set(), files: new Map() };
+    if (this.conns.has(conn)) throw new DsrError(ErrorCode.USAGE, `relay connection ${conn} is already attached`);
+    const o: Offloaded = { client, backend, clientCookie: sockCookie(fdOf(client)), backendCookie: sockCookie(fdOf(backend)), sessions: new Set(), trees: new Set(), files: new Map(), armed: false };
     this.conns.set(conn, o);
     try {
-      this.maps.conns.update(u32(conn), encodeRelayConn(rules));
-      this.maps.state.update(u64(o.clientCookie), encodeRelaySock({ conn, peerKey: 2 * conn + 1, dir: 'request', ...FRESH }));
-      this.maps.state.update(u64(o.backendCookie), encodeRelaySock({ conn, peerKey: 2 * conn, dir: 'reply', ...FRESH }));
-      for (const [c, b] of ids.sessions ?? []) this.setSession(conn, c, b);
-      for (const [c, b] of ids.trees ?? []) this.setTree(conn, c, b);
-      for (const [c, b] of ids.files ?? []) this.setFile(conn, c, b);
+      this.freshState(conn, o);
       if (buffers !== undefined) for (const s of [client, backend]) sockBuffers(fdOf(s), buffers);
       this.maps.socks.update(u32(2 * conn + 1), u64(BigInt(fdOf(backend))), UpdateFlag.NOEXIST);
       this.maps.socks.update(u32(2 * conn), u64(BigInt(fdOf(client))), UpdateFlag.NOEXIST);
@@ -156,7 +164,55 @@ export class RelayPrograms {
       this.release(conn);
       throw e;
     }
-    this.log.debug({ event: 'relay.offloaded', conn });
+    this.log.debug({ event: 'relay.attached', conn });
+  }
+
+  /** Both sockets' state as at the start: no sticky reason, framing at a frame start, counts 0. */
+  private freshState(conn: number, o: Offloaded): void {
+    this.maps.state.update(u64(o.clientCookie), encodeRelaySock({ conn, peerKey: 2 * conn + 1, dir: 'request', ...FRESH }));
+    this.maps.state.update(u64(o.backendCookie), encodeRelaySock({ conn, peerKey: 2 * conn, dir: 'reply', ...FRESH }));
+  }
+
+  /** Gives an attached connection's traffic to the kernel: fresh state and counts, the ids, the rules last. */
+  arm(conn: number, rules: RelayConn, ids: RelayIds = {}): void {
+    const o = this.offloaded(conn);
+    if (o.armed) throw new DsrError(ErrorCode.USAGE, `relay connection ${conn} is already armed`);
+    this.freshState(conn, o);
+    for (const [c, b] of ids.sessions ?? []) this.setSession(conn, c, b);
+    for (const [c, b] of ids.trees ?? []) this.setTree(conn, c, b);
+    for (const [c, b] of ids.files ?? []) this.setFile(conn, c, b);
+    this.maps.conns.update(u32(conn), encodeRelayConn(rules));
+    o.armed = true;
+    this.log.debug({ event: 'relay.armed', conn });
+  }
+
+  /**
+   * Takes an attached connection's traffic back, its sockets staying in the sockhash: the rules
+   * go first (the verdict passes every message after, whole with the strparser), then what the
+   * kernel did is read, then the ids go.
+   */
+  disarm(conn: number): Released {
+    const o = this.offloaded(conn);
+    this.maps.conns.delete(u32(conn));
+    o.armed = false;
+    const done = { request: this.sockState(o.clientCookie, conn), reply: this.sockState(o.backendCookie, conn) };
+    this.dropIds(conn, o);
+    this.log.debug({ event: 'relay.disarmed', conn, requests: done.request.msgs, replies: done.reply.msgs });
+    return done;
+  }
+
+  private dropIds(conn: number, o: Offloaded): void {
+    for (const id of o.sessions) for (const dir of ['request', 'reply'] as const) this.maps.sessions.delete(encodeRelaySessionKey({ conn, dir, id }));
+    for (const id of o.trees) for (const dir of ['request', 'reply'] as const) this.maps.trees.delete(encodeRelayTreeKey({ conn, dir, id }));
+    for (const fileId of o.files.values()) this.maps.files.delete(encodeRelayFileKey({ conn, fileId }));
+    o.sessions.clear();
+    o.trees.clear();
+    o.files.clear();
+  }
+
+  /** Whether a connection's sockets are in the sockhash, and with which backend socket. */
+  attached(conn: number): Socket | undefined {
+    return this.conns.get(conn)?.backend;
   }
 
   /** The client session's id and its backend session's, both ways. */
@@ -202,9 +258,9 @@ export class RelayPrograms {
   }
 
   /**
-   * Takes a connection back: its sockets leave the sockhash (nothing more is redirected), then
-   * what the kernel did is read and the connection's rules go. Undefined for a connection that
-   * was not offloaded.
+   * Takes a connection back for good: its sockets leave the sockhash (nothing more is
+   * redirected), then what the kernel did is read and the connection's rules go. Undefined for a
+   * connection that was not attached.
    */
   release(conn: number): Released | undefined {
     const o = this.conns.get(conn);
@@ -216,14 +272,12 @@ export class RelayPrograms {
     try {
       done = { request: this.sockState(o.clientCookie, conn), reply: this.sockState(o.backendCookie, conn) };
     } catch {
-      // offload() failed half way: there is nothing to read.
+      // attach() failed half way: there is nothing to read.
     }
     this.maps.state.delete(u64(o.clientCookie));
     this.maps.state.delete(u64(o.backendCookie));
     this.maps.conns.delete(u32(conn));
-    for (const id of o.sessions) for (const dir of ['request', 'reply'] as const) this.maps.sessions.delete(encodeRelaySessionKey({ conn, dir, id }));
-    for (const id of o.trees) for (const dir of ['request', 'reply'] as const) this.maps.trees.delete(encodeRelayTreeKey({ conn, dir, id }));
-    for (const fileId of o.files.values()) this.maps.files.delete(encodeRelayFileKey({ conn, fileId }));
+    this.dropIds(conn, o);
     this.log.debug({ event: 'relay.released', conn, requests: done?.request.msgs, replies: done?.reply.msgs });
     return done;
   }

@@ -22,7 +22,7 @@ import { NtStatus } from '../wire/ntstatus.js';
 import { Smb2Command, Smb2Dialect, Smb2Flags } from '../wire/smb2/constants.js';
 import type { FileId } from '../wire/smb2/file-id.js';
 import { Hdr, type Smb2Header } from '../wire/smb2/header.js';
-import { drained, written, type RelayPrograms } from '../../offload/relay.js';
+import { drained, written, type RelayPrograms, type Released } from '../../offload/relay.js';
 import type { BackendLink } from './backend.js';
 import type { ConnectionState, DsrContext } from './context.js';
 import type { CreditWindow } from './credits.js';
@@ -173,14 +173,18 @@ export class KernelPath {
     };
     // A whole message must fit a socket's receive buffer (the strparser); the kernel doubles this.
     const buffers = 2 * Math.max(h.state.maxReadSize, h.state.maxWriteSize, h.state.maxTransactSize) + 64 * 1024;
+    const { programs } = relay;
+    const id = h.state.id;
     try {
-      relay.programs.offload(
-        h.state.id,
-        h.socket,
-        backend,
+      // The sockets go in once and stay (RelayPrograms.attach); only a new server connection (the
+      // trees moved) takes the old pair out.
+      const attached = programs.attached(id);
+      if (attached !== undefined && attached !== backend) programs.release(id);
+      if (programs.attached(id) === undefined) programs.attach(id, h.socket, backend, buffers);
+      programs.arm(
+        id,
         { msgIdDelta: delta, cmdMask: CMD_MASK, rewrite: true, files: true, maxRead: h.state.maxReadSize, maxWrite: h.state.maxWriteSize, maxTransact: h.state.maxTransactSize },
         { sessions: [...sessions].map(([b, c]) => [c, b] as const), trees: [...treeIds].map(([b, c]) => [c, b] as const), files },
-        buffers,
       );
     } catch (e) {
       this.refuse(`the relay refused the rules: ${errorMessage(e)}`);
@@ -246,11 +250,16 @@ export class KernelPath {
   private async doTakeBack(lent: Lent, why: string): Promise<void> {
     const h = this.host;
     const { stats } = lent.relay;
-    const r = lent.relay.programs.release(h.state.id);
     this.lent = undefined;
     stats.lent--;
     stats.exits[why] = (stats.exits[why] ?? 0) + 1;
-    if (!r) return;
+    let r: Released;
+    try {
+      r = lent.relay.programs.disarm(h.state.id);
+    } catch (e) {
+      h.close(`cannot take the connection back from the kernel relay: ${errorMessage(e)}`);
+      return;
+    }
     const { request, reply } = r;
     stats.requests += request.msgs;
     stats.replies += reply.msgs;
@@ -312,9 +321,9 @@ export class KernelPath {
 
   /** The connection is closing: the kernel lets go of its sockets at once (nothing to deliver). */
   drop(): void {
+    this.host.ctx.relay?.programs.release(this.host.state.id);
     const lent = this.lent;
     if (!lent) return;
-    lent.relay.programs.release(this.host.state.id);
     this.lent = undefined;
     lent.relay.stats.lent--;
     lent.relay.stats.exits.closed = (lent.relay.stats.exits.closed ?? 0) + 1;
