@@ -4,9 +4,10 @@
  * back. Sockets are the DSR's own Node sockets (their fds); what the verdict passes still
  * arrives through Node's reads, and Node may still write on them (test/offload/relay-node).
  *
- * Taking a connection back (release) takes both sockets out of the sockhash first, so nothing
- * more is redirected, then reads what the kernel did in each direction (messages, bytes, the
- * sticky reason) and drops the connection's rules. Redirected bytes reach the peer socket
+ * A connection's sockets are attached once and stay in the sockhash until it ends (release);
+ * in between, its rules are armed and disarmed. Disarming takes the rules out first, so the
+ * verdict passes whatever comes next, then reads what the kernel did in each direction
+ * (messages, bytes, the sticky reason) and drops the id maps. Redirected bytes reach the peer socket
  * through a work queue, so before user space writes on a socket again it waits until
  * `written(socket)` has grown by the bytes the kernel forwarded to it since it was offloaded
  * (`drained`).

@@ -9,7 +9,8 @@
  * server's id, where delta maps the lowest id the client may use onto the backend connection's
  * next one, and the server's credit grants reach the client unchanged. That needs the client's
  * window to be one range with no id used out of order, and the server to have granted at least
- * as many credits as the client holds. Taking back reads what the kernel did (ids used, credits
+ * as many credits as the client holds. The two sockets stay in the kernel's sockhash from the
+ * first lend on; lending arms the rules, taking back disarms them, reads what the kernel did (ids used, credits
  * passed on, messages and bytes each way), waits until every redirected byte is in its socket,
  * moves both sequences past what the kernel used, and answers the requests the kernel forwarded
  * whose responses come after: they reach Node as responses to ids its client never sent.
