@@ -161,6 +161,10 @@ export class Smb2Client {
   /** While the kernel relay holds the connection: what Node still reads, copied, for later. */
   private held: Buffer[] | undefined;
   private onHeld: (() => void) | undefined;
+  /** The tail of a message the kernel relay was forwarding when it let go: passed on raw, not framed. */
+  private rawTail: { left: number; to: (bytes: Buffer) => void; done: () => void } | undefined;
+  /** Requests wait (the kernel relay's tail of a client message is still going to the server). */
+  private sendsHeld = false;
 
   private constructor(
     private readonly socket: Socket,
@@ -213,9 +217,9 @@ export class Smb2Client {
     return this.socket;
   }
 
-  /** Nothing sent unanswered, nothing waiting for credits, no partial frame, not held. */
+  /** Nothing sent unanswered, nothing waiting for credits, no partial frame, not held, no raw tail under way. */
   get quiet(): boolean {
-    return this.pending.size === 0 && this.waiting.length === 0 && this.decoder.pending === 0 && this.held === undefined;
+    return this.pending.size === 0 && this.waiting.length === 0 && this.decoder.pending === 0 && this.held === undefined && this.rawTail === undefined && !this.sendsHeld;
   }
 
   /** The MessageId sequence (MS-SMB2 3.2.4.1.3): the next id, and credits granted and not used. */
@@ -236,13 +240,26 @@ export class Smb2Client {
    * The connection back from the kernel relay, with the sequence it left (the ids and credits
    * the kernel used and passed on); what arrived meanwhile is handled now, in order.
    */
-  takeBack(sequence: { nextMessageId: bigint; credits: number }): void {
+  takeBack(sequence: { nextMessageId: bigint; credits: number }, tail?: { carry: Buffer; raw: number; to: (bytes: Buffer) => void; done: () => void }): void {
     const held = this.held ?? [];
     this.held = undefined;
     this.onHeld = undefined;
     this.nextMessageId = sequence.nextMessageId;
     this.credits = sequence.credits;
+    if (tail && tail.raw > 0) this.rawTail = { left: tail.raw, to: tail.to, done: tail.done };
+    else tail?.done();
+    if (tail && tail.carry.length > 0) this.onChunk(tail.carry);
     for (const chunk of held) this.onChunk(chunk);
+    this.drain();
+  }
+
+  /** Requests wait until `releaseSends` (bytes of the kernel relay's still go to the server first). */
+  holdSends(): void {
+    this.sendsHeld = true;
+  }
+
+  releaseSends(): void {
+    this.sendsHeld = false;
     this.drain();
   }
 
@@ -279,6 +296,18 @@ export class Smb2Client {
       this.held.push(Buffer.from(chunk));
       this.onHeld?.();
       return;
+    }
+    const tail = this.rawTail;
+    if (tail) {
+      const n = Math.min(tail.left, chunk.length);
+      tail.to(Buffer.from(chunk.subarray(0, n)));
+      tail.left -= n;
+      if (tail.left === 0) {
+        this.rawTail = undefined;
+        tail.done();
+      }
+      chunk = chunk.subarray(n);
+      if (chunk.length === 0) return;
     }
     let frames: Buffer[];
     try {
@@ -343,7 +372,7 @@ export class Smb2Client {
   }
 
   private drain(): void {
-    while (this.waiting.length > 0 && !this.closedError) {
+    while (this.waiting.length > 0 && !this.closedError && !this.sendsHeld) {
       const w = this.waiting[0]!;
       const need = w.items.reduce((n, o) => n + this.charge(o.msg), 0);
       // With nothing in flight no credit can arrive; the server would rather refuse than hang.

@@ -10,7 +10,7 @@ import { AuthError, errorMessage, ProtocolError, WireError } from '../errors.js'
 import type { Logger } from '../log.js';
 import type { Session } from '../tables/sessions.js';
 import type { Tree } from '../tables/trees.js';
-import { FrameDecoder } from '../wire/netbios.js';
+import { FrameDecoder, NETBIOS_HEADER_SIZE } from '../wire/netbios.js';
 import { NtStatus, ntStatusName } from '../wire/ntstatus.js';
 import { joinCompound, splitCompound } from '../wire/smb2/compound.js';
 import {
@@ -142,6 +142,8 @@ export class Smb2Connection {
   private frames = 0;
   /** Replies made and not yet written (waiting for their frame's other replies). */
   private owed = 0;
+  /** Frames waiting while the tail of a server message goes to the client raw (kernel-path.ts). */
+  private writesHeld: [Buffer | Buffer[], (() => void) | undefined][] | undefined;
   /** The kernel relay's turns with this connection (while the DSR has a relay). */
   private readonly kernel: KernelPath;
 
@@ -201,6 +203,12 @@ export class Smb2Connection {
       quiet: () => this.quiet(),
       receive: (chunk) => this.receive(chunk),
       sendMessage: (msg, release) => this.sendReplies([{ msg, signWith: undefined, onWire: undefined, after: undefined, release }]),
+      holdClientWrites: () => (this.writesHeld ??= []),
+      releaseClientWrites: () => {
+        const queued = this.writesHeld ?? [];
+        this.writesHeld = undefined;
+        for (const [payload, written] of queued) this.send(payload, written);
+      },
       close: (why) => this.close(why),
     });
     this.log.debug({ event: 'conn.opened' }, 'connection opened');
@@ -247,6 +255,7 @@ export class Smb2Connection {
       !this.closed &&
       this.frames === 0 &&
       this.owed === 0 &&
+      this.writesHeld === undefined &&
       this.decoder.pending === 0 &&
       this.inflight.size === 0 &&
       this.asyncs.size === 0 &&
@@ -843,6 +852,9 @@ export class Smb2Connection {
     const payload = enc ? encryptMessage(frame, enc.out, enc.cipher, encryptWith!.sessionId, enc.nonces) : frame;
     // Sent as is, a message's bytes are free once written; joined or encrypted, they were copied.
     const releases = out.map((o) => o.release).filter((r): r is () => void => r !== undefined);
+    // Lent before the reply goes out, not after: a client that pipelines its READs right behind
+    // a CREATE's answer would otherwise beat the lend, and keep the connection busy in Node.
+    if (out.every((o) => o.after === undefined)) this.kernel.tryLend(NETBIOS_HEADER_SIZE + payload.length);
     if (payload === out[0]!.msg) {
       this.send(payload, releases[0]);
     } else {
@@ -854,7 +866,8 @@ export class Smb2Connection {
   }
 
   private send(payload: Buffer | Buffer[], written?: () => void): void {
-    if (!this.closed) sendFrame(this.socket, payload, written);
+    if (this.writesHeld) this.writesHeld.push([payload, written]);
+    else if (!this.closed) sendFrame(this.socket, payload, written);
     else written?.();
   }
 

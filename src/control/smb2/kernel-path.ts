@@ -51,6 +51,9 @@ export interface KernelHost {
   receive(chunk: Buffer): void;
   /** One message to the client as it is; `release` once its bytes are on the wire. */
   sendMessage(msg: Buffer, release?: () => void): void;
+  /** Node's own writes to the client wait (the tail of a server message still goes to it raw). */
+  holdClientWrites(): void;
+  releaseClientWrites(): void;
   close(reason: string): void;
 }
 
@@ -86,6 +89,8 @@ export interface KernelPathStats {
   replyBytes: number;
   /** Kernel-forwarded requests answered after a take-back, through Node. */
   answeredLate: number;
+  /** Take-backs in the middle of a message, whose tail Node passed on raw. */
+  tails: number;
   /** READ and WRITE requests Node forwarded itself (the kernel's share is requests / (requests + these)). */
   userReadWrite: number;
   /** Why a quiet connection stayed in user space, by reason (counted once per reason and connection). */
@@ -93,7 +98,7 @@ export interface KernelPathStats {
 }
 
 export function newKernelPathStats(): KernelPathStats {
-  return { lent: 0, entries: 0, exits: {}, requests: 0, replies: 0, requestBytes: 0, replyBytes: 0, answeredLate: 0, userReadWrite: 0, refused: {} };
+  return { lent: 0, entries: 0, exits: {}, requests: 0, replies: 0, requestBytes: 0, replyBytes: 0, answeredLate: 0, tails: 0, userReadWrite: 0, refused: {} };
 }
 
 export class KernelPath {
@@ -110,19 +115,51 @@ export class KernelPath {
 
   constructor(private readonly host: KernelHost) {}
 
-  /** Client bytes must wait: the kernel has the connection, or it is being taken back. */
+  /**
+   * The tail of a client message the kernel was forwarding when it let go (cut-through): its
+   * bytes go on to the server raw as they come, and the server connection sends nothing else
+   * until they are through.
+   */
+  private clientTail: { left: number; to: Socket; done: () => void } | undefined;
+
+  /** Client bytes are the kernel path's: it has the connection, is giving it back, or a message tail is still coming. */
   get holding(): boolean {
-    return this.lent !== undefined || this.returning !== undefined;
+    return this.lent !== undefined || this.returning !== undefined || this.clientTail !== undefined;
   }
 
-  /** Keeps client bytes Node read while the kernel had the connection, and takes it back. */
+  /** Client bytes Node read: kept while the kernel has the connection (which it takes back), else fed on. */
   hold(chunk: Buffer): void {
+    if (this.lent === undefined && this.returning === undefined) {
+      this.feedClient(chunk);
+      return;
+    }
     this.held.push(Buffer.from(chunk));
     void this.takeBack('client');
   }
 
-  /** Lends the connection to the kernel when it is quiet and the rules can carry it. */
-  tryLend(): void {
+  /** Client bytes after a take-back: a message tail first, raw to the server; then the usual path. */
+  private feedClient(chunk: Buffer): void {
+    const tail = this.clientTail;
+    if (tail) {
+      const n = Math.min(tail.left, chunk.length);
+      tail.to.write(Buffer.from(chunk.subarray(0, n)));
+      tail.left -= n;
+      if (tail.left === 0) {
+        this.clientTail = undefined;
+        tail.done();
+      }
+      chunk = chunk.subarray(n);
+      if (chunk.length === 0) return;
+    }
+    this.host.receive(chunk);
+  }
+
+  /**
+   * Lends the connection to the kernel when it is quiet and the rules can carry it. `writing`:
+   * the bytes of a reply Node is about to write to the client, which count as written before
+   * anything the kernel redirects there.
+   */
+  tryLend(writing = 0): void {
     const relay = this.host.ctx.relay;
     if (!relay || this.holding || this.late > 0) return;
     const h = this.host;
@@ -166,7 +203,7 @@ export class KernelPath {
       delta,
       backendNext: seq.nextMessageId,
       backendCredits: seq.credits,
-      clientBase: written(h.socket),
+      clientBase: written(h.socket) + BigInt(writing),
       backendBase: written(backend),
       sessions,
       trees: treeIds,
@@ -242,7 +279,7 @@ export class KernelPath {
     this.returning = this.doTakeBack(lent, why).finally(() => {
       this.returning = undefined;
       const held = this.held.splice(0);
-      for (const chunk of held) this.host.receive(chunk);
+      for (const chunk of held) this.feedClient(chunk);
       this.tryLend();
     });
     return this.returning;
@@ -294,9 +331,44 @@ export class KernelPath {
       h.close(`${late} request(s) the kernel forwarded were lost with ${lent.link.server.name}`);
       return;
     }
+    // Cut-through may let go in the middle of a message, or with a header's first bytes in its
+    // carry: the rest of the message goes on raw, and a compound's later member cannot be picked
+    // up alone (a strparser always lets go between messages).
+    if ((request.skip > 0 && !request.atFrameStart && request.frameLeft > request.skip) || (reply.skip > 0 && !reply.atFrameStart && reply.frameLeft > reply.skip)) {
+      h.close('the kernel relay let go inside a compound');
+      return;
+    }
+    // A header's first bytes the kernel held back come before anything Node has read since.
+    if (request.carry.length > 0) this.held.unshift(Buffer.from(request.carry));
+    if (request.skip > 0) {
+      client.holdSends();
+      this.clientTail = { left: request.skip, to: client.tcp, done: () => client.releaseSends() };
+      lent.relay.stats.tails++;
+    }
+    let replyTail = reply.skip > 0;
+    if (replyTail) {
+      h.holdClientWrites();
+      lent.relay.stats.tails++;
+      // A server gone before the tail is through leaves the client with half a message.
+      void client.closed.then(() => {
+        if (replyTail) h.close(`${lent.link.server.name} went away in the middle of a message`);
+      });
+    }
     this.late = late;
     if (late > 0) client.onStray = (msg, hdr, release) => this.answerLate(lent, next, msg, hdr, release);
-    client.takeBack({ nextMessageId: next, credits: lent.backendCredits + reply.credits - Number(used) });
+    client.takeBack(
+      { nextMessageId: next, credits: lent.backendCredits + reply.credits - Number(used) },
+      {
+        carry: reply.carry,
+        raw: reply.skip,
+        to: (bytes) => h.socket.write(bytes),
+        done: () => {
+          if (!replyTail) return;
+          replyTail = false;
+          h.releaseClientWrites();
+        },
+      },
+    );
   }
 
   /** A response to a request the kernel forwarded, arriving after the take-back: sent on as the kernel would have. */

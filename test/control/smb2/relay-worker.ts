@@ -1,0 +1,71 @@
+/**
+ * For relay.lab.root.test.ts, run in the lab's client namespace: one unsigned SMB 3.0.2 session
+ * that keeps the DSR's kernel relay letting go in the middle of things. Each round sends a 1 MiB
+ * READ (which the kernel forwards) and, 0-1.4 ms later, an ECHO (which it passes, so the DSR takes
+ * the connection back), often while the READ's response is under way; then checks the READ's
+ * bytes against the file on the server's disk.
+ *
+ *   relay-worker HOST SHARE FILE VERIFY ROUNDS USER PASSWORD
+ *
+ * Prints {"rounds":N} when every READ came back right; any failure goes to stderr, status 1.
+ */
+import { readFileSync } from 'node:fs';
+import { Smb2Client } from '../../../src/control/smb2/client.js';
+import { ntOwfV1 } from '../../../src/control/tables/credentials.js';
+import { errorMessage } from '../../../src/control/errors.js';
+import { Smb2Command, Smb2Dialect } from '../../../src/control/wire/smb2/constants.js';
+import { AccessMask, CreateDisposition, CreateOptions, decodeCreateResponse, encodeCreateRequest, ImpersonationLevel, OplockLevel, ShareAccess } from '../../../src/control/wire/smb2/create.js';
+import { decodeReadResponse, encodeReadRequest } from '../../../src/control/wire/smb2/read.js';
+import { encodeReservedBody } from '../../../src/control/wire/smb2/simple.js';
+import { encodeTreeConnectRequest } from '../../../src/control/wire/smb2/tree.js';
+
+const MIB = 1 << 20;
+const [host, share, file, verify, rounds, user, password] = process.argv.slice(2) as [string, string, string, string, string, string, string];
+const expected = readFileSync(verify);
+const blocks = Math.floor(expected.length / MIB);
+const c = await Smb2Client.connect({ host, port: 445, dialects: [Smb2Dialect.SMB302], timeoutMs: 20000 });
+try {
+  await c.negotiate();
+  await c.sessionSetup(user, ntOwfV1(password));
+  const treeId = (await c.request(Smb2Command.TREE_CONNECT, encodeTreeConnectRequest({ Flags: 0, Path: `\\\\${host}\\${share}` }))).hdr.TreeId;
+  const created = await c.request(
+    Smb2Command.CREATE,
+    encodeCreateRequest({
+      SecurityFlags: 0,
+      RequestedOplockLevel: OplockLevel.SMB2_OPLOCK_LEVEL_NONE,
+      ImpersonationLevel: ImpersonationLevel.Impersonation,
+      SmbCreateFlags: 0n,
+      Reserved: 0n,
+      DesiredAccess: AccessMask.FILE_READ_DATA | AccessMask.SYNCHRONIZE,
+      FileAttributes: 0,
+      ShareAccess: ShareAccess.FILE_SHARE_READ,
+      CreateDisposition: CreateDisposition.FILE_OPEN,
+      CreateOptions: CreateOptions.FILE_NON_DIRECTORY_FILE,
+      Name: file,
+      CreateContexts: [],
+    }),
+    { treeId },
+  );
+  const FileId = decodeCreateResponse(created.msg).FileId;
+  for (let i = 0; i < Number(rounds); i++) {
+    const block = i % blocks;
+    const read = c.request(
+      Smb2Command.READ,
+      encodeReadRequest({ Padding: 0x50, Flags: 0, Length: MIB, Offset: BigInt(block * MIB), FileId, MinimumCount: 0, Channel: 0, RemainingBytes: 0, ReadChannelInfo: Buffer.alloc(0) }),
+      { treeId, creditCharge: 16 },
+    );
+    // 0 to 1.4 ms later, spun rather than slept (a timer waits 1 ms at least): a 1 MiB response
+    // takes about that long to cross, so some ECHOs land while it is under way.
+    const until = process.hrtime.bigint() + BigInt((i % 15) * 100_000);
+    while (process.hrtime.bigint() < until);
+    await c.request(Smb2Command.ECHO, encodeReservedBody());
+    const data = decodeReadResponse((await read).msg).Data;
+    if (!data.equals(expected.subarray(block * MIB, (block + 1) * MIB))) throw new Error(`round ${i}: the READ at ${block} MiB returned other bytes`);
+  }
+  process.stdout.write(JSON.stringify({ rounds: Number(rounds) }) + '\n');
+} catch (e) {
+  process.stderr.write(`${errorMessage(e)}\n`);
+  process.exitCode = 1;
+} finally {
+  c.close();
+}
