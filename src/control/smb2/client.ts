@@ -34,7 +34,7 @@ import { decodeNegotiateResponse, encodeNegotiateRequest, findNegotiateContext, 
 import { decodeSessionSetupResponse, encodeSessionSetupRequest } from '../wire/smb2/session-setup.js';
 import { encodeReservedBody } from '../wire/smb2/simple.js';
 import { framePool } from './frame-pool.js';
-import { sendFrame, sharedRead } from './transport.js';
+import { feedTail, type RawTail, sendFrame, sharedRead } from './transport.js';
 
 
 /** MessageId of unsolicited messages: oplock and lease break notifications (MS-SMB2 3.3.4.6). */
@@ -162,7 +162,7 @@ export class Smb2Client {
   private held: Buffer[] | undefined;
   private onHeld: (() => void) | undefined;
   /** The tail of a message the kernel relay was forwarding when it let go: passed on raw, not framed. */
-  private rawTail: { left: number; to: (bytes: Buffer) => void; done: () => void } | undefined;
+  private rawTail: RawTail | undefined;
   /** Requests wait (the kernel relay's tail of a client message is still going to the server). */
   private sendsHeld = false;
 
@@ -297,16 +297,10 @@ export class Smb2Client {
       this.onHeld?.();
       return;
     }
-    const tail = this.rawTail;
-    if (tail) {
-      const n = Math.min(tail.left, chunk.length);
-      tail.to(Buffer.from(chunk.subarray(0, n)));
-      tail.left -= n;
-      if (tail.left === 0) {
-        this.rawTail = undefined;
-        tail.done();
-      }
-      chunk = chunk.subarray(n);
+    if (this.rawTail) {
+      const { rest, finished } = feedTail(this.rawTail, chunk);
+      if (finished) this.rawTail = undefined;
+      chunk = rest;
       if (chunk.length === 0) return;
     }
     let frames: Buffer[];

@@ -27,6 +27,7 @@ import { drained, written, type RelayPrograms, type Released } from '../../offlo
 import type { BackendLink } from './backend.js';
 import type { ConnectionState, DsrContext } from './context.js';
 import type { CreditWindow } from './credits.js';
+import { feedTail, type RawTail } from './transport.js';
 
 /** What the kernel forwards: no command whose response carries a FileId (the kernel maps requests' only). */
 const RELAYED = [Smb2Command.READ, Smb2Command.WRITE, Smb2Command.FLUSH, Smb2Command.QUERY_INFO] as const;
@@ -120,7 +121,7 @@ export class KernelPath {
    * bytes go on to the server raw as they come, and the server connection sends nothing else
    * until they are through.
    */
-  private clientTail: { left: number; to: Socket; done: () => void } | undefined;
+  private clientTail: RawTail | undefined;
 
   /** Client bytes are the kernel path's: it has the connection, is giving it back, or a message tail is still coming. */
   get holding(): boolean {
@@ -139,16 +140,10 @@ export class KernelPath {
 
   /** Client bytes after a take-back: a message tail first, raw to the server; then the usual path. */
   private feedClient(chunk: Buffer): void {
-    const tail = this.clientTail;
-    if (tail) {
-      const n = Math.min(tail.left, chunk.length);
-      tail.to.write(Buffer.from(chunk.subarray(0, n)));
-      tail.left -= n;
-      if (tail.left === 0) {
-        this.clientTail = undefined;
-        tail.done();
-      }
-      chunk = chunk.subarray(n);
+    if (this.clientTail) {
+      const { rest, finished } = feedTail(this.clientTail, chunk);
+      if (finished) this.clientTail = undefined;
+      chunk = rest;
       if (chunk.length === 0) return;
     }
     this.host.receive(chunk);
@@ -342,7 +337,8 @@ export class KernelPath {
     if (request.carry.length > 0) this.held.unshift(Buffer.from(request.carry));
     if (request.skip > 0) {
       client.holdSends();
-      this.clientTail = { left: request.skip, to: client.tcp, done: () => client.releaseSends() };
+      const to = client.tcp;
+      this.clientTail = { left: request.skip, to: (bytes) => to.write(bytes), done: () => client.releaseSends() };
       lent.relay.stats.tails++;
     }
     let replyTail = reply.skip > 0;

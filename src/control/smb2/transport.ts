@@ -72,3 +72,22 @@ export function sendFrame(socket: Socket, payload: Buffer | readonly Buffer[], w
   parts.forEach((p, i) => socket.write(p, i === parts.length - 1 && written ? () => written() : undefined));
   socket.uncork();
 }
+
+/** The rest of a message that is passed on raw, not framed: `left` bytes more go to `to`, then `done` runs. */
+export interface RawTail {
+  left: number;
+  to: (bytes: Buffer) => void;
+  done: () => void;
+}
+
+/**
+ * Feeds a chunk to a raw tail: what belongs to it goes to `to` (a copy: chunks are the shared
+ * read buffer); returns what follows, for the usual path. True in `finished` once it is through.
+ */
+export function feedTail(tail: RawTail, chunk: Buffer): { rest: Buffer; finished: boolean } {
+  const n = Math.min(tail.left, chunk.length);
+  tail.to(Buffer.from(chunk.subarray(0, n)));
+  tail.left -= n;
+  if (tail.left === 0) tail.done();
+  return { rest: chunk.subarray(n), finished: tail.left === 0 };
+}
