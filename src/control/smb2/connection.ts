@@ -854,7 +854,7 @@ export class Smb2Connection {
     const releases = out.map((o) => o.release).filter((r): r is () => void => r !== undefined);
     // Lent before the reply goes out, not after: a client that pipelines its READs right behind
     // a CREATE's answer would otherwise beat the lend, and keep the connection busy in Node.
-    if (out.every((o) => o.after === undefined)) this.kernel.tryLend(NETBIOS_HEADER_SIZE + payload.length);
+    if (this.ctx.relay && out.every((o) => o.after === undefined)) this.kernel.tryLend(NETBIOS_HEADER_SIZE + payload.length);
     if (payload === out[0]!.msg) {
       this.send(payload, releases[0]);
     } else {
