@@ -91,6 +91,26 @@ struct {
 	__uint(max_entries, DSR_RELAY_EVENTS_BYTES);
 } relay_events SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DSR_RELAY_JOURNAL_SLOTS);
+	__type(key, __u32);
+	__type(value, struct dsr_relay_journal);
+} relay_journal SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, DSR_RELAY_JOURNAL_SLOTS);
+	__type(value, __u32);
+} relay_journal_free SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DSR_RELAY_JOURNAL_SLOTS);
+	__type(key, struct dsr_relay_journal_key);
+	__type(value, __u32);
+} relay_journal_index SEC(".maps");
+
 extern void *bpf_cast_to_kern_ctx(void *) __ksym;
 
 static __always_inline void count(void *map, __u32 index, __u64 n)
@@ -270,8 +290,107 @@ struct hdr_walk {
 	__u32 first;      /* the frame's first header */
 	__u32 write;      /* rewrite, and count in t; else check only */
 	__u32 next;       /* out: NextCommand */
+	__s32 slot;       /* out: the journal slot the frame took (write only); -1: none */
+	__u32 pad;
 	struct tally t;   /* the headers written so far */
 };
+
+/* The connection journals the requests it forwards (DSR_RELAY_CONN_JOURNAL). */
+static __always_inline int journals(const struct dsr_relay_sock *rs, const struct dsr_relay_conn *rc)
+{
+	return rs->dir == DSR_RELAY_DIR_REQUEST && (rc->flags & DSR_RELAY_CONN_JOURNAL);
+}
+
+/*
+ * A slot for a request frame of `len` bytes (prefix included) about to go to the server with
+ * MessageId `msg_id`, filled in and indexed (an entry is never indexed before it is filled, so
+ * user space never reads a stale one). Returns the slot, or -DSR_PASS_JOURNAL: no slot free,
+ * the frame too long, or the MessageId already journaled (the slot goes back).
+ */
+__attribute__((noinline)) int journal_take(__u32 conn, __u64 msg_id, __u32 len)
+{
+	struct dsr_relay_journal_key k = { .conn = conn, .msg_id = msg_id };
+	struct dsr_relay_journal *e;
+	__u32 slot;
+
+	if (len > DSR_RELAY_JOURNAL_FRAME_MAX || bpf_map_pop_elem(&relay_journal_free, &slot))
+		return -DSR_PASS_JOURNAL;
+	e = bpf_map_lookup_elem(&relay_journal, &slot);
+	if (e) {
+		e->conn = conn;
+		e->len = len;
+		e->copied = 0;
+		e->msg_id = msg_id;
+	}
+	if (!e || bpf_map_update_elem(&relay_journal_index, &k, &slot, BPF_NOEXIST)) {
+		bpf_map_push_elem(&relay_journal_free, &slot, 0);
+		return -DSR_PASS_JOURNAL;
+	}
+	return slot;
+}
+
+/*
+ * Lets the entry of {conn, msg_id} go: whoever deletes the index entry (here, or user space)
+ * pushes its slot back, so a slot is freed once. Returns 1 when this call freed it.
+ */
+__attribute__((noinline)) int journal_free(__u32 conn, __u64 msg_id)
+{
+	struct dsr_relay_journal_key k = { .conn = conn, .msg_id = msg_id };
+	__u32 *found = bpf_map_lookup_elem(&relay_journal_index, &k);
+	__u32 slot;
+
+	if (!found)
+		return 0;
+	slot = *found;
+	if (bpf_map_delete_elem(&relay_journal_index, &k))
+		return 0;
+	bpf_map_push_elem(&relay_journal_free, &slot, 0);
+	return 1;
+}
+
+/* One journal_copy: bytes still to copy from the skb at `from` into the entry's data. */
+struct jcopy {
+	struct __sk_buff *skb;
+	struct dsr_relay_journal *e;
+	__u32 from;
+	__u32 left;
+};
+
+static int jcopy_step(__u32 index, void *ctx)
+{
+	struct jcopy *c = ctx;
+	struct dsr_relay_journal *e = c->e;
+	__u32 at, n = c->left;
+
+	if (n == 0)
+		return 1;
+	if (n > DSR_RELAY_JOURNAL_CHUNK)
+		n = DSR_RELAY_JOURNAL_CHUNK;
+	at = e->copied;
+	/* The offset and length bounded apart for the verifier (data[] has a chunk of slack). */
+	if (at > DSR_RELAY_JOURNAL_FRAME_MAX || bpf_skb_load_bytes(c->skb, c->from, &e->data[at], n))
+		return 1;
+	e->copied = at + n;
+	c->from += n;
+	c->left -= n;
+	return 0;
+}
+
+/*
+ * Copies `n` bytes of the skb from `from` on to the end of slot's entry, if the entry is still
+ * conn's (a slot let go meanwhile may be another connection's now) and has room for them.
+ * Returns 0, or -1 with what was copied counted in the entry's `copied`.
+ */
+__attribute__((noinline)) int journal_copy(struct __sk_buff *skb, __u32 conn, __u32 slot, __u32 from, __u32 n)
+{
+	struct jcopy c = { .skb = skb, .from = from, .left = n };
+
+	c.e = bpf_map_lookup_elem(&relay_journal, &slot);
+	if (!c.e || c.e->conn != conn || c.e->copied > c.e->len || n > c.e->len - c.e->copied)
+		return -1;
+	bpf_loop(DSR_RELAY_JOURNAL_FRAME_MAX / DSR_RELAY_JOURNAL_CHUNK + 1, jcopy_step, &c, 0);
+	return c.left ? -1 : 0;
+}
 
 /* A buffer of the message (header-relative offset): empty, or from `min` on and within `len`,
  * as the DSR's decoders take it (sliceField). */
@@ -362,11 +481,13 @@ __attribute__((noinline)) int rewrite_hdr(struct __sk_buff *skb, const struct ds
 	struct dsr_relay_file_key fk = {};
 	struct dsr_relay_file_id *fid = NULL;
 	struct smb2_hdr48 h;
-	__u32 off, at, len;
+	__u32 off, at, len, rewrite;
+	__u64 server_id;
 	int r;
 
 	if (!rs || !rc || !w)
 		return DSR_PASS_ERROR;
+	w->slot = -1;
 	off = w->off;
 	if (bpf_skb_load_bytes(skb, off, &h, sizeof(h)))
 		return DSR_PASS_ERROR;
@@ -393,10 +514,9 @@ __attribute__((noinline)) int rewrite_hdr(struct __sk_buff *skb, const struct ds
 	}
 	if (w->write)
 		tally_hdr(&w->t, &h, rs->dir);
-	if (!(rc->flags & DSR_RELAY_CONN_REWRITE))
-		return 0;
+	rewrite = rc->flags & DSR_RELAY_CONN_REWRITE;
 
-	if (h.session_id) {
+	if (rewrite && h.session_id) {
 		struct dsr_relay_session_key sk = { .conn = rs->conn, .dir = rs->dir, .session_id = h.session_id };
 		__u64 *sid = bpf_map_lookup_elem(&relay_sessions, &sk);
 
@@ -404,7 +524,7 @@ __attribute__((noinline)) int rewrite_hdr(struct __sk_buff *skb, const struct ds
 			return DSR_PASS_SESSION;
 		h.session_id = *sid;
 	}
-	if (!(h.flags & DSR_SMB2_FLAGS_ASYNC_COMMAND) && h.tree_id_or_async_hi) {
+	if (rewrite && !(h.flags & DSR_SMB2_FLAGS_ASYNC_COMMAND) && h.tree_id_or_async_hi) {
 		struct dsr_relay_tree_key tk = { .conn = rs->conn, .dir = rs->dir, .tree_id = h.tree_id_or_async_hi };
 		__u32 *tid = bpf_map_lookup_elem(&relay_trees, &tk);
 
@@ -436,13 +556,33 @@ __attribute__((noinline)) int rewrite_hdr(struct __sk_buff *skb, const struct ds
 	}
 	if (!w->write)
 		return 0;
-	if (h.message_id != ~0ULL)
+	/* A reply's MessageId before the rewrite, a request's after it: the server's. */
+	server_id = h.message_id;
+	if (rewrite && h.message_id != ~0ULL)
 		h.message_id += rs->dir == DSR_RELAY_DIR_REQUEST ? rc->msg_id_delta : -rc->msg_id_delta;
+	/* Every check passed: the request's slot, taken before its first byte is written. */
+	if (journals(rs, rc) && w->first && h.command != DSR_SMB2_CMD_CANCEL) {
+		r = journal_take(rs->conn, h.message_id, w->frame_left + DSR_NB_HDR_LEN);
+		if (r < 0)
+			return -r;
+		w->slot = r;
+	}
 	/* MessageId .. SessionId in one store. */
-	if (bpf_skb_store_bytes(skb, off + DSR_SMB2_OFF_MESSAGE_ID, &h.message_id, 24, 0))
+	if (rewrite && (bpf_skb_store_bytes(skb, off + DSR_SMB2_OFF_MESSAGE_ID, &h.message_id, 24, 0) ||
+			(fid && bpf_skb_store_bytes(skb, off + at, fid, sizeof(*fid), 0)))) {
+		if (w->slot >= 0)
+			journal_free(rs->conn, h.message_id);
+		w->slot = -1;
 		return DSR_PASS_ERROR;
-	if (fid && bpf_skb_store_bytes(skb, off + at, fid, sizeof(*fid), 0))
-		return DSR_PASS_ERROR;
+	}
+	if (w->slot >= 0)
+		count(&relay_counters, DSR_RELAY_JOURNALED, 1);
+	/* A final response on its way to the client: its request's entry goes (a miss is a request
+	 * user space forwarded, or a break). */
+	if (rs->dir == DSR_RELAY_DIR_REPLY && (rc->flags & DSR_RELAY_CONN_JOURNAL) && server_id != ~0ULL &&
+	    !(h.status == DSR_SMB2_STATUS_PENDING && (h.flags & DSR_SMB2_FLAGS_ASYNC_COMMAND)) &&
+	    journal_free(rs->conn, server_id))
+		count(&relay_counters, DSR_RELAY_JOURNAL_FREED, 1);
 	return 0;
 }
 
@@ -504,6 +644,9 @@ static __always_inline int check_frame(struct __sk_buff *skb, __u32 off, __u32 l
 	off += DSR_NB_HDR_LEN;
 	if (bpf_skb_load_bytes(skb, off + DSR_SMB2_OFF_NEXT_COMMAND, &next, sizeof(next)))
 		return DSR_PASS_ERROR;
+	/* A journal entry is one request: its response frees it. */
+	if (next && journals(rs, rc))
+		return DSR_PASS_COMPOUND;
 	return next ? check_chain(skb, off, nb, len - off, rs, rc) : 0;
 }
 
@@ -606,8 +749,12 @@ int relay_verdict_msg(struct __sk_buff *skb)
 			return pass(rs, r);
 		next = w.next;
 		/* The strparser's skb may hold bytes of other frames: only this frame is sent on. */
-		if (!next)
+		if (!next) {
+			/* A journaled request is the frame's only header: all of it is here. */
+			if (w.slot >= 0)
+				journal_copy(skb, rs->conn, w.slot, off - DSR_NB_HDR_LEN, nb + DSR_NB_HDR_LEN);
 			return forward(skb, rs, &w.t, nb + DSR_NB_HDR_LEN);
+		}
 		if (next < DSR_SMB2_HDR_LEN || next >= frame_left || (next & 7))
 			return pass(rs, DSR_PASS_COMPOUND);
 		off += next;
@@ -684,6 +831,20 @@ static __always_inline int body_need(struct __sk_buff *skb, __u32 pos, __u32 len
 	return 0;
 }
 
+/*
+ * Cut-through: a journaled request frame of `len` bytes starts at `from`, `avail` bytes of the
+ * skb from there: what is here is copied now, the rest from the next skbs (journal_left). A
+ * failed copy leaves the entry short (copied < len) and copies no more of it.
+ */
+static __always_inline void journal_start(struct __sk_buff *skb, struct dsr_relay_sock *rs, __u32 slot, __u32 from,
+					  __u32 avail, __u32 len)
+{
+	__u32 n = avail < len ? avail : len;
+
+	rs->journal_slot = slot;
+	rs->journal_left = journal_copy(skb, rs->conn, slot, from, n) ? 0 : len - n;
+}
+
 static int cut_step(__u32 index, void *ctx)
 {
 	struct cut *c = ctx;
@@ -752,6 +913,8 @@ static int cut_step(__u32 index, void *ctx)
 	r = rewrite_hdr(skb, rs, c->rc, &c->w);
 	if (r)
 		return cut_fail(c, r);
+	if (c->w.slot >= 0)
+		journal_start(skb, rs, c->w.slot, c->pos, c->len - c->pos, c->frame_left + DSR_NB_HDR_LEN);
 	next = c->w.next;
 	if (next) {
 		if (next < DSR_SMB2_HDR_LEN || next >= c->frame_left || (next & 7))
@@ -782,6 +945,15 @@ int relay_verdict_cut(struct __sk_buff *skb)
 	rc = bpf_map_lookup_elem(&relay_conns, &rs->conn);
 	if (!rc)
 		return pass(rs, DSR_PASS_NO_CONN);
+
+	/* The journaled request this skb continues: its next bytes (forwarded now, or by user space
+	 * as the message's tail if the skb passes). A header in the carry starts a frame, so there
+	 * is none then. */
+	if (rs->journal_left) {
+		__u32 n = rs->journal_left < skb->len ? rs->journal_left : skb->len;
+
+		rs->journal_left = journal_copy(skb, rs->conn, rs->journal_slot, 0, n) ? 0 : rs->journal_left - n;
+	}
 
 	/* A header split off the previous skb goes back in front of this one, so bytes stay in order. */
 	carried = rs->carry_len;

@@ -121,6 +121,18 @@ int dsr_map_delete(int fd, const void *key)
 	return bpf_map_delete_elem(fd, key);
 }
 
+/* A queue map's push (its update has no key). */
+int dsr_map_push(int fd, const void *value)
+{
+	return bpf_map_update_elem(fd, NULL, value, BPF_ANY);
+}
+
+/* Reads and deletes in one step: a hash map's key, or (key NULL) a queue's oldest value. */
+int dsr_map_take(int fd, const void *key, void *value)
+{
+	return bpf_map_lookup_and_delete_elem(fd, key, value);
+}
+
 /* key NULL gives the first key; -ENOENT after the last. */
 int dsr_map_next_key(int fd, const void *key, void *next)
 {

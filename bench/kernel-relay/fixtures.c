@@ -531,6 +531,8 @@ static void run(const struct spec *s, const struct fixture *f, enum relay_mode m
 		check(!memcmp(&s->want, &f->counts, sizeof(s->want)), name, "the row's counts are build()'s");
 	relay_sum_percpu(rb.counters, DSR_RELAY_COUNTER_MAX, cafter);
 	relay_sum_percpu(rb.passes, DSR_PASS_REASON_MAX, pafter);
+	/* No row sets DSR_RELAY_CONN_JOURNAL: nothing may be journaled (test/offload/relay-journal has the rows that do). */
+	check(cafter[DSR_RELAY_JOURNALED] == cbefore[DSR_RELAY_JOURNALED], name, "nothing journaled without DSR_RELAY_CONN_JOURNAL");
 	if (s->pass) {
 		check(pafter[s->pass] > pbefore[s->pass], name, relay_pass_names[s->pass]);
 	} else {

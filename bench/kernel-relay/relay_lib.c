@@ -13,6 +13,8 @@ const char *const relay_counter_names[DSR_RELAY_COUNTER_MAX] = {
 	[DSR_RELAY_FWD_BYTES] = "fwd-bytes",
 	[DSR_RELAY_SPLIT_HDR] = "split-hdr",
 	[DSR_RELAY_CARRY_HELD] = "carry-held",
+	[DSR_RELAY_JOURNALED] = "journaled",
+	[DSR_RELAY_JOURNAL_FREED] = "journal-freed",
 };
 
 const char *const relay_pass_names[DSR_PASS_REASON_MAX] = {
@@ -36,6 +38,7 @@ const char *const relay_pass_names[DSR_PASS_REASON_MAX] = {
 	[DSR_PASS_TOO_MANY] = "too-many",
 	[DSR_PASS_FILE] = "file",
 	[DSR_PASS_INVALID] = "invalid",
+	[DSR_PASS_JOURNAL] = "journal",
 };
 
 static int fail(struct relay_bpf *rb, const char *step, int rc)
@@ -101,6 +104,12 @@ int relay_bpf_open(struct relay_bpf *rb, const char *obj_path, enum relay_mode m
 	rb->counters = map_fd(rb, "relay_counters");
 	rb->passes = map_fd(rb, "relay_passes");
 	rb->events = map_fd(rb, "relay_events");
+	rb->journal = map_fd(rb, "relay_journal");
+	rb->journal_free = map_fd(rb, "relay_journal_free");
+	rb->journal_index = map_fd(rb, "relay_journal_index");
+	for (uint32_t slot = 0; slot < DSR_RELAY_JOURNAL_SLOTS; slot++)
+		if (bpf_map_update_elem(rb->journal_free, NULL, &slot, BPF_ANY))
+			return fail(rb, "fill relay_journal_free", -errno);
 	if (mode == RELAY_MODE_PARSER) {
 		rb->parser = prog_fd(rb, "relay_parser");
 		rb->verdict = prog_fd(rb, "relay_verdict_msg");

@@ -18,6 +18,7 @@ struct relay_bpf {
 	struct bpf_object *obj;
 	enum relay_mode mode;
 	int socks, state, conns, sessions, trees, files, counters, passes, events;
+	int journal, journal_free, journal_index; /* the request journal (DSR_RELAY_CONN_JOURNAL) */
 	int parser, verdict;
 	int parser_link, verdict_link; /* bpf_link fds (0: none) */
 	int legacy_attach;             /* the kernel refused a sockmap link: bpf_prog_attach was used */

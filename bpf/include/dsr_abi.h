@@ -162,7 +162,10 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
  * maximum, a CreditCharge too small for its size, a buffer outside the message (user space
  * answers it with the NTSTATUS a Windows server gives; see "Requests checked" below). */
 #define DSR_PASS_INVALID 19
-#define DSR_PASS_REASON_MAX 20
+/* DSR_RELAY_CONN_JOURNAL: no journal slot is free, the frame is longer than
+ * DSR_RELAY_JOURNAL_FRAME_MAX, or its MessageId is already in the journal. */
+#define DSR_PASS_JOURNAL 20
+#define DSR_PASS_REASON_MAX 21
 
 /* ---- SMB2 relay (sk_skb, bpf/smb2_relay.bpf.c) --------------------------------------------
  * An offloaded connection is a pair of TCP sockets in the sockhash relay_socks, the client's at
@@ -236,7 +239,11 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 #define DSR_RELAY_SPLIT_HDR 3
 /* Cut-through: an skb held entirely in the carry buffer. */
 #define DSR_RELAY_CARRY_HELD 4
-#define DSR_RELAY_COUNTER_MAX 5
+/* Request frames journaled (DSR_RELAY_CONN_JOURNAL). */
+#define DSR_RELAY_JOURNALED 5
+/* Journal entries freed by the verdict (a final response forwarded). */
+#define DSR_RELAY_JOURNAL_FREED 6
+#define DSR_RELAY_COUNTER_MAX 7
 
 /* MS-SMB2 2.1: the NetBIOS session message prefix (type 0, 24-bit length, big endian), then the
  * 64-byte SMB2 header (MS-SMB2 2.2.1). A header split across skbs is carried whole, with the
@@ -369,14 +376,22 @@ struct dsr_relay_sock {
 	/* Replies: interim responses forwarded (STATUS_PENDING with SMB2_FLAGS_ASYNC_COMMAND);
 	 * msgs - interims are final responses. */
 	__u64 interims;
+	/* Cut-through with DSR_RELAY_CONN_JOURNAL: the relay_journal slot of the request frame
+	 * being forwarded, and how many of its bytes are still to come (0: none); the next skb's
+	 * first journal_left bytes are copied there. User space writes them 0 when it arms. */
+	__u32 journal_slot;
+	__u32 journal_left;
 };
-_Static_assert(sizeof(struct dsr_relay_sock) == 200, "struct dsr_relay_sock");
+_Static_assert(sizeof(struct dsr_relay_sock) == 208, "struct dsr_relay_sock");
 
 /* dsr_relay_conn.flags: look ids up and write them (off: forward bytes untouched, framing only). */
 #define DSR_RELAY_CONN_REWRITE 1
 /* With REWRITE: requests' FileIds are looked up in relay_files and written too. The DSR sets it
  * on every connection it offloads (its clients hold its FileIds); off, FileIds go as they are. */
 #define DSR_RELAY_CONN_FILES 2
+/* Requests forwarded are journaled (relay_journal, below) until their final response is
+ * forwarded; a compound request passes (DSR_PASS_COMPOUND) untouched. */
+#define DSR_RELAY_CONN_JOURNAL 4
 
 /* Map relay_conns (hash, DSR_RELAY_MAX_CONNS entries): connection id (__u32) -> its rules. */
 struct dsr_relay_conn {
@@ -444,5 +459,53 @@ struct dsr_relay_event {
 	__u32 pad;
 };
 _Static_assert(sizeof(struct dsr_relay_event) == 16, "struct dsr_relay_event");
+
+/* ---- The request journal (DSR_RELAY_CONN_JOURNAL) --------------------------------------
+ * Every request frame the verdict forwards on a journaled connection is copied, as it goes to
+ * the server (ids rewritten, NetBIOS prefix included), into a slot of relay_journal, and stays
+ * there until the verdict forwards its final response (not an interim one) or user space lets
+ * it go. A server that dies with requests unanswered leaves their frames here for user space to
+ * replay on another server. Slots come from the queue relay_journal_free (user space fills it
+ * with 0 .. DSR_RELAY_JOURNAL_SLOTS-1 at load); relay_journal_index finds a request's slot by
+ * its connection and the MessageId the server saw. Whoever deletes an index entry (the verdict
+ * after a final response, or user space) pushes its slot back. CANCEL is not journaled (it has
+ * no response). The cut-through verdict copies a frame skb by skb (dsr_relay_sock.journal_*);
+ * `copied` < `len` means the rest of the frame did not pass through the verdict (it let go of
+ * the connection first).
+ */
+#define DSR_RELAY_JOURNAL_SLOTS 64
+/* The longest frame journaled (prefix included): a 1 MiB READ, WRITE or QUERY_INFO with its
+ * headers; a longer one passes (DSR_PASS_JOURNAL). */
+#define DSR_RELAY_JOURNAL_FRAME_MAX 1052672
+/* Bytes copied per bpf_skb_load_bytes. */
+#define DSR_RELAY_JOURNAL_CHUNK 16384
+/* data[]'s size: FRAME_MAX and a chunk of slack, since the verifier bounds a copy's offset and
+ * length apart (the last copy may start at FRAME_MAX - 1 as far as it knows). */
+#define DSR_RELAY_JOURNAL_BYTES 1069056
+
+/* Map relay_journal (array, DSR_RELAY_JOURNAL_SLOTS entries): slot (__u32) -> this. */
+struct dsr_relay_journal {
+	/* Key of relay_conns. */
+	__u32 conn;
+	/* The whole NetBIOS frame's length, its 4-byte prefix included. */
+	__u32 len;
+	/* Bytes of it in data so far. */
+	__u32 copied;
+	__u32 pad;
+	/* The request's MessageId as forwarded (the server's). */
+	__u64 msg_id;
+	__u8 data[DSR_RELAY_JOURNAL_BYTES];
+};
+_Static_assert(sizeof(struct dsr_relay_journal) == 24 + DSR_RELAY_JOURNAL_BYTES, "struct dsr_relay_journal");
+_Static_assert(DSR_RELAY_JOURNAL_BYTES == DSR_RELAY_JOURNAL_FRAME_MAX + DSR_RELAY_JOURNAL_CHUNK, "journal slack");
+
+/* Map relay_journal_index (hash, DSR_RELAY_JOURNAL_SLOTS entries): this -> slot (__u32). */
+struct dsr_relay_journal_key {
+	__u32 conn;
+	__u32 pad;
+	/* The request's MessageId as the server sees it. */
+	__u64 msg_id;
+};
+_Static_assert(sizeof(struct dsr_relay_journal_key) == 16, "struct dsr_relay_journal_key");
 
 #endif /* DSR_ABI_H */

@@ -42,6 +42,11 @@ const BODY_READ_MAX = Math.max(
   ...REQUEST_FILE_ID_AT.filter((at) => at !== undefined).map((at) => at + FILE_ID_SIZE),
 );
 
+/** The longest request frame the relay journals: a 1 MiB READ, WRITE or QUERY_INFO with its headers (relay.maxIoSize's bound). */
+const JOURNAL_FRAME_MAX = 1024 * 1024 + 4096;
+/** Bytes the verdict copies per helper call; data[] has one chunk of slack for the verifier. */
+const JOURNAL_CHUNK = 16384;
+
 /**
  * Every numeric DSR_ macro of dsr_abi.h, under its C name. The SMB2 wire facts the relay's
  * verdict uses are the TypeScript codec's own constants, so the test also holds the kernel's
@@ -87,7 +92,8 @@ export const ABI = {
   DSR_PASS_TOO_MANY: 17,
   DSR_PASS_FILE: 18,
   DSR_PASS_INVALID: 19,
-  DSR_PASS_REASON_MAX: 20,
+  DSR_PASS_JOURNAL: 20,
+  DSR_PASS_REASON_MAX: 21,
   DSR_RELAY_MAX_CONNS: 4096,
   DSR_RELAY_MAX_SOCKS: 8192,
   DSR_RELAY_MAX_SESSIONS: 16384,
@@ -101,9 +107,16 @@ export const ABI = {
   DSR_RELAY_FWD_BYTES: 2,
   DSR_RELAY_SPLIT_HDR: 3,
   DSR_RELAY_CARRY_HELD: 4,
-  DSR_RELAY_COUNTER_MAX: 5,
+  DSR_RELAY_JOURNALED: 5,
+  DSR_RELAY_JOURNAL_FREED: 6,
+  DSR_RELAY_COUNTER_MAX: 7,
   DSR_RELAY_CONN_REWRITE: 1,
   DSR_RELAY_CONN_FILES: 2,
+  DSR_RELAY_CONN_JOURNAL: 4,
+  DSR_RELAY_JOURNAL_SLOTS: 64,
+  DSR_RELAY_JOURNAL_FRAME_MAX: JOURNAL_FRAME_MAX,
+  DSR_RELAY_JOURNAL_CHUNK: JOURNAL_CHUNK,
+  DSR_RELAY_JOURNAL_BYTES: JOURNAL_FRAME_MAX + JOURNAL_CHUNK,
   DSR_NB_HDR_LEN: NETBIOS_HEADER_SIZE,
   DSR_SMB2_HDR_LEN: SMB2_HEADER_SIZE,
   DSR_RELAY_CARRY_MAX: NETBIOS_HEADER_SIZE + SMB2_HEADER_SIZE + BODY_READ_MAX,
@@ -179,6 +192,9 @@ export const RelayMaps = {
   counters: 'relay_counters',
   passes: 'relay_passes',
   events: 'relay_events',
+  journal: 'relay_journal',
+  journalFree: 'relay_journal_free',
+  journalIndex: 'relay_journal_index',
 } as const;
 /** The strparser framing (parser + verdictMsg) or the cut-through one (verdictCut alone). */
 export const RelayProgs = { parser: 'relay_parser', verdictMsg: 'relay_verdict_msg', verdictCut: 'relay_verdict_cut' } as const;
@@ -213,6 +229,7 @@ export const PASS_REASON_CODES: Readonly<Record<PassReason, number>> = {
   [PassReason.TOO_MANY]: ABI.DSR_PASS_TOO_MANY,
   [PassReason.FILE]: ABI.DSR_PASS_FILE,
   [PassReason.INVALID]: ABI.DSR_PASS_INVALID,
+  [PassReason.JOURNAL]: ABI.DSR_PASS_JOURNAL,
 };
 const PASS_REASON_BY_CODE = new Map(Object.entries(PASS_REASON_CODES).map(([r, c]) => [c, r as PassReason]));
 
@@ -220,7 +237,7 @@ const PASS_REASON_BY_CODE = new Map(Object.entries(PASS_REASON_CODES).map(([r, c
 export const passReasonOf = (code: number): PassReason | undefined => PASS_REASON_BY_CODE.get(code);
 
 /** The relay's counters that are not pass reasons (map relay_counters), indexed by DSR_RELAY_* code. */
-export const RELAY_COUNTERS = ['fwd-msg', 'fwd-skb', 'fwd-bytes', 'split-hdr', 'carry-held'] as const;
+export const RELAY_COUNTERS = ['fwd-msg', 'fwd-skb', 'fwd-bytes', 'split-hdr', 'carry-held', 'journaled', 'journal-freed'] as const;
 export type RelayCounter = (typeof RELAY_COUNTERS)[number];
 
 /** A relay socket's direction by what arrives on it, indexed by DSR_RELAY_DIR_*. */
@@ -258,7 +275,7 @@ export const PORT_STAT: StructLayout = { name: 'dsr_port_stat', size: 16, fields
 
 export const RELAY_SOCK: StructLayout = {
   name: 'dsr_relay_sock',
-  size: 200,
+  size: 208,
   fields: {
     conn: { offset: 0, size: 4 },
     peer_key: { offset: 4, size: 4 },
@@ -276,6 +293,8 @@ export const RELAY_SOCK: StructLayout = {
     msg_id_end: { offset: 176, size: 8 },
     credits: { offset: 184, size: 8 },
     interims: { offset: 192, size: 8 },
+    journal_slot: { offset: 200, size: 4 },
+    journal_left: { offset: 204, size: 4 },
   },
 };
 export const RELAY_CONN: StructLayout = {
@@ -311,6 +330,23 @@ export const RELAY_FILE_ID: StructLayout = {
   size: 16,
   fields: { persistent: { offset: 0, size: 8 }, volatile_: { offset: 8, size: 8 } },
 };
+export const RELAY_JOURNAL: StructLayout = {
+  name: 'dsr_relay_journal',
+  size: 24 + ABI.DSR_RELAY_JOURNAL_BYTES,
+  fields: {
+    conn: { offset: 0, size: 4 },
+    len: { offset: 4, size: 4 },
+    copied: { offset: 8, size: 4 },
+    pad: { offset: 12, size: 4 },
+    msg_id: { offset: 16, size: 8 },
+    data: { offset: 24, size: ABI.DSR_RELAY_JOURNAL_BYTES },
+  },
+};
+export const RELAY_JOURNAL_KEY: StructLayout = {
+  name: 'dsr_relay_journal_key',
+  size: 16,
+  fields: { conn: { offset: 0, size: 4 }, pad: { offset: 4, size: 4 }, msg_id: { offset: 8, size: 8 } },
+};
 export const RELAY_EVENT: StructLayout = {
   name: 'dsr_relay_event',
   size: 16,
@@ -318,7 +354,7 @@ export const RELAY_EVENT: StructLayout = {
 };
 
 /** Every struct of the header, for the layout test. */
-export const STRUCTS: readonly StructLayout[] = [PORT, SWITCH, PORT_STAT_KEY, PORT_STAT, RELAY_SOCK, RELAY_CONN, RELAY_SESSION_KEY, RELAY_TREE_KEY, RELAY_FILE_KEY, RELAY_FILE_ID, RELAY_EVENT];
+export const STRUCTS: readonly StructLayout[] = [PORT, SWITCH, PORT_STAT_KEY, PORT_STAT, RELAY_SOCK, RELAY_CONN, RELAY_SESSION_KEY, RELAY_TREE_KEY, RELAY_FILE_KEY, RELAY_FILE_ID, RELAY_JOURNAL, RELAY_JOURNAL_KEY, RELAY_EVENT];
 
 const off = (s: StructLayout, field: string): number => {
   const f = s.fields[field];
@@ -498,10 +534,15 @@ export interface RelaySock extends RelaySockCounts {
   frameLeft: number;
   /** The split header's bytes held for the next skb. */
   carry: Buffer;
+  /** Cut-through, journaled: the slot of the request frame being copied, and its bytes still to come (0: none). */
+  journalSlot: number;
+  journalLeft: number;
 }
 
-/** What user space installs: counts left out are 0 (a re-arm passes the ones it read back). */
-export type RelaySockInit = Omit<RelaySock, keyof RelaySockCounts> & Partial<RelaySockCounts>;
+/** What user space installs: counts and the journal cursor left out are 0 (a re-arm passes the counts it read back). */
+export type RelaySockInit = Omit<RelaySock, keyof RelaySockCounts | 'journalSlot' | 'journalLeft'> &
+  Partial<RelaySockCounts> &
+  Partial<Pick<RelaySock, 'journalSlot' | 'journalLeft'>>;
 
 export function encodeRelaySock(r: RelaySockInit): Buffer {
   const s = RELAY_SOCK;
@@ -522,6 +563,8 @@ export function encodeRelaySock(r: RelaySockInit): Buffer {
   b.writeBigUInt64LE(r.msgIdEnd ?? 0n, off(s, 'msg_id_end'));
   b.writeBigUInt64LE(BigInt(r.credits ?? 0), off(s, 'credits'));
   b.writeBigUInt64LE(BigInt(r.interims ?? 0), off(s, 'interims'));
+  b.writeUInt32LE(r.journalSlot ?? 0, off(s, 'journal_slot'));
+  b.writeUInt32LE(r.journalLeft ?? 0, off(s, 'journal_left'));
   return b;
 }
 
@@ -546,6 +589,8 @@ export function decodeRelaySock(b: Buffer): RelaySock {
     msgIdEnd: b.readBigUInt64LE(off(s, 'msg_id_end')),
     credits: Number(b.readBigUInt64LE(off(s, 'credits'))),
     interims: Number(b.readBigUInt64LE(off(s, 'interims'))),
+    journalSlot: b.readUInt32LE(off(s, 'journal_slot')),
+    journalLeft: b.readUInt32LE(off(s, 'journal_left')),
   };
 }
 
@@ -559,6 +604,12 @@ export interface RelayConn {
   rewrite: boolean;
   /** With rewrite: requests' FileIds are mapped through relay_files too (DSR_RELAY_CONN_FILES). */
   files?: boolean;
+  /**
+   * Keep a copy of every request forwarded until its final response is (DSR_RELAY_CONN_JOURNAL,
+   * RelayPrograms.journal); a compound request then passes ('compound'), one that cannot be
+   * journaled too ('journal').
+   */
+  journal?: boolean;
   /**
    * The connection's negotiated MaxReadSize, MaxWriteSize and MaxTransactSize: a READ, WRITE or
    * QUERY_INFO request larger than these (or otherwise not provably valid) passes to user space
@@ -585,7 +636,10 @@ export function encodeRelayConn(r: RelayConn): Buffer {
   const b = Buffer.alloc(s.size);
   b.writeBigInt64LE(r.msgIdDelta, off(s, 'msg_id_delta'));
   b.writeUInt32LE(r.cmdMask >>> 0, off(s, 'cmd_mask'));
-  b.writeUInt32LE((r.rewrite ? ABI.DSR_RELAY_CONN_REWRITE : 0) | (files ? ABI.DSR_RELAY_CONN_FILES : 0), off(s, 'flags'));
+  b.writeUInt32LE(
+    (r.rewrite ? ABI.DSR_RELAY_CONN_REWRITE : 0) | (files ? ABI.DSR_RELAY_CONN_FILES : 0) | (r.journal === true ? ABI.DSR_RELAY_CONN_JOURNAL : 0),
+    off(s, 'flags'),
+  );
   for (const [field, value] of [['max_read', r.maxRead], ['max_write', r.maxWrite], ['max_transact', r.maxTransact]] as const) {
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new DsrError(ErrorCode.BPF, `struct ${s.name}: ${field} ${value} is not a 32-bit size`);
     b.writeUInt32LE(value, off(s, field));
@@ -598,11 +652,13 @@ export function decodeRelayConn(b: Buffer): RelayConn {
   checkLength(s, b);
   const flags = b.readUInt32LE(off(s, 'flags'));
   const files = (flags & ABI.DSR_RELAY_CONN_FILES) !== 0;
+  const journal = (flags & ABI.DSR_RELAY_CONN_JOURNAL) !== 0;
   return {
     msgIdDelta: b.readBigInt64LE(off(s, 'msg_id_delta')),
     cmdMask: b.readUInt32LE(off(s, 'cmd_mask')),
     rewrite: (flags & ABI.DSR_RELAY_CONN_REWRITE) !== 0,
     ...(files && { files }),
+    ...(journal && { journal }),
     maxRead: b.readUInt32LE(off(s, 'max_read')),
     maxWrite: b.readUInt32LE(off(s, 'max_write')),
     maxTransact: b.readUInt32LE(off(s, 'max_transact')),
@@ -674,6 +730,50 @@ export function decodeRelayFileKey(b: Buffer): RelayFileKey {
 /** struct dsr_relay_file_id: the server's FileId, relay_files' value. */
 export const encodeRelayFileId = (id: FileId): Buffer => writeFileIdFields(RELAY_FILE_ID, Buffer.alloc(RELAY_FILE_ID.size), id);
 export const decodeRelayFileId = (b: Buffer): FileId => readFileIdFields(RELAY_FILE_ID, b);
+
+/** struct dsr_relay_journal_key: a journaled request, by connection and the MessageId the server saw. */
+export interface RelayJournalKey {
+  conn: number;
+  msgId: bigint;
+}
+
+export function encodeRelayJournalKey(k: RelayJournalKey): Buffer {
+  const b = Buffer.alloc(RELAY_JOURNAL_KEY.size);
+  b.writeUInt32LE(k.conn, off(RELAY_JOURNAL_KEY, 'conn'));
+  b.writeBigUInt64LE(k.msgId, off(RELAY_JOURNAL_KEY, 'msg_id'));
+  return b;
+}
+
+export function decodeRelayJournalKey(b: Buffer): RelayJournalKey {
+  checkLength(RELAY_JOURNAL_KEY, b);
+  return { conn: b.readUInt32LE(off(RELAY_JOURNAL_KEY, 'conn')), msgId: b.readBigUInt64LE(off(RELAY_JOURNAL_KEY, 'msg_id')) };
+}
+
+/** struct dsr_relay_journal: one journaled request frame; `data` is its first `copied` bytes. */
+export interface RelayJournal {
+  conn: number;
+  /** The NetBIOS frame's length, prefix included. */
+  len: number;
+  copied: number;
+  msgId: bigint;
+  data: Buffer;
+}
+
+/** `data` is a view of `b` (a map value is over 1 MiB: copy only what is kept). */
+export function decodeRelayJournal(b: Buffer): RelayJournal {
+  const s = RELAY_JOURNAL;
+  checkLength(s, b);
+  const len = b.readUInt32LE(off(s, 'len'));
+  const copied = b.readUInt32LE(off(s, 'copied'));
+  if (copied > len || copied > ABI.DSR_RELAY_JOURNAL_FRAME_MAX) throw new DsrError(ErrorCode.BPF, `struct ${s.name}: ${copied} of ${len} bytes copied`);
+  return {
+    conn: b.readUInt32LE(off(s, 'conn')),
+    len,
+    copied,
+    msgId: b.readBigUInt64LE(off(s, 'msg_id')),
+    data: b.subarray(off(s, 'data'), off(s, 'data') + copied),
+  };
+}
 
 /** struct dsr_relay_event: a direction of a connection went to user space. */
 export interface RelayEvent {

@@ -46,6 +46,8 @@ interface Shim {
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags: number): number;
   mapLookup(fd: number, key: Buffer, value: Buffer): number;
   mapDelete(fd: number, key: Buffer): number;
+  mapPush(fd: number, value: Buffer): number;
+  mapTake(fd: number, key: Buffer | null, value: Buffer): number;
   mapNextKey(fd: number, key: Buffer | null, next: Buffer): number;
   possibleCpus(): number;
   testRun(
@@ -91,6 +93,8 @@ function lib(): Shim {
     mapUpdate: l.func('int dsr_map_update(int fd, const void *key, const void *value, uint64_t flags)'),
     mapLookup: l.func('int dsr_map_lookup(int fd, const void *key, void *value)'),
     mapDelete: l.func('int dsr_map_delete(int fd, const void *key)'),
+    mapPush: l.func('int dsr_map_push(int fd, const void *value)'),
+    mapTake: l.func('int dsr_map_take(int fd, const void *key, void *value)'),
     mapNextKey: l.func('int dsr_map_next_key(int fd, const void *key, void *next)'),
     possibleCpus: l.func('int dsr_possible_cpus(void)'),
     testRun: l.func(
@@ -165,6 +169,25 @@ export class BpfMap {
     if (rc === -ENOENT) return false;
     check(`delete from map ${this.name}`, rc);
     return true;
+  }
+
+  /** A queue map's push; fails (E2BIG) when the queue is full. */
+  push(value: Buffer): void {
+    if (this.keySize !== 0 || value.length !== this.valueBytes) throw new DsrError(ErrorCode.BPF, `map ${this.name}: push of ${value.length} bytes onto a map with ${this.keySize}-byte keys`);
+    check(`push onto map ${this.name}`, lib().mapPush(this.fd, value));
+  }
+
+  /**
+   * Reads and deletes in one step: the value of `key`, or of a queue (no key) its oldest;
+   * undefined when the key is absent or the queue empty. Whoever takes a value owns it.
+   */
+  take(key?: Buffer): Buffer | undefined {
+    if ((key?.length ?? 0) !== this.keySize) throw new DsrError(ErrorCode.BPF, `map ${this.name}: key of ${key?.length ?? 0} bytes, expected ${this.keySize}`);
+    const value = Buffer.alloc(this.valueBytes);
+    const rc = lib().mapTake(this.fd, key ?? null, value);
+    if (rc === -ENOENT) return undefined;
+    check(`take from map ${this.name}`, rc);
+    return value;
   }
 
   keys(): Buffer[] {

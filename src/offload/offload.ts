@@ -12,7 +12,7 @@ import { formatSessionId } from '../control/tables/sessions.js';
  * bpf/include/dsr_abi.h, PASS_REASON_CODES in abi.ts) for the decisions the DSR makes before it
  * offloads, which a session or tree rule's `pass` carries (SIGNED .. LOCAL_TREE), and the relay
  * verdict's own, counted per message (SIGNED and ENCRYPTED when the message says so, NO_SOCK ..
- * INVALID).
+ * JOURNAL).
  */
 export const PassReason = {
   /** Signed sessions: the DSR must re-sign every message (the verdict: SMB2_FLAGS_SIGNED). */
@@ -57,6 +57,11 @@ export const PassReason = {
    * answers it.
    */
   INVALID: 'invalid',
+  /**
+   * A journaled connection's request the kernel could not keep a copy of (no journal slot free,
+   * the frame too long, its MessageId already journaled); user space forwards it.
+   */
+  JOURNAL: 'journal',
 } as const;
 export type PassReason = (typeof PassReason)[keyof typeof PassReason];
 

@@ -12,6 +12,11 @@
  * `written(socket)` has grown by the bytes the kernel forwarded to it since it was offloaded
  * (`drained`).
  *
+ * With the rules' `journal`, the kernel keeps a copy of every request it forwards until it
+ * forwards the final response (`journal`, `journalFrame`): what user space replays when the server
+ * dies with requests unanswered. Entries outlive `disarm` (user space reads them after it) and go
+ * with `journalFree` or `release`.
+ *
  * Everything belongs to this process's file descriptors: close() or the process dying detaches
  * the programs and frees the maps.
  */
@@ -19,8 +24,12 @@ import type { Socket } from 'node:net';
 import { DsrError, ErrorCode } from '../control/errors.js';
 import { component, silentLogger, type Logger } from '../control/log.js';
 import {
+  ABI,
+  decodeRelayJournal,
+  decodeRelayJournalKey,
   decodeRelaySock,
   encodeRelayConn,
+  encodeRelayJournalKey,
   encodeRelayFileId,
   encodeRelayFileKey,
   encodeRelaySessionKey,
@@ -31,6 +40,8 @@ import {
   RELAY_COUNTERS,
   RELAY_FILE_ID,
   RELAY_FILE_KEY,
+  RELAY_JOURNAL,
+  RELAY_JOURNAL_KEY,
   RELAY_OBJECT,
   RELAY_SESSION_KEY,
   RELAY_SOCK,
@@ -41,6 +52,7 @@ import {
   u64,
   type RelayConn,
   type RelayCounter,
+  type RelayJournal,
   type RelaySock,
 } from './abi.js';
 import { AttachType, BpfObject, closeFd, distPath, linkCreate, requireKernel, sockBuffers, sockCookie, sockWritten, UpdateFlag, type BpfMap } from './native.js';
@@ -91,7 +103,31 @@ export interface Released {
   reply: RelaySock;
 }
 
-const FRESH = { skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(0), msgs: 0, bytes: 0 } as const;
+/** A request the kernel forwarded on a journaled connection and whose final response it has not forwarded. */
+export interface JournalEntry {
+  /** The request's MessageId as forwarded (the server's id). */
+  messageId: bigint;
+  slot: number;
+  /** The NetBIOS frame's length, prefix included, and how much of it the kernel copied. */
+  length: number;
+  copied: number;
+}
+
+const FRESH = { skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(0), msgs: 0, bytes: 0, journalSlot: 0, journalLeft: 0 } as const;
+
+interface Maps {
+  socks: BpfMap;
+  state: BpfMap;
+  conns: BpfMap;
+  sessions: BpfMap;
+  trees: BpfMap;
+  files: BpfMap;
+  counters: BpfMap;
+  passes: BpfMap;
+  journal: BpfMap;
+  journalFree: BpfMap;
+  journalIndex: BpfMap;
+}
 
 export class RelayPrograms {
   private readonly conns = new Map<number, Offloaded>();
@@ -99,7 +135,7 @@ export class RelayPrograms {
 
   private constructor(
     private readonly obj: BpfObject,
-    private readonly maps: { socks: BpfMap; state: BpfMap; conns: BpfMap; sessions: BpfMap; trees: BpfMap; files: BpfMap; counters: BpfMap; passes: BpfMap },
+    private readonly maps: Maps,
     private readonly links: number[],
     private readonly log: Logger,
   ) {}
@@ -110,7 +146,7 @@ export class RelayPrograms {
     const obj = BpfObject.load(distPath(`bpf/${RELAY_OBJECT}`));
     const links: number[] = [];
     try {
-      const maps = {
+      const maps: Maps = {
         socks: obj.map(RelayMaps.socks, 4, 8),
         state: obj.map(RelayMaps.state, 8, RELAY_SOCK.size),
         conns: obj.map(RelayMaps.conns, 4, RELAY_CONN.size),
@@ -119,7 +155,11 @@ export class RelayPrograms {
         files: obj.map(RelayMaps.files, RELAY_FILE_KEY.size, RELAY_FILE_ID.size),
         counters: obj.map(RelayMaps.counters, 4, 8, true),
         passes: obj.map(RelayMaps.passes, 4, 8, true),
+        journal: obj.map(RelayMaps.journal, 4, RELAY_JOURNAL.size),
+        journalFree: obj.map(RelayMaps.journalFree, 0, 4),
+        journalIndex: obj.map(RelayMaps.journalIndex, RELAY_JOURNAL_KEY.size, 4),
       };
+      for (let slot = 0; slot < ABI.DSR_RELAY_JOURNAL_SLOTS; slot++) maps.journalFree.push(u32(slot));
       if ((opts.framing ?? 'strparser') === 'strparser') {
         links.push(linkCreate(obj.prog(RelayProgs.parser), maps.socks.fd, AttachType.SK_SKB_STREAM_PARSER, RelayProgs.parser));
         links.push(linkCreate(obj.prog(RelayProgs.verdictMsg), maps.socks.fd, AttachType.SK_SKB_STREAM_VERDICT, RelayProgs.verdictMsg));
@@ -279,8 +319,58 @@ export class RelayPrograms {
     this.maps.state.delete(u64(o.backendCookie));
     this.maps.conns.delete(u32(conn));
     this.dropIds(conn, o);
+    for (const k of this.maps.journalIndex.keys()) {
+      const key = decodeRelayJournalKey(k);
+      if (key.conn === conn) this.journalFree(conn, key.msgId);
+    }
     this.log.debug({ event: 'relay.released', conn, requests: done?.request.msgs, replies: done?.reply.msgs });
     return done;
+  }
+
+  /**
+   * Requests of this connection the kernel forwarded and whose final response it has not
+   * forwarded, by MessageId. Each read copies a slot (a little over 1 MiB).
+   */
+  journal(conn: number): JournalEntry[] {
+    this.checkOpen();
+    const found = new Map<bigint, JournalEntry>();
+    for (const k of this.maps.journalIndex.keys()) {
+      const key = decodeRelayJournalKey(k);
+      if (key.conn !== conn || found.has(key.msgId)) continue;
+      const v = this.maps.journalIndex.lookup(k);
+      if (!v) continue; // freed since the walk saw it
+      const slot = v.readUInt32LE(0);
+      const e = this.slotEntry(slot);
+      // A slot freed and taken again since is another request's.
+      if (e?.conn !== conn || e.msgId !== key.msgId) continue;
+      found.set(key.msgId, { messageId: key.msgId, slot, length: e.len, copied: e.copied });
+    }
+    return [...found.values()].sort((a, b) => (a.messageId < b.messageId ? -1 : a.messageId > b.messageId ? 1 : 0));
+  }
+
+  /**
+   * The frame of a journal entry: `copied` bytes (as the kernel has them now), NetBIOS prefix
+   * included, backend ids. Throws if the entry was let go since journal() listed it.
+   */
+  journalFrame(entry: JournalEntry): Buffer {
+    const e = this.slotEntry(entry.slot);
+    if (e?.msgId !== entry.messageId || e.len !== entry.length) {
+      throw new DsrError(ErrorCode.BPF, `journal slot ${entry.slot} no longer holds MessageId ${entry.messageId}`);
+    }
+    return Buffer.from(e.data);
+  }
+
+  /** Lets an entry go (its response came through user space, or user space took the request over); nothing if it is gone already. */
+  journalFree(conn: number, messageId: bigint): void {
+    this.checkOpen();
+    // Whoever deletes the index entry (this, or the verdict on a final response) frees the slot.
+    const slot = this.maps.journalIndex.take(encodeRelayJournalKey({ conn, msgId: messageId }));
+    if (slot) this.maps.journalFree.push(slot);
+  }
+
+  private slotEntry(slot: number): RelayJournal | undefined {
+    const v = this.maps.journal.lookup(u32(slot));
+    return v && decodeRelayJournal(v);
   }
 
   /** Connections the kernel holds now. */

@@ -21,6 +21,8 @@ import {
   decodeRelayEvent,
   decodeRelayFileId,
   decodeRelayFileKey,
+  decodeRelayJournal,
+  decodeRelayJournalKey,
   decodeRelaySessionKey,
   decodeRelaySock,
   decodeRelayTreeKey,
@@ -29,6 +31,7 @@ import {
   encodeRelayConn,
   encodeRelayFileId,
   encodeRelayFileKey,
+  encodeRelayJournalKey,
   encodeRelaySessionKey,
   encodeRelaySock,
   encodeRelayTreeKey,
@@ -40,6 +43,7 @@ import {
   PortProgs,
   RELAY_COUNTERS,
   RELAY_DIRECTIONS,
+  RELAY_JOURNAL,
   RELAY_OBJECT,
   RelayMaps,
   RelayProgs,
@@ -292,17 +296,29 @@ describe('abi.ts codecs', () => {
 
   test('dsr_relay_sock round-trips; the carry is as long as carry_len says; counts left out are 0', () => {
     const counts = { msgs: 5, bytes: 0x1_0000_0001, charge: 9, msgIdEnd: 0x1_0000_0002n, credits: 3, interims: 1 };
-    const r: RelaySock = { conn: 7, peerKey: 15, dir: 'reply', sticky: 'no-peer', skip: 3, atFrameStart: false, frameLeft: 100, carry: Buffer.from('00000042fe534d42', 'hex'), ...counts };
+    const r: RelaySock = {
+      conn: 7,
+      peerKey: 15,
+      dir: 'reply',
+      sticky: 'no-peer',
+      skip: 3,
+      atFrameStart: false,
+      frameLeft: 100,
+      carry: Buffer.from('00000042fe534d42', 'hex'),
+      ...counts,
+      journalSlot: 63,
+      journalLeft: 0x10_0000,
+    };
     const b = encodeRelaySock(r);
-    assert.equal(b.length, 200);
+    assert.equal(b.length, 208);
     assert.equal(b.subarray(0, 40).toString('hex'), '07000000' + '0f000000' + '01000000' + '0f000000' + '03000000' + '00000000' + '64000000' + '08000000' + '00000042fe534d42');
     assert.equal(
       b.subarray(148).toString('hex'),
-      '00000000' + '0500000000000000' + '0100000001000000' + '0900000000000000' + '0200000001000000' + '0300000000000000' + '0100000000000000',
+      '00000000' + '0500000000000000' + '0100000001000000' + '0900000000000000' + '0200000001000000' + '0300000000000000' + '0100000000000000' + '3f000000' + '00001000',
     );
     assert.deepEqual(decodeRelaySock(b), r);
     const fresh = { conn: 1, peerKey: 3, dir: 'request' as const, skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(0) };
-    const zero = { msgs: 0, bytes: 0, charge: 0, msgIdEnd: 0n, credits: 0, interims: 0 };
+    const zero = { msgs: 0, bytes: 0, charge: 0, msgIdEnd: 0n, credits: 0, interims: 0, journalSlot: 0, journalLeft: 0 };
     assert.deepEqual(decodeRelaySock(encodeRelaySock(fresh)), { ...fresh, ...zero }, 'not sticky: sticky 0, left out');
   });
 
@@ -315,12 +331,28 @@ describe('abi.ts codecs', () => {
     assert.equal(encodeRelayConn(files).subarray(0, 16).toString('hex'), '0500000000000000' + '40010000' + '03000000', 'flags REWRITE | FILES');
     assert.deepEqual(decodeRelayConn(encodeRelayConn(files)), files);
     assert.equal(encodeRelayConn({ ...files, rewrite: false }).readUInt32LE(12), 0, 'FILES only with REWRITE');
+    const journal = { ...files, journal: true };
+    assert.equal(encodeRelayConn(journal).readUInt32LE(12), 7, 'flags REWRITE | FILES | JOURNAL');
+    assert.deepEqual(decodeRelayConn(encodeRelayConn(journal)), journal);
+    assert.equal(encodeRelayConn({ ...c, rewrite: false, journal: true }).readUInt32LE(12), 4, 'JOURNAL without REWRITE');
     const sk = { conn: 2, dir: 'reply' as const, id: 0x1122334455667788n };
     assert.equal(encodeRelaySessionKey(sk).toString('hex'), '02000000' + '01000000' + '8877665544332211');
     assert.deepEqual(decodeRelaySessionKey(encodeRelaySessionKey(sk)), sk);
     const tk = { conn: 2, dir: 'request' as const, id: 0x11 };
     assert.equal(encodeRelayTreeKey(tk).toString('hex'), '02000000' + '00000000' + '11000000' + '00000000');
     assert.deepEqual(decodeRelayTreeKey(encodeRelayTreeKey(tk)), tk);
+  });
+
+  test('dsr_relay_journal_key encodes as the header lays it out; dsr_relay_journal decodes its first `copied` bytes', () => {
+    const k = { conn: 9, msgId: 0x1122334455667788n };
+    assert.equal(encodeRelayJournalKey(k).toString('hex'), '09000000' + '00000000' + '8877665544332211');
+    assert.deepEqual(decodeRelayJournalKey(encodeRelayJournalKey(k)), k);
+    const v = Buffer.alloc(RELAY_JOURNAL.size);
+    Buffer.from('09000000' + '0a000000' + '03000000' + '00000000' + '8877665544332211' + 'aabbccdd', 'hex').copy(v);
+    assert.deepEqual(decodeRelayJournal(v), { conn: 9, len: 10, copied: 3, msgId: k.msgId, data: Buffer.from('aabbcc', 'hex') });
+    v.writeUInt32LE(11, 8);
+    assert.throws(() => decodeRelayJournal(v), /11 of 10 bytes copied/);
+    assert.throws(() => decodeRelayJournal(Buffer.alloc(24)), /24 bytes, expected 1069080/);
   });
 
   test('dsr_relay_file_key and dsr_relay_file_id encode as the header lays them out', () => {
@@ -351,7 +383,8 @@ describe('abi.ts codecs', () => {
     assert.deepEqual(decodeRelayEvent(ev(0, 1)), { conn: 7, dir: 'request', reason: 'signed' });
     assert.throws(() => decodeRelayEvent(ev(0, 0)), /unknown pass reason 0/);
     assert.deepEqual(decodeRelayEvent(ev(0, 19)), { conn: 7, dir: 'request', reason: 'invalid' });
-    assert.throws(() => decodeRelayEvent(ev(0, ABI.DSR_PASS_REASON_MAX)), /unknown pass reason 20/);
+    assert.deepEqual(decodeRelayEvent(ev(0, 20)), { conn: 7, dir: 'request', reason: 'journal' });
+    assert.throws(() => decodeRelayEvent(ev(0, ABI.DSR_PASS_REASON_MAX)), /unknown pass reason 21/);
     assert.throws(() => decodeRelayEvent(ev(2, 1)), /unknown direction 2/);
   });
 
@@ -359,7 +392,7 @@ describe('abi.ts codecs', () => {
     assert.throws(() => encodePort({ server: 1, address: '198.18.1', mac: '02:00:00:00:01:0a' }), /not an IPv4 address/);
     assert.throws(() => encodePort({ server: 1, address: '198.18.1.1', mac: '02:00:00:00:01' }), /not a MAC address/);
     assert.throws(() => decodePort(Buffer.alloc(15)), /15 bytes, expected 16/);
-    assert.throws(() => decodeRelaySock(Buffer.alloc(199)), /199 bytes, expected 200/);
+    assert.throws(() => decodeRelaySock(Buffer.alloc(199)), /199 bytes, expected 208/);
     assert.throws(() => encodeRelaySock({ conn: 1, peerKey: 3, dir: 'request', skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(117) }), /117 carried bytes, at most 116/);
     assert.throws(() => decodeRelayFileKey(Buffer.alloc(16)), /16 bytes, expected 24/);
   });
