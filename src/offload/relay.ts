@@ -354,7 +354,9 @@ export class RelayPrograms {
    */
   journalFrame(entry: JournalEntry): Buffer {
     const e = this.slotEntry(entry.slot);
-    if (e?.msgId !== entry.messageId || e.len !== entry.length) {
+    // A slot let go keeps its bytes: the index says whether it still holds this request.
+    const indexed = e && this.maps.journalIndex.lookup(encodeRelayJournalKey({ conn: e.conn, msgId: entry.messageId }))?.readUInt32LE(0);
+    if (e?.msgId !== entry.messageId || e.len !== entry.length || indexed !== entry.slot) {
       throw new DsrError(ErrorCode.BPF, `journal slot ${entry.slot} no longer holds MessageId ${entry.messageId}`);
     }
     return Buffer.from(e.data);

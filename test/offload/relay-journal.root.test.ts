@@ -1,0 +1,300 @@
+/**
+ * The relay's request journal (DSR_RELAY_CONN_JOURNAL, issue 5 "nothing lost") through
+ * src/offload/relay.ts, with both framings, on loopback sockets as root: every request the kernel
+ * forwards is kept, byte for byte as the server received it, until the kernel forwards its final
+ * response; what cannot be journaled passes to user space. The server is a plain TCP server of
+ * this test that answers only when told to, so requests stay unanswered as long as a test wants.
+ *
+ *   client --TCP--> [accepted]  relay_socks 2*conn    (requests: journaled when forwarded)
+ *                   [backend]   relay_socks 2*conn+1  --TCP--> server (answers when told)
+ */
+import assert from 'node:assert/strict';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, test } from 'node:test';
+import { ABI } from '../../src/offload/abi.js';
+import { probeKernel } from '../../src/offload/native.js';
+import { RelayPrograms, type RelayFraming } from '../../src/offload/relay.js';
+import { NtStatus } from '../../src/control/wire/ntstatus.js';
+import { SMB2_HEADER_SIZE, Smb2Command, Smb2Flags } from '../../src/control/wire/smb2/constants.js';
+import { encodeHeader, type Smb2Header } from '../../src/control/wire/smb2/header.js';
+import type { FileId } from '../../src/control/wire/smb2/file-id.js';
+import { encodeReadRequest } from '../../src/control/wire/smb2/read.js';
+import { encodeWriteRequest } from '../../src/control/wire/smb2/write.js';
+import type { RelayConn } from '../../src/offload/abi.js';
+
+const rootSkip = process.getuid?.() === 0 ? false : 'needs root: bpf() loads programs';
+const skip = rootSkip || (probeKernel().sockmapLinks ? false : 'the kernel has no sockmap links for sk_skb programs (Linux >= 6.10)');
+if (skip) console.log(`# relay journal skipped: ${skip}`);
+
+const CLIENT = { session: 0x1111n, tree: 5 };
+const BACKEND = { session: 0x2222n, tree: 9 };
+const DELTA = 1000n;
+const FILE = { client: { Persistent: 0xd5d5n, Volatile: 1n } as FileId, backend: { Persistent: 0x5e5en, Volatile: 0x77n } as FileId };
+const MIB = 1024 * 1024;
+const IDS = { sessions: [[CLIENT.session, BACKEND.session]] as const, trees: [[CLIENT.tree, BACKEND.tree]] as const, files: [[FILE.client, FILE.backend]] as const };
+const RULES: RelayConn = {
+  msgIdDelta: DELTA,
+  cmdMask: (1 << Smb2Command.READ) | (1 << Smb2Command.WRITE),
+  rewrite: true,
+  files: true,
+  journal: true,
+  maxRead: MIB,
+  maxWrite: MIB,
+  maxTransact: 65536,
+};
+/** Both sockets' buffers: the strparser holds a whole 1 MiB WRITE (the kernel doubles this). */
+const BUFFERS = 4 * MIB;
+
+function message(h: Partial<Smb2Header>, body: Buffer): Buffer {
+  const hdr = encodeHeader({ CreditCharge: 1, Status: 0, Command: 0, Credit: 1, Flags: 0, NextCommand: 0, MessageId: 0n, Reserved: 0, TreeId: 0, AsyncId: 0n, SessionId: 0n, Signature: Buffer.alloc(16), ...h });
+  const nb = Buffer.alloc(4);
+  nb.writeUInt32BE(hdr.length + body.length);
+  return Buffer.concat([nb, hdr, body]);
+}
+
+const readBody = () => encodeReadRequest({ Padding: 0, Flags: 0, Length: 4096, Offset: 0n, FileId: FILE.client, MinimumCount: 0, Channel: 0, RemainingBytes: 0, ReadChannelInfo: Buffer.alloc(0) });
+const request = (h: Partial<Smb2Header>, body: Buffer) => message({ SessionId: CLIENT.session, TreeId: CLIENT.tree, ...h }, body);
+const read = (mid: bigint) => request({ Command: Smb2Command.READ, MessageId: mid }, readBody());
+/** The server's answer to a request the kernel forwarded: its final response, or an interim one. */
+const response = (command: number, serverMid: bigint, interim = false) =>
+  interim
+    ? message({ Command: command, MessageId: serverMid, Status: NtStatus.STATUS_PENDING, Flags: Smb2Flags.SERVER_TO_REDIR | Smb2Flags.ASYNC_COMMAND, AsyncId: 0x77n, SessionId: BACKEND.session }, Buffer.alloc(8))
+    : message({ Command: command, MessageId: serverMid, Flags: Smb2Flags.SERVER_TO_REDIR, SessionId: BACKEND.session, TreeId: BACKEND.tree }, Buffer.alloc(16));
+
+const until = async (what: string, ok: () => boolean): Promise<void> => {
+  for (let i = 0; i < 1000 && !ok(); i++) await sleep(5);
+  assert.ok(ok(), `timed out waiting for ${what}`);
+};
+
+/** Everything a socket received, and its NetBIOS frames (prefix included). */
+class Received {
+  private chunks: Buffer[] = [];
+  constructor(socket: Socket) {
+    socket.on('data', (c: Buffer) => this.chunks.push(c));
+  }
+  get bytes(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+  frames(): Buffer[] {
+    const b = this.bytes;
+    const out: Buffer[] = [];
+    for (let at = 0; at + 4 <= b.length; ) {
+      const end = at + 4 + b.readUInt32BE(at);
+      if (end > b.length) break;
+      out.push(b.subarray(at, end));
+      at = end;
+    }
+    return out;
+  }
+}
+
+/** One client connection as the DSR holds it: the client's socket, its accepted end, a backend socket and the server's end. */
+interface Pair {
+  client: Socket;
+  accepted: Socket;
+  backend: Socket;
+  server: Socket;
+  atServer: Received;
+  atClient: Received;
+  /** What reached Node on the relay's sockets (passed by the verdict). */
+  atNode: Received;
+}
+
+for (const framing of ['strparser', 'cut-through'] as RelayFraming[]) {
+  describe(`the relay's request journal (${framing})`, { skip }, () => {
+    let relay: RelayPrograms;
+    let servers: Server[] = [];
+    const pairs: Pair[] = [];
+    const counter = (name: 'journaled' | 'journal-freed' | 'fwd-skb') => relay.counters()[name];
+
+    async function pair(): Promise<Pair> {
+      let server: Socket | undefined;
+      const srv = createServer((s) => (server = s));
+      let accepted: Socket | undefined;
+      const dsr = createServer((s) => (accepted = s));
+      servers.push(srv, dsr);
+      await Promise.all([srv, dsr].map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
+      const backend = connect({ host: '127.0.0.1', port: (srv.address() as { port: number }).port, noDelay: true });
+      const client = connect({ host: '127.0.0.1', port: (dsr.address() as { port: number }).port, noDelay: true });
+      await until('both connections', () => server !== undefined && accepted !== undefined);
+      const p = { client, accepted: accepted!, backend, server: server!, atServer: new Received(server!), atClient: new Received(client), atNode: new Received(accepted!) };
+      pairs.push(p);
+      return p;
+    }
+
+    before(() => {
+      relay = RelayPrograms.open({ framing });
+    });
+
+    after(async () => {
+      for (const p of pairs) for (const s of [p.client, p.accepted, p.backend, p.server]) s.destroy();
+      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+      servers = [];
+      relay?.close();
+    });
+
+    describe('one connection, journal on', () => {
+      const CONN = 1;
+      let p: Pair;
+      /** After a pass the request direction stays with user space: the test takes it back and lends it again. */
+      const rearm = () => {
+        relay.disarm(CONN);
+        relay.arm(CONN, RULES, IDS);
+      };
+
+      before(async () => {
+        p = await pair();
+        relay.offload(CONN, p.accepted, p.backend, RULES, IDS, BUFFERS);
+      });
+
+      test('a READ forwarded leaves one entry: the frame the server received, MessageId as forwarded', async () => {
+        const journaled = counter('journaled');
+        p.client.write(read(10n));
+        await until('the READ at the server', () => p.atServer.frames().length === 1);
+        const entries = relay.journal(CONN);
+        const frame = p.atServer.frames()[0]!;
+        assert.deepEqual(entries.map((e) => [e.messageId, e.length, e.copied]), [[10n + DELTA, frame.length, frame.length]]);
+        assert.ok(entries[0]!.slot >= 0 && entries[0]!.slot < ABI.DSR_RELAY_JOURNAL_SLOTS);
+        assert.deepEqual(relay.journalFrame(entries[0]!), frame);
+        assert.equal(frame.readBigUInt64LE(4 + 40), BACKEND.session, 'the backend ids, as the server got them');
+        assert.equal(counter('journaled'), journaled + 1);
+        assert.equal(p.atNode.bytes.length, 0);
+      });
+
+      test('an interim response leaves the entry; the final response frees it', async () => {
+        const freed = counter('journal-freed');
+        p.server.write(response(Smb2Command.READ, 10n + DELTA, true));
+        await until('the interim response at the client', () => p.atClient.frames().length === 1);
+        assert.deepEqual(relay.journal(CONN).map((e) => e.messageId), [10n + DELTA]);
+        p.server.write(response(Smb2Command.READ, 10n + DELTA));
+        await until('the final response at the client', () => p.atClient.frames().length === 2);
+        assert.equal(p.atClient.frames()[1]!.readBigUInt64LE(4 + 24), 10n, "the client's MessageId");
+        assert.deepEqual(relay.journal(CONN), []);
+        assert.equal(counter('journal-freed'), freed + 1);
+      });
+
+      test('a header split across sends is journaled whole, once its frame goes', async () => {
+        const frame = read(11n);
+        p.client.write(frame.subarray(0, 30));
+        await sleep(30);
+        p.client.write(frame.subarray(30));
+        await until('the READ at the server', () => p.atServer.frames().length === 2);
+        const [entry] = relay.journal(CONN);
+        assert.deepEqual(relay.journalFrame(entry!), p.atServer.frames()[1]);
+        p.server.write(response(Smb2Command.READ, 11n + DELTA));
+        await until('the journal empty', () => relay.journal(CONN).length === 0);
+      });
+
+      test('a 1 MiB WRITE sent in 64 KiB pieces is journaled whole (cut-through: one skb at a time)', async () => {
+        const data = Buffer.alloc(MIB);
+        for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(i * 2654435761 >>> 0, i);
+        const body = encodeWriteRequest({ Offset: 0n, FileId: FILE.client, Channel: 0, RemainingBytes: 0, WriteChannelInfo: Buffer.alloc(0), Flags: 0, Data: data });
+        const frame = request({ Command: Smb2Command.WRITE, MessageId: 12n, CreditCharge: 16 }, body);
+        const skbs = counter('fwd-skb');
+        for (let at = 0; at < frame.length; at += 65536) {
+          p.client.write(frame.subarray(at, at + 65536));
+          await sleep(2);
+        }
+        await until('the WRITE at the server', () => p.atServer.frames().length === 3);
+        const atServer = p.atServer.frames()[2]!;
+        assert.equal(atServer.length, frame.length);
+        const [entry] = relay.journal(CONN);
+        assert.deepEqual([entry!.messageId, entry!.length, entry!.copied], [12n + DELTA, frame.length, frame.length]);
+        assert.ok(relay.journalFrame(entry!).equals(atServer), 'the journaled frame is the bytes the server received');
+        if (framing === 'cut-through') assert.ok(counter('fwd-skb') - skbs >= 16, `forwarded in ${counter('fwd-skb') - skbs} skbs`);
+        p.server.write(response(Smb2Command.WRITE, 12n + DELTA));
+        await until('the journal empty', () => relay.journal(CONN).length === 0);
+      });
+
+      test("a compound passes 'compound', untouched, before anything of it is journaled", async () => {
+        const passes = relay.passes().compound ?? 0;
+        const journaled = counter('journaled');
+        const first = readBody();
+        const padded = Buffer.concat([first, Buffer.alloc(56 - first.length)]);
+        const chained = request({ Command: Smb2Command.READ, MessageId: 13n, NextCommand: SMB2_HEADER_SIZE + 56 }, padded);
+        const second = request({ Command: Smb2Command.READ, MessageId: 14n }, readBody());
+        const compound = Buffer.concat([chained.subarray(0, 4), chained.subarray(4), second.subarray(4)]);
+        compound.writeUInt32BE(compound.length - 4, 0);
+        p.client.write(compound);
+        await until('the compound in Node', () => p.atNode.bytes.length === compound.length);
+        assert.deepEqual(p.atNode.bytes, compound, 'the bytes as the client sent them');
+        assert.equal(p.atServer.frames().length, 3, 'the server got nothing');
+        assert.equal(relay.passes().compound, passes + 1);
+        assert.equal(relay.state(CONN).request.sticky, 'compound');
+        assert.equal(counter('journaled'), journaled);
+        assert.deepEqual(relay.journal(CONN), []);
+        rearm();
+      });
+
+      test("with every slot taken the next request passes 'journal'; disarm leaves the entries, journalFree lets one go", async () => {
+        const n = ABI.DSR_RELAY_JOURNAL_SLOTS;
+        const seen = p.atServer.frames().length;
+        const before = p.atNode.bytes.length;
+        p.client.write(Buffer.concat(Array.from({ length: n }, (_, i) => read(100n + BigInt(i)))));
+        await until(`${n} READs at the server`, () => p.atServer.frames().length === seen + n);
+        assert.equal(relay.journal(CONN).length, n);
+        const passes = relay.passes().journal ?? 0;
+        const extra = read(100n + BigInt(n));
+        p.client.write(extra);
+        await until('the last READ in Node', () => p.atNode.bytes.length === before + extra.length);
+        assert.deepEqual(p.atNode.bytes.subarray(before), extra, 'untouched');
+        assert.equal(relay.passes().journal, passes + 1);
+        assert.equal(relay.state(CONN).request.sticky, 'journal');
+        relay.disarm(CONN);
+        const entries = relay.journal(CONN);
+        assert.deepEqual(
+          entries.map((e) => e.messageId),
+          Array.from({ length: n }, (_, i) => 100n + BigInt(i) + DELTA),
+        );
+        assert.equal(new Set(entries.map((e) => e.slot)).size, n, 'one slot each');
+        const frames = p.atServer.frames().slice(seen);
+        assert.ok(entries.every((e, i) => relay.journalFrame(e).equals(frames[i]!)));
+        relay.journalFree(CONN, 100n + DELTA);
+        relay.journalFree(CONN, 100n + DELTA);
+        assert.equal(relay.journal(CONN).length, n - 1, 'freed once');
+        assert.throws(() => relay.journalFrame(entries[0]!), /no longer holds/);
+        relay.arm(CONN, RULES, IDS);
+      });
+
+      test('release frees every entry of the connection', () => {
+        assert.equal(relay.journal(CONN).length, ABI.DSR_RELAY_JOURNAL_SLOTS - 1);
+        relay.release(CONN);
+        assert.deepEqual(relay.journal(CONN), []);
+      });
+    });
+
+    test('after release every slot is free again: another connection journals 64 requests', async () => {
+      const CONN = 2;
+      const p = await pair();
+      relay.offload(CONN, p.accepted, p.backend, RULES, IDS, BUFFERS);
+      const n = ABI.DSR_RELAY_JOURNAL_SLOTS;
+      const passes = relay.passes().journal ?? 0;
+      p.client.write(Buffer.concat(Array.from({ length: n }, (_, i) => read(BigInt(i)))));
+      await until(`${n} READs at the server`, () => p.atServer.frames().length === n);
+      assert.equal(relay.journal(CONN).length, n);
+      assert.equal(relay.passes().journal ?? 0, passes);
+      relay.release(CONN);
+    });
+
+    test('with journal off nothing is journaled, and a compound is forwarded as before', async () => {
+      const CONN = 3;
+      const p = await pair();
+      relay.offload(CONN, p.accepted, p.backend, { ...RULES, journal: false }, IDS, BUFFERS);
+      const journaled = counter('journaled');
+      const first = readBody();
+      const chained = request({ Command: Smb2Command.READ, MessageId: 1n, NextCommand: SMB2_HEADER_SIZE + 56 }, Buffer.concat([first, Buffer.alloc(56 - first.length)]));
+      const second = request({ Command: Smb2Command.READ, MessageId: 2n }, readBody());
+      const compound = Buffer.concat([chained, second.subarray(4)]);
+      compound.writeUInt32BE(compound.length - 4, 0);
+      p.client.write(Buffer.concat([read(0n), compound]));
+      await until('both frames at the server', () => p.atServer.frames().length === 2);
+      assert.deepEqual(relay.journal(CONN), []);
+      assert.equal(counter('journaled'), journaled);
+      assert.equal(p.atNode.bytes.length, 0);
+      p.server.write(response(Smb2Command.READ, DELTA));
+      await until('the response at the client', () => p.atClient.frames().length === 1);
+      relay.release(CONN);
+    });
+  });
+}
