@@ -667,13 +667,21 @@ static __always_inline int pass(struct dsr_relay_sock *rs, __u32 reason)
 	return SK_PASS;
 }
 
-/* The peer socket, or a pass to user space; a pass makes the direction sticky. */
-static __always_inline int forward(struct __sk_buff *skb, struct dsr_relay_sock *rs, const struct tally *t, __u32 bytes)
+/*
+ * The peer socket, or a pass to user space; a pass makes the direction sticky. With no peer (its
+ * socket closed), user space gets bytes whose headers are rewritten already: it sends the first
+ * `pass_skip` of them (from the skb's start) on raw, as the kernel would have, and its journal
+ * entries stay, for user space to take the requests over if their server is gone.
+ */
+static __always_inline int forward(struct __sk_buff *skb, struct dsr_relay_sock *rs, const struct tally *t, __u32 bytes,
+				   __u32 pass_skip)
 {
 	__u32 key = rs->peer_key;
 
-	if (bpf_sk_redirect_hash(skb, &relay_socks, &key, 0) != SK_PASS)
+	if (bpf_sk_redirect_hash(skb, &relay_socks, &key, 0) != SK_PASS) {
+		rs->skip = pass_skip;
 		return pass(rs, DSR_PASS_NO_PEER);
+	}
 	rs->msgs += t->msgs;
 	rs->bytes += bytes;
 	rs->charge += t->charge;
@@ -720,6 +728,11 @@ int relay_verdict_msg(struct __sk_buff *skb)
 	__u32 off, frame_left, nb, next, i;
 	int r;
 
+	/* A FIN without data: nothing to forward, and redirected it would break the peer socket
+	 * (the kernel's sender reports a zero-length send as EPIPE there). The socket has seen
+	 * the FIN already; user space reads the end of the stream. */
+	if (!skb->len)
+		return SK_DROP;
 	if (!rs)
 		return pass(NULL, DSR_PASS_NO_SOCK);
 	if (rs->sticky)
@@ -753,7 +766,7 @@ int relay_verdict_msg(struct __sk_buff *skb)
 			/* A journaled request is the frame's only header: all of it is here. */
 			if (w.slot >= 0)
 				journal_copy(skb, rs->conn, w.slot, off - DSR_NB_HDR_LEN, nb + DSR_NB_HDR_LEN);
-			return forward(skb, rs, &w.t, nb + DSR_NB_HDR_LEN);
+			return forward(skb, rs, &w.t, nb + DSR_NB_HDR_LEN, nb + DSR_NB_HDR_LEN);
 		}
 		if (next < DSR_SMB2_HDR_LEN || next >= frame_left || (next & 7))
 			return pass(rs, DSR_PASS_COMPOUND);
@@ -857,8 +870,18 @@ static int cut_step(__u32 index, void *ctx)
 		rs->skip = c->pos - c->len;
 		rs->at_nb = c->at_nb;
 		rs->frame_left = c->frame_left;
-		c->verdict = forward(skb, rs, &c->w.t, skb->len);
+		c->verdict = forward(skb, rs, &c->w.t, skb->len, c->pos);
 		return 1;
+	}
+	/* A prefix that is no session message, or one too short for an SMB2 header, goes to user
+	 * space at once: no byte to come would make it a header worth holding in the carry (a
+	 * Samba client's 5-byte suicide message waited there for the next message). */
+	if (c->at_nb && c->pos + DSR_NB_HDR_LEN <= c->len) {
+		if (bpf_skb_load_bytes(skb, c->pos, &nb, sizeof(nb)))
+			return cut_fail(c, DSR_PASS_ERROR);
+		nb = bpf_ntohl(nb);
+		if ((nb >> 24) || nb < DSR_SMB2_HDR_LEN)
+			return cut_fail(c, DSR_PASS_BAD_MAGIC);
 	}
 	need = c->at_nb ? DSR_NB_HDR_LEN + DSR_SMB2_HDR_LEN : DSR_SMB2_HDR_LEN;
 	if (c->pos + need <= c->len) {
@@ -895,7 +918,7 @@ static int cut_step(__u32 index, void *ctx)
 			c->verdict = SK_DROP;
 			return 1;
 		}
-		c->verdict = forward(skb, rs, &c->w.t, skb->len);
+		c->verdict = forward(skb, rs, &c->w.t, skb->len, c->pos);
 		return 1;
 	}
 	hdr = c->pos;
@@ -938,6 +961,11 @@ int relay_verdict_cut(struct __sk_buff *skb)
 	struct cut c;
 	__u32 carried;
 
+	/* A FIN without data: nothing to forward, and redirected it would break the peer socket
+	 * (the kernel's sender reports a zero-length send as EPIPE there). The socket has seen
+	 * the FIN already; user space reads the end of the stream. */
+	if (!skb->len)
+		return SK_DROP;
 	if (!rs)
 		return pass(NULL, DSR_PASS_NO_SOCK);
 	if (rs->sticky)

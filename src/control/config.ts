@@ -132,12 +132,13 @@ export const configSchema = z
      * anything else arrives. 'off' (default), or the framing: 'strparser' (whole messages) or
      * 'cut-through'. A kernel without the feature gets one log line and the user-space path.
      * While it is on, the DSR offers at most `maxIoSize` for MaxRead/Write/TransactSize: a whole
-     * message must fit a socket's receive buffer, and smaller messages pipeline.
+     * message must fit a socket's receive buffer and a slot of the kernel's journal of forwarded
+     * requests (DSR_RELAY_JOURNAL_BYTES: 1 MiB of payload), and smaller messages pipeline.
      */
     relay: z
       .object({
         mode: z.enum(['off', 'strparser', 'cut-through']).default('off'),
-        maxIoSize: z.number().int().min(65536).max(8 * MiB).default(MiB),
+        maxIoSize: z.number().int().min(65536).max(MiB).default(MiB),
       })
       .default({ mode: 'off', maxIoSize: MiB }),
     limits: z

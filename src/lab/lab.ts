@@ -286,9 +286,16 @@ export function labDsrConfig(plan: LabPlan, opts: { portFilter?: boolean; relay?
     agents: { listen: { address: ADDRESSES.dsrStorage, port: ANNOUNCE_PORT }, keyFile: plan.agentKeyPath, heartbeatTimeoutMs: LAB_SILENCE_MS },
     discovery: { account: { user: LAB_USERS[0]!.name } },
     health: { source: ADDRESSES.dsrProbe, probeTimeoutMs: LAB_SILENCE_MS },
-    log: { level: 'info', file: plan.dsr.logFile },
+    log: { level: labLogLevel(), file: plan.dsr.logFile },
     relay: { mode: opts.relay ?? defaultRelay() },
   };
+}
+
+/** The lab DSR's log level: DSR_LAB_LOG_LEVEL (debug, to follow one connection), else info. */
+function labLogLevel(): 'info' | 'debug' | 'trace' {
+  const v = process.env.DSR_LAB_LOG_LEVEL ?? 'info';
+  if (v !== 'info' && v !== 'debug' && v !== 'trace') throw new DsrError(ErrorCode.USAGE, `DSR_LAB_LOG_LEVEL must be info, debug or trace, not '${v}'`);
+  return v;
 }
 
 /** The lab DSR's relay.mode when the caller does not say: DSR_LAB_RELAY (so a whole test run can use the relay), else off. */

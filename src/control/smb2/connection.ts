@@ -202,6 +202,7 @@ export class Smb2Connection {
       log: this.log,
       quiet: () => this.quiet(),
       receive: (chunk) => this.receive(chunk),
+      adopt: (msg) => this.adopt(msg),
       sendMessage: (msg, release) => this.sendReplies([{ msg, signWith: undefined, onWire: undefined, after: undefined, release }]),
       holdClientWrites: () => (this.writesHeld ??= []),
       releaseClientWrites: () => {
@@ -244,6 +245,21 @@ export class Smb2Connection {
     }
   }
 
+  /**
+   * A request the kernel relay forwarded to a lost server, from its journal: queued like a frame
+   * just read (so the failover replays it), with its MessageId already consumed.
+   */
+  private adopt(msg: Buffer): void {
+    if (this.closed) return;
+    this.frames++;
+    this.queue = this.queue
+      .then(() => this.handleFrame(msg, true))
+      .then(() => {
+        this.frames--;
+        this.kernel.tryLend();
+      });
+  }
+
   /** Takes the connection back from the kernel relay, if it has it (the relay is turned off). */
   takeBackFromKernel(why: string): Promise<void> {
     return this.kernel.takeBack(why);
@@ -270,7 +286,7 @@ export class Smb2Connection {
    * the frame's replies go out together when each message has its first response. The next
    * frame does not wait for servers.
    */
-  private async handleFrame(received: Buffer): Promise<void> {
+  private async handleFrame(received: Buffer, adopted = false): Promise<void> {
     let frame = received;
     if (this.closed) return;
     try {
@@ -292,7 +308,7 @@ export class Smb2Connection {
       const batches = new Map<BackendLink, Batch>();
       let related: Related = { status: NtStatus.STATUS_SUCCESS };
       for (let i = 0; i < msgs.length; i++) {
-        const r = await this.handleMessage(msgs[i]!, i > 0 ? related : undefined, batches, { last: i === msgs.length - 1 }, encryptedBy);
+        const r = await this.handleMessage(msgs[i]!, i > 0 ? related : undefined, batches, { last: i === msgs.length - 1, adopted }, encryptedBy);
         if (!r) continue;
         slots.push(r.out);
         related = r.related;
@@ -337,7 +353,7 @@ export class Smb2Connection {
     msg: Buffer,
     prev: Related | undefined,
     batches: Map<BackendLink, Batch>,
-    place: { last: boolean },
+    place: { last: boolean; adopted: boolean },
     encryptedBy: Session | undefined,
   ): Promise<{ out: Slot; related: Related } | undefined> {
     const hdr = decodeHeader(msg);
@@ -353,7 +369,7 @@ export class Smb2Connection {
       return undefined;
     }
     // 3.3.5.2.3 sequence window; a client outside it has lost sync and is disconnected.
-    if (!this.credits.consume(hdr.MessageId, this.state.dialect === 0x0202 ? 1 : hdr.CreditCharge)) {
+    if (!place.adopted && !this.credits.consume(hdr.MessageId, this.state.dialect === 0x0202 ? 1 : hdr.CreditCharge)) {
       throw new Disconnect(`MessageId ${hdr.MessageId} (CreditCharge ${hdr.CreditCharge}) is outside the credit window`);
     }
     const isRelated = (hdr.Flags & Smb2Flags.RELATED_OPERATIONS) !== 0;
@@ -451,7 +467,7 @@ export class Smb2Connection {
     const r = await ran;
     if (r.disconnect) throw new Disconnect(r.disconnect);
     if (r.forward && session) {
-      return { out: this.forwardMessage(hdr, session, tree, isRelated, r.forward, batches, encryptedBy), related: { session, tree, forward: r.forward, status: NtStatus.STATUS_SUCCESS } };
+      return { out: this.forwardMessage(hdr, session, tree, isRelated, r.forward, batches, encryptedBy, place.adopted), related: { session, tree, forward: r.forward, status: NtStatus.STATUS_SUCCESS } };
     }
     const replySession = r.signWith ?? (r.unsigned ? undefined : (r.sessionId !== undefined ? this.ctx.sessions.get(r.sessionId) : session));
     const out = this.reply(hdr, r, replySession, isRelated);
@@ -479,6 +495,7 @@ export class Smb2Connection {
     fwd: Forward,
     batches: Map<BackendLink, Batch>,
     encryptWith: Session | undefined,
+    adopted = false,
   ): Promise<Outgoing> {
     const f: Forwarded = { req: hdr, session, tree, related, forward: fwd, handle: undefined, asyncId: undefined, firstSent: undefined, encryptWith };
     this.inflight.set(hdr.MessageId, f);
@@ -514,7 +531,9 @@ export class Smb2Connection {
         session: fwd.route.bs.session,
         onResponse: (m, h, release) => {
           // A request replayed after failover pends again: the client had its interim response.
-          if (f.asyncId !== undefined && h.Status === NtStatus.STATUS_PENDING && (h.Flags & Smb2Flags.ASYNC_COMMAND) !== 0) {
+          // One taken over from the kernel relay may have had one the kernel passed on: a second
+          // would be a protocol error to the client, and none is needed.
+          if ((f.asyncId !== undefined || adopted) && h.Status === NtStatus.STATUS_PENDING && (h.Flags & Smb2Flags.ASYNC_COMMAND) !== 0) {
             release?.();
             return;
           }
@@ -657,7 +676,8 @@ export class Smb2Connection {
   /** Waits until a tree has no request in flight but pending async ones (they never end on their own). */
   private async drain(tree: Tree): Promise<void> {
     const deadline = Date.now() + this.ctx.config.limits.backendTimeoutSeconds * 1000;
-    const busy = () => [...this.inflight.values()].some((f) => f.tree === tree && f.asyncId === undefined);
+    // Requests the kernel relay forwarded are on the tree's server too (a lent connection has one).
+    const busy = () => this.kernel.outstanding > 0 || [...this.inflight.values()].some((f) => f.tree === tree && f.asyncId === undefined);
     while (busy() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2));
   }
 

@@ -20,10 +20,10 @@ import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Tree } from '../tables/trees.js';
 import { NtStatus } from '../wire/ntstatus.js';
-import { Smb2Command, Smb2Dialect, Smb2Flags } from '../wire/smb2/constants.js';
-import type { FileId } from '../wire/smb2/file-id.js';
+import { SMB2_HEADER_SIZE, Smb2Command, Smb2Dialect, Smb2Flags } from '../wire/smb2/constants.js';
+import { type FileId, fileIdKey, getFileId, REQUEST_FILE_ID_AT, setFileId } from '../wire/smb2/file-id.js';
 import { Hdr, type Smb2Header } from '../wire/smb2/header.js';
-import { drained, written, type RelayPrograms, type Released } from '../../offload/relay.js';
+import { drained, written, type JournalEntry, type RelayPrograms, type Released } from '../../offload/relay.js';
 import type { BackendLink } from './backend.js';
 import type { ConnectionState, DsrContext } from './context.js';
 import type { CreditWindow } from './credits.js';
@@ -32,6 +32,8 @@ import { feedTail, type RawTail } from './transport.js';
 /** What the kernel forwards: no command whose response carries a FileId (the kernel maps requests' only). */
 const RELAYED = [Smb2Command.READ, Smb2Command.WRITE, Smb2Command.FLUSH, Smb2Command.QUERY_INFO] as const;
 const CMD_MASK = RELAYED.reduce((m, c) => m | (1 << c), 0);
+/** The NetBIOS session message prefix the journal's frames keep (RFC 1002 4.3.1). */
+const NB_HEADER = 4;
 
 /** The DSR's kernel relay and the counts of every connection's turns with it. */
 export interface KernelRelay {
@@ -52,6 +54,12 @@ export interface KernelHost {
   receive(chunk: Buffer): void;
   /** One message to the client as it is; `release` once its bytes are on the wire. */
   sendMessage(msg: Buffer, release?: () => void): void;
+  /**
+   * A request the kernel forwarded to a server that was lost before answering, as the client
+   * sent it (its ids are the client's): queued as if it had just arrived, except that its
+   * MessageId was consumed already.
+   */
+  adopt(msg: Buffer): void;
   /** Node's own writes to the client wait (the tail of a server message still goes to it raw). */
   holdClientWrites(): void;
   releaseClientWrites(): void;
@@ -73,6 +81,8 @@ interface Lent {
   /** Backend ids to the client's, for responses that come after the take-back. */
   sessions: Map<bigint, bigint>;
   trees: Map<number, number>;
+  /** Backend FileIds (fileIdKey) to the client's, for requests taken over from the kernel's journal. */
+  files: Map<string, FileId>;
   shares: string[];
 }
 
@@ -90,6 +100,8 @@ export interface KernelPathStats {
   replyBytes: number;
   /** Kernel-forwarded requests answered after a take-back, through Node. */
   answeredLate: number;
+  /** Kernel-forwarded requests whose server was lost, sent again by Node from the kernel's journal. */
+  replayed: number;
   /** Take-backs in the middle of a message, whose tail Node passed on raw. */
   tails: number;
   /** READ and WRITE requests Node forwarded itself (the kernel's share is requests / (requests + these)). */
@@ -99,7 +111,7 @@ export interface KernelPathStats {
 }
 
 export function newKernelPathStats(): KernelPathStats {
-  return { lent: 0, entries: 0, exits: {}, requests: 0, replies: 0, requestBytes: 0, replyBytes: 0, answeredLate: 0, tails: 0, userReadWrite: 0, refused: {} };
+  return { lent: 0, entries: 0, exits: {}, requests: 0, replies: 0, requestBytes: 0, replyBytes: 0, answeredLate: 0, replayed: 0, tails: 0, userReadWrite: 0, refused: {} };
 }
 
 export class KernelPath {
@@ -107,8 +119,17 @@ export class KernelPath {
   private returning: Promise<void> | undefined;
   /** Client bytes read while the kernel had the connection or it was being taken back. */
   private held: Buffer[] = [];
-  /** Kernel-forwarded requests still to be answered through Node, on that link. */
-  private late = 0;
+  /**
+   * Requests the kernel forwarded that were unanswered when it let go, by their server
+   * MessageId: their responses come through Node, and the kernel's journal keeps their frames
+   * until then, in case the server is lost first.
+   */
+  private readonly pending = new Map<bigint, JournalEntry>();
+  private pendingFrom: Lent | undefined;
+  /** The bytes a pending request's journal entry lacks (the kernel let go in its middle), from the raw tail. */
+  private readonly tailOf = new Map<bigint, Buffer>();
+  /** Runs once the client's raw tail is through (a replay waiting for the rest of a request). */
+  private afterTail: (() => void) | undefined;
   private waitingDrain = false;
   /** The client signs or encrypts messages: lending again would only bounce them back. */
   private never: string | undefined;
@@ -156,7 +177,7 @@ export class KernelPath {
    */
   tryLend(writing = 0): void {
     const relay = this.host.ctx.relay;
-    if (!relay || this.holding || this.late > 0) return;
+    if (!relay || this.holding || this.pending.size > 0) return;
     const h = this.host;
     if (!h.quiet()) return;
     const why = this.refusal();
@@ -184,12 +205,16 @@ export class KernelPath {
     const sessions = new Map<bigint, bigint>();
     const treeIds = new Map<number, number>();
     const files: [FileId, FileId][] = [];
+    const backendFiles = new Map<string, FileId>();
     for (const t of trees) {
       const route = h.state.routes.get(t)!;
       sessions.set(route.bs.session.sessionId, t.sessionId);
       treeIds.set(route.backendTreeId, t.treeId);
       for (const o of h.ctx.opens.ofTree(t.sessionId, t.treeId)) {
-        if (o.kind === 'file') files.push([o.fileId, (o.target as { backendFileId: FileId }).backendFileId]);
+        if (o.kind !== 'file') continue;
+        const backendFileId = (o.target as { backendFileId: FileId }).backendFileId;
+        files.push([o.fileId, backendFileId]);
+        backendFiles.set(fileIdKey(backendFileId), o.fileId);
       }
     }
     const lent: Lent = {
@@ -202,6 +227,7 @@ export class KernelPath {
       backendBase: written(backend),
       sessions,
       trees: treeIds,
+      files: backendFiles,
       shares: [...new Set(trees.map((t) => t.share))],
     };
     // A whole message must fit a socket's receive buffer (the strparser); the kernel doubles this.
@@ -216,7 +242,7 @@ export class KernelPath {
       if (programs.attached(id) === undefined) programs.attach(id, h.socket, backend, buffers);
       programs.arm(
         id,
-        { msgIdDelta: delta, cmdMask: CMD_MASK, rewrite: true, files: true, maxRead: h.state.maxReadSize, maxWrite: h.state.maxWriteSize, maxTransact: h.state.maxTransactSize },
+        { msgIdDelta: delta, cmdMask: CMD_MASK, rewrite: true, files: true, journal: true, maxRead: h.state.maxReadSize, maxWrite: h.state.maxWriteSize, maxTransact: h.state.maxTransactSize },
         { sessions: [...sessions].map(([b, c]) => [c, b] as const), trees: [...treeIds].map(([b, c]) => [c, b] as const), files },
       );
     } catch (e) {
@@ -311,19 +337,51 @@ export class KernelPath {
       h.close(`the kernel relay's bytes did not reach the ${inClient ? 'server' : 'client'} socket`);
       return;
     }
-    const inOrder = h.credits.resync(request.msgIdEnd, request.charge, reply.credits);
-    const used = request.charge > 0 ? request.msgIdEnd - (lent.backendNext - lent.delta) : 0n;
-    const next = lent.backendNext + used;
     const late = request.msgs - (reply.msgs - reply.interims);
+    // The journal holds every request the kernel forwarded and saw no final response to, and
+    // the ones it rewrote in bytes it then passed, for Node to send on raw: those are in none of
+    // its counts, so their ids are added here.
+    let entries: JournalEntry[] = [];
+    let end = request.msgIdEnd;
+    let charge = request.charge;
+    if (late > 0 || request.skip > 0) {
+      try {
+        entries = lent.relay.programs.journal(h.state.id);
+        for (const e of entries) {
+          const id = e.messageId - lent.delta;
+          if (request.charge > 0 && id < request.msgIdEnd) continue;
+          const n = Math.max(lent.relay.programs.journalFrame(e).readUInt16LE(NB_HEADER + Hdr.CreditCharge), 1);
+          charge += n;
+          if (id + BigInt(n) > end) end = id + BigInt(n);
+        }
+      } catch (e) {
+        h.close(`cannot read the kernel relay's journal: ${errorMessage(e)}`);
+        return;
+      }
+    }
+    const inOrder = h.credits.resync(end, charge, reply.credits);
+    const used = charge > 0 ? end - (lent.backendNext - lent.delta) : 0n;
+    const next = lent.backendNext + used;
     const sticky = request.sticky ?? reply.sticky;
     if (sticky === 'signed' || sticky === 'encrypted') this.never = `the client sends ${sticky} messages`;
     h.log.debug(
-      { event: 'relay.taken_back', why, requests: request.msgs, replies: reply.msgs, late, inOrder, sticky },
+      {
+        event: 'relay.taken_back',
+        why,
+        requests: request.msgs,
+        replies: reply.msgs,
+        late,
+        journaled: entries.length,
+        partial: entries.filter((e) => e.copied < e.length).map((e) => e.length - e.copied),
+        tails: [request.skip, reply.skip],
+        carried: request.carry.length,
+        inOrder,
+        sticky,
+      },
       'connection taken back from the kernel relay',
     );
-    if (late > 0 && backendGone) {
-      // Their bytes went with the server connection; Node never saw them to send them again.
-      h.close(`${late} request(s) the kernel forwarded were lost with ${lent.link.server.name}`);
+    if (entries.length < late) {
+      h.close(`the kernel relay's journal has ${entries.length} of the ${late} requests it forwarded unanswered`);
       return;
     }
     // Cut-through may let go in the middle of a message, or with a header's first bytes in its
@@ -338,7 +396,30 @@ export class KernelPath {
     if (request.skip > 0) {
       client.holdSends();
       const to = client.tcp;
-      this.clientTail = { left: request.skip, to: (bytes) => to.write(bytes), done: () => client.releaseSends() };
+      // The request the kernel was journaling when it let go: the tail's last bytes are the ones
+      // its journal entry lacks, kept until its response comes, in case its server is lost first.
+      const partial = entries.find((e) => e.copied < e.length);
+      const lacking = partial ? partial.length - partial.copied : 0;
+      let journaled = request.skip - lacking;
+      const rest: Buffer[] = [];
+      this.clientTail = {
+        left: request.skip,
+        to: (bytes) => {
+          if (partial && journaled >= 0) {
+            const skipped = Math.min(journaled, bytes.length);
+            journaled -= skipped;
+            if (skipped < bytes.length) rest.push(bytes.subarray(skipped));
+          }
+          if (!to.destroyed) to.write(bytes);
+        },
+        done: () => {
+          client.releaseSends();
+          if (partial && journaled >= 0) this.tailOf.set(partial.messageId, Buffer.concat(rest));
+          const then = this.afterTail;
+          this.afterTail = undefined;
+          then?.();
+        },
+      };
       lent.relay.stats.tails++;
     }
     let replyTail = reply.skip > 0;
@@ -350,8 +431,13 @@ export class KernelPath {
         if (replyTail) h.close(`${lent.link.server.name} went away in the middle of a message`);
       });
     }
-    this.late = late;
-    if (late > 0) client.onStray = (msg, hdr, release) => this.answerLate(lent, next, msg, hdr, release);
+    if (entries.length > 0) {
+      for (const e of entries) this.pending.set(e.messageId, e);
+      this.pendingFrom = lent;
+      client.onStray = (msg, hdr, release) => this.answerLate(lent, msg, hdr, release);
+      if (backendGone) this.replay(lent);
+      else void client.closed.then(() => this.replay(lent));
+    }
     client.takeBack(
       { nextMessageId: next, credits: lent.backendCredits + reply.credits - Number(used) },
       {
@@ -368,29 +454,116 @@ export class KernelPath {
   }
 
   /** A response to a request the kernel forwarded, arriving after the take-back: sent on as the kernel would have. */
-  private answerLate(lent: Lent, end: bigint, msg: Buffer, hdr: Smb2Header, release?: () => void): void {
-    if (hdr.MessageId < lent.backendNext || hdr.MessageId >= end || this.late === 0) {
+  private answerLate(lent: Lent, msg: Buffer, hdr: Smb2Header, release?: () => void): void {
+    const entry = this.pendingFrom === lent ? this.pending.get(hdr.MessageId) : undefined;
+    if (!entry) {
       this.host.log.debug({ event: 'relay.stray_dropped', messageId: hdr.MessageId.toString() }, 'response to no request');
       release?.();
       return;
     }
     const interim = hdr.Status === NtStatus.STATUS_PENDING && (hdr.Flags & Smb2Flags.ASYNC_COMMAND) !== 0;
-    msg.writeBigUInt64LE(hdr.MessageId - lent.delta, Hdr.MessageId);
-    msg.writeBigUInt64LE(lent.sessions.get(hdr.SessionId) ?? hdr.SessionId, Hdr.SessionId);
-    if (!(hdr.Flags & Smb2Flags.ASYNC_COMMAND)) msg.writeUInt32LE(lent.trees.get(hdr.TreeId) ?? hdr.TreeId, Hdr.TreeId);
+    if (!interim) {
+      this.pending.delete(hdr.MessageId);
+      this.tailOf.delete(hdr.MessageId);
+      this.freeJournal(lent, hdr.MessageId);
+    }
+    this.toClient(lent, msg);
     this.host.credits.add(hdr.Credit);
     this.host.sendMessage(msg, release);
     if (interim) return;
     lent.relay.stats.answeredLate++;
-    if (--this.late === 0) {
-      lent.link.client.onStray = undefined;
+    if (this.pending.size === 0) {
+      this.endPending(lent);
       this.tryLend();
     }
+  }
+
+  /**
+   * The server was lost before answering requests the kernel forwarded: Node sends them again
+   * from the kernel's journal, as if the client had just sent them, and the failover replays
+   * them on the share's new server like its own (connection.ts `replay`).
+   */
+  private replay(lent: Lent): void {
+    if (this.pendingFrom !== lent || this.pending.size === 0) return;
+    const entries = [...this.pending.values()].sort((a, b) => (a.messageId < b.messageId ? -1 : 1));
+    // A request the kernel let go of in its middle is whole once the client's tail is through.
+    if (this.clientTail && entries.some((e) => e.copied < e.length && !this.tailOf.has(e.messageId))) {
+      this.afterTail = () => this.replay(lent);
+      return;
+    }
+    const tails = new Map(this.tailOf);
+    this.endPending(lent);
+    const { programs, stats } = lent.relay;
+    const msgs: Buffer[] = [];
+    let partial = 0;
+    for (const e of entries) {
+      try {
+        const frame = programs.journalFrame(e);
+        const whole = e.copied < e.length ? Buffer.concat([frame, tails.get(e.messageId) ?? Buffer.alloc(0)]) : frame;
+        if (whole.length === e.length) msgs.push(whole.subarray(NB_HEADER));
+        else partial++;
+      } catch (err) {
+        this.host.close(`cannot read the kernel relay's journal: ${errorMessage(err)}`);
+        return;
+      } finally {
+        this.freeJournal(lent, e.messageId);
+      }
+    }
+    if (partial > 0) {
+      this.host.close(`${partial} request(s) the kernel was forwarding were lost with ${lent.link.server.name}, not whole in its journal`);
+      return;
+    }
+    for (const m of msgs) {
+      this.toClient(lent, m);
+      this.host.adopt(m);
+    }
+    stats.replayed += msgs.length;
+    this.host.log.info({ event: 'relay.replayed', server: lent.link.server.name, requests: msgs.length }, `${msgs.length} request(s) the kernel forwarded to ${lent.link.server.name} go again through Node`);
+  }
+
+  private endPending(lent: Lent): void {
+    this.pending.clear();
+    this.tailOf.clear();
+    this.pendingFrom = undefined;
+    if (lent.link.client.onStray) lent.link.client.onStray = undefined;
+  }
+
+  private freeJournal(lent: Lent, messageId: bigint): void {
+    try {
+      lent.relay.programs.journalFree(this.host.state.id, messageId);
+    } catch (e) {
+      this.host.log.warn({ event: 'relay.journal_error', err: errorMessage(e) }, 'cannot free a kernel relay journal entry');
+    }
+  }
+
+  /** A message of the kernel's, with the server's ids, as the client knows it (and a request's FileId). */
+  private toClient(lent: Lent, msg: Buffer): void {
+    const flags = msg.readUInt32LE(Hdr.Flags);
+    msg.writeBigUInt64LE(msg.readBigUInt64LE(Hdr.MessageId) - lent.delta, Hdr.MessageId);
+    const sid = msg.readBigUInt64LE(Hdr.SessionId);
+    msg.writeBigUInt64LE(lent.sessions.get(sid) ?? sid, Hdr.SessionId);
+    if (!(flags & Smb2Flags.ASYNC_COMMAND)) {
+      const tid = msg.readUInt32LE(Hdr.TreeId);
+      msg.writeUInt32LE(lent.trees.get(tid) ?? tid, Hdr.TreeId);
+    }
+    const at = flags & Smb2Flags.SERVER_TO_REDIR ? undefined : REQUEST_FILE_ID_AT[msg.readUInt16LE(Hdr.Command)];
+    if (at === undefined) return;
+    const fileId = lent.files.get(fileIdKey(getFileId(msg, SMB2_HEADER_SIZE + at)));
+    if (fileId) setFileId(msg, SMB2_HEADER_SIZE + at, fileId);
+  }
+
+  /** Requests the kernel forwarded whose responses are still to come through Node. */
+  get outstanding(): number {
+    return this.pending.size;
   }
 
   /** The connection is closing: the kernel lets go of its sockets at once (nothing to deliver). */
   drop(): void {
     this.host.ctx.relay?.programs.release(this.host.state.id);
+    this.pending.clear();
+    this.tailOf.clear();
+    this.afterTail = undefined;
+    this.pendingFrom = undefined;
     const lent = this.lent;
     if (!lent) return;
     this.lent = undefined;

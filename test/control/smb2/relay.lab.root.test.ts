@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
-import { labDown, labUp, type LabStatus } from '../../../src/lab/lab.js';
+import { labDown, labFail, labUp, type LabStatus } from '../../../src/lab/lab.js';
 import { labDataDir } from '../../../src/lab/topology.js';
 import { probeKernel } from '../../../src/offload/native.js';
 import { writeRandomFile } from '../../../bench/lib/files.js';
@@ -61,6 +61,8 @@ interface RelayView {
   exits: Record<string, number>;
   refused: Record<string, number>;
   tails: number;
+  answeredLate: number;
+  replayed: number;
   passes: Record<string, number>;
   counters: Record<string, number>;
 }
@@ -168,6 +170,34 @@ describe('the kernel SMB2 relay through the DSR (lab)', { skip }, () => {
     assert.equal(v.entries, before.entries, 'never lent to the kernel');
     assert.ok(v.userReadWrite - before.userReadWrite >= 64, 'Node forwarded the READ/WRITE');
     assert.ok((v.refused['a session signs or encrypts'] ?? 0) > (before.refused['a session signs or encrypts'] ?? 0), `the reason is counted: ${JSON.stringify(v.refused)}`);
+    rmSync(src, { force: true });
+    rmSync(back, { force: true });
+  });
+
+  // Last: it kills server1's smbd.
+  test('server1 killed under a 256 MiB put and a 256 MiB get on san, both lent: the requests the kernel forwarded go again from its journal to server2, the bytes intact', { timeout: 180_000 }, async (t) => {
+    const data = labDataDir(name);
+    const san = lab.servers.find((s) => s.name === 'server1')!.shares.find((s) => s.name === 'san')!.path;
+    const src = join(data, 'fail-src.bin');
+    const back = join(data, 'fail-back.bin');
+    const putSum = writeRandomFile(src, 256 * MIB);
+    const getSum = writeRandomFile(join(san, 'fail-get.bin'), 256 * MIB);
+    const before = await relayView(lab);
+    const put = smbclient(lab, 'san', `put ${src} fail-put.bin`);
+    const get = smbclient(lab, 'san', `get fail-get.bin ${back}`);
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await labFail(name, 'server1', 'kill');
+    const [p, g] = await Promise.all([put, get]);
+    const v = await relayView(lab);
+    t.diagnostic(`replayed ${v.replayed - before.replayed}, answered late ${v.answeredLate - before.answeredLate}, exits ${JSON.stringify(v.exits)}`);
+    assert.equal(p.code, 0, `${p.out}\n${warnings(lab)}`);
+    assert.equal(g.code, 0, `${g.out}\n${warnings(lab)}`);
+    assert.doesNotMatch(p.out + g.out, /NT_STATUS_/);
+    assert.equal(sha256(join(san, 'fail-put.bin')), putSum, 'the put, on the shared disk');
+    assert.equal(sha256(back), getSum, 'the get, back at the client');
+    // Both transfers stream with several requests in flight: the kill finds some in the kernel.
+    assert.ok(v.replayed > before.replayed, `requests sent again from the journal (${v.replayed - before.replayed})`);
+    assert.doesNotMatch(readFileSync(lab.dsr.logFile, 'utf8'), /were lost with server1|still forwarding were lost/);
     rmSync(src, { force: true });
     rmSync(back, { force: true });
   });
