@@ -512,6 +512,13 @@ __attribute__((noinline)) int rewrite_hdr(struct __sk_buff *skb, const struct ds
 		if (r)
 			return r;
 	}
+	/* Ids used in order only: the counts then tell user space exactly which ids were used. */
+	if (w->write && rs->dir == DSR_RELAY_DIR_REQUEST && h.command != DSR_SMB2_CMD_CANCEL) {
+		__u64 want = w->t.msg_id_end ? w->t.msg_id_end : rs->msg_id_end ? rs->msg_id_end : rc->msg_id_next;
+
+		if (want && h.message_id != want)
+			return DSR_PASS_SEQUENCE;
+	}
 	if (w->write)
 		tally_hdr(&w->t, &h, rs->dir);
 	rewrite = rc->flags & DSR_RELAY_CONN_REWRITE;

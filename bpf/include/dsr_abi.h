@@ -165,7 +165,11 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 /* DSR_RELAY_CONN_JOURNAL: no journal slot is free, the frame is longer than
  * DSR_RELAY_JOURNAL_FRAME_MAX, or its MessageId is already in the journal. */
 #define DSR_PASS_JOURNAL 20
-#define DSR_PASS_REASON_MAX 21
+/* A request whose MessageId is not the one after the last the kernel forwarded (or
+ * dsr_relay_conn.msg_id_next for the first): a client using ids out of order. Only user space
+ * can tell which ids stay unused, so its credit window stays right (MS-SMB2 3.3.5.2.3). */
+#define DSR_PASS_SEQUENCE 21
+#define DSR_PASS_REASON_MAX 22
 
 /* ---- SMB2 relay (sk_skb, bpf/smb2_relay.bpf.c) --------------------------------------------
  * An offloaded connection is a pair of TCP sockets in the sockhash relay_socks, the client's at
@@ -407,8 +411,11 @@ struct dsr_relay_conn {
 	__u32 max_write;
 	__u32 max_transact;
 	__u32 pad;
+	/* The client MessageId the first request forwarded must carry (the client's window is one
+	 * range from it when the connection is lent); each next one follows the last. 0: unchecked. */
+	__u64 msg_id_next;
 };
-_Static_assert(sizeof(struct dsr_relay_conn) == 32, "struct dsr_relay_conn");
+_Static_assert(sizeof(struct dsr_relay_conn) == 40, "struct dsr_relay_conn");
 
 /* Map relay_sessions (hash, DSR_RELAY_MAX_SESSIONS entries): this -> the SessionId for the peer
  * (__u64). */

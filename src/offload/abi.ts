@@ -93,7 +93,8 @@ export const ABI = {
   DSR_PASS_FILE: 18,
   DSR_PASS_INVALID: 19,
   DSR_PASS_JOURNAL: 20,
-  DSR_PASS_REASON_MAX: 21,
+  DSR_PASS_SEQUENCE: 21,
+  DSR_PASS_REASON_MAX: 22,
   DSR_RELAY_MAX_CONNS: 4096,
   DSR_RELAY_MAX_SOCKS: 8192,
   DSR_RELAY_MAX_SESSIONS: 16384,
@@ -230,6 +231,7 @@ export const PASS_REASON_CODES: Readonly<Record<PassReason, number>> = {
   [PassReason.FILE]: ABI.DSR_PASS_FILE,
   [PassReason.INVALID]: ABI.DSR_PASS_INVALID,
   [PassReason.JOURNAL]: ABI.DSR_PASS_JOURNAL,
+  [PassReason.SEQUENCE]: ABI.DSR_PASS_SEQUENCE,
 };
 const PASS_REASON_BY_CODE = new Map(Object.entries(PASS_REASON_CODES).map(([r, c]) => [c, r as PassReason]));
 
@@ -299,7 +301,7 @@ export const RELAY_SOCK: StructLayout = {
 };
 export const RELAY_CONN: StructLayout = {
   name: 'dsr_relay_conn',
-  size: 32,
+  size: 40,
   fields: {
     msg_id_delta: { offset: 0, size: 8 },
     cmd_mask: { offset: 8, size: 4 },
@@ -308,6 +310,7 @@ export const RELAY_CONN: StructLayout = {
     max_write: { offset: 20, size: 4 },
     max_transact: { offset: 24, size: 4 },
     pad: { offset: 28, size: 4 },
+    msg_id_next: { offset: 32, size: 8 },
   },
 };
 export const RELAY_SESSION_KEY: StructLayout = {
@@ -618,6 +621,11 @@ export interface RelayConn {
   maxRead: number;
   maxWrite: number;
   maxTransact: number;
+  /**
+   * The client MessageId the next request must carry (the low end of its window when lent):
+   * a request with another passes ('sequence'). Unset: not checked.
+   */
+  msgIdNext?: bigint;
 }
 
 /**
@@ -644,6 +652,7 @@ export function encodeRelayConn(r: RelayConn): Buffer {
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new DsrError(ErrorCode.BPF, `struct ${s.name}: ${field} ${value} is not a 32-bit size`);
     b.writeUInt32LE(value, off(s, field));
   }
+  b.writeBigUInt64LE(r.msgIdNext ?? 0n, off(s, 'msg_id_next'));
   return b;
 }
 
@@ -662,6 +671,7 @@ export function decodeRelayConn(b: Buffer): RelayConn {
     maxRead: b.readUInt32LE(off(s, 'max_read')),
     maxWrite: b.readUInt32LE(off(s, 'max_write')),
     maxTransact: b.readUInt32LE(off(s, 'max_transact')),
+    ...(b.readBigUInt64LE(off(s, 'msg_id_next')) !== 0n && { msgIdNext: b.readBigUInt64LE(off(s, 'msg_id_next')) }),
   };
 }
 

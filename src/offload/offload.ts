@@ -62,6 +62,8 @@ export const PassReason = {
    * the frame too long, its MessageId already journaled); user space forwards it.
    */
   JOURNAL: 'journal',
+  /** A request whose MessageId does not follow the last one the kernel forwarded (ids used out of order). */
+  SEQUENCE: 'sequence',
 } as const;
 export type PassReason = (typeof PassReason)[keyof typeof PassReason];
 

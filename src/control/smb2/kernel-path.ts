@@ -242,7 +242,7 @@ export class KernelPath {
       if (programs.attached(id) === undefined) programs.attach(id, h.socket, backend, buffers);
       programs.arm(
         id,
-        { msgIdDelta: delta, cmdMask: CMD_MASK, rewrite: true, files: true, journal: true, maxRead: h.state.maxReadSize, maxWrite: h.state.maxWriteSize, maxTransact: h.state.maxTransactSize },
+        { msgIdDelta: delta, cmdMask: CMD_MASK, rewrite: true, files: true, journal: true, msgIdNext: range.low, maxRead: h.state.maxReadSize, maxWrite: h.state.maxWriteSize, maxTransact: h.state.maxTransactSize },
         { sessions: [...sessions].map(([b, c]) => [c, b] as const), trees: [...treeIds].map(([b, c]) => [c, b] as const), files },
       );
     } catch (e) {

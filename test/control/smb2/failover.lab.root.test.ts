@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -66,6 +66,28 @@ async function smbdServing(lab: LabStatus, server: string, peer: string): Promis
   return [...new Set(pids)];
 }
 
+/** The kernel relay's take-backs and replays, when the DSR runs it, for a failure's message. */
+function relayEvents(lab: LabStatus): string {
+  const lines = readFileSync(lab.dsr.logFile, 'utf8')
+    .split('\n')
+    .filter((l) => /relay\.(taken_back|replayed|stray_dropped)|conn\.closed/.test(l));
+  return lines.length ? `\n${lines.join('\n')}` : '';
+}
+
+/**
+ * Waits until `path` holds `bytes` (the transfer is under way), or the transfer ended: a fixed
+ * sleep let a fast path (the kernel relay moves 512 MiB in about a second) finish first.
+ */
+async function underWay(path: string, done: Promise<unknown>, bytes = 32 * MIB): Promise<void> {
+  let over = false;
+  void done.then(() => (over = true));
+  while (!over) {
+    if (existsSync(path) && statSync(path).size >= bytes) return;
+    await sleep(5);
+  }
+  assert.fail(`the transfer ended before ${path} held ${bytes} bytes`);
+}
+
 type Fault = 'kill' | 'link';
 type Direction = 'put' | 'get';
 
@@ -100,7 +122,7 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
         const bystander = smbclient(lab, 'data3', `get other.bin ${other}`);
         const run = smbclient(lab, 'san', dir === 'put' ? `put ${src} big.bin` : `get big.bin ${back}`);
         // Let the transfer get going on server1 first.
-        await sleep(1000);
+        await underWay(dir === 'put' ? join(sanPath, 'big.bin') : back, run.done);
         const at = await faultServer1(lab, how);
         const toServer2 = await firstBulkOnServer2(lab, at);
         const r = await run.done;
@@ -115,7 +137,7 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
           .join('\n');
         assert.equal(r.code, 0, `${r.out}\n${events}`);
         assert.doesNotMatch(r.out, /NT_STATUS_/, `the client saw no error\n${events}`);
-        assert.equal(sha256(dir === 'put' ? join(sanPath, 'big.bin') : back), sum);
+        assert.equal(sha256(dir === 'put' ? join(sanPath, 'big.bin') : back), sum, `the bytes${relayEvents(lab)}\n${events}`);
         assert.ok(toServer2 < 2000, `server2 took over within 2 s (${toServer2} ms)`);
         assert.equal(b.code, 0, b.out);
         assert.equal(sha256(other), otherSum);
@@ -137,7 +159,7 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
     const back = join(labDataDir(name), 'again.bin');
     const sum = writeRandomFile(join(sanPath, 'big.bin'), SIZE);
     const run = smbclient(lab, 'san', `get big.bin ${back}`);
-    await sleep(1000);
+    await underWay(back, run.done);
     // What smbd does to a connection without a tree every 60 s (and what a crashing child does):
     // the connection ends, smbd itself goes on. Here the processes serving the client's backend
     // connection and the health probe's, killed by PID.
@@ -164,7 +186,7 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
     const back = join(labDataDir(name), 'moved.bin');
     const sum = writeRandomFile(join(sanPath, 'big.bin'), SIZE);
     const run = smbclient(lab, 'san', `get big.bin ${back}`);
-    await sleep(1000);
+    await underWay(back, run.done);
     const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'resource', 'move', 'san', '--to', 'server2', '--json', '--socket', lab.dsr.adminSocket]);
     const moved = JSON.parse(stdout) as { share: string; from: string; to: string; trees: number; opens: number; lostOpens: number };
     const r = await run.done;

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -185,7 +185,10 @@ describe('the kernel SMB2 relay through the DSR (lab)', { skip }, () => {
     const before = await relayView(lab);
     const put = smbclient(lab, 'san', `put ${src} fail-put.bin`);
     const get = smbclient(lab, 'san', `get fail-get.bin ${back}`);
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    // Both under way (the relay moves 256 MiB in well under a second): a fixed wait missed them.
+    const bytes = (path: string) => (existsSync(path) ? statSync(path).size : 0);
+    const deadline = Date.now() + 30_000;
+    while ((bytes(join(san, 'fail-put.bin')) < 16 * MIB || bytes(back) < 16 * MIB) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2));
     await labFail(name, 'server1', 'kill');
     const [p, g] = await Promise.all([put, get]);
     const v = await relayView(lab);
