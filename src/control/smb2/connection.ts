@@ -638,23 +638,28 @@ export class Smb2Connection {
    */
   async moveShare(share: string): Promise<{ trees: number; opens: number; lostOpens: number }> {
     const r = { trees: 0, opens: 0, lostOpens: 0 };
-    await this.kernel.takeBack('move');
-    for (const session of this.ctx.sessions.byConnection(this.state.id)) {
-      for (const tree of this.ctx.trees.ofSession(session.sessionId)) {
-        if (!this.state.routes.has(tree) || tree.share.toLowerCase() !== share.toLowerCase()) continue;
-        const reopen = this.hold([tree]);
-        try {
-          await this.drain(tree);
-          const m = await moveTree(this.ctx, this.state, session, tree, this.log);
-          if (!m) continue;
-          r.trees++;
-          r.opens += m.opens;
-          r.lostOpens += m.lostOpens;
-          void leaveOld(this.state, m.left, this.log);
-        } finally {
-          reopen();
-        }
+    const moving = this.ctx.sessions
+      .byConnection(this.state.id)
+      .flatMap((session) => this.ctx.trees.ofSession(session.sessionId).map((tree) => [session, tree] as const))
+      .filter(([, tree]) => this.state.routes.has(tree) && tree.share.toLowerCase() === share.toLowerCase());
+    if (moving.length === 0) return r;
+    // Held before the kernel relay lets go, so the connection is not lent again to the old
+    // server while its trees move (a lend right after the take-back did, and READs went on to
+    // the old server).
+    const reopen = this.hold(moving.map(([, tree]) => tree));
+    try {
+      await this.kernel.takeBack('move');
+      for (const [session, tree] of moving) {
+        await this.drain(tree);
+        const m = await moveTree(this.ctx, this.state, session, tree, this.log);
+        if (!m) continue;
+        r.trees++;
+        r.opens += m.opens;
+        r.lostOpens += m.lostOpens;
+        void leaveOld(this.state, m.left, this.log);
       }
+    } finally {
+      reopen();
     }
     return r;
   }
