@@ -78,11 +78,17 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
   { test: 'smb2.session.bind_invalid_auth', reason: NO_MULTICHANNEL },
   { test: 'smb2.session.bind_different_user', reason: NO_MULTICHANNEL },
   {
+    // Not the DSR's: captures on both sides of the DSR show smbd itself sending the 31st entry, and the
+    // DSR passes every NOTIFY response on unchanged. smbd reports some changes twice (its own trigger and
+    // notifyd's inotify event) and merges the copies only when they meet in one response, so the counts
+    // depend on timing. Two runs side by side: 6 of 12 direct runs and 2 of 12 through the DSR failed
+    // (directly too: "expected 30 got 31 for 'test_notify_TREE\abc'"); with "kernel change notify = no"
+    // none of 22 runs failed.
     test: 'smb2.notify.tree',
     reason:
-      'intermittent, not understood yet: through the DSR it sometimes counts one event more than it expects ' +
-      "(\"expected 30 got 31 for 'test_notify_TREE\\abc'\", after its 20 s wait), in 4 of 5 fresh-clone CI runs of " +
-      '2026-11-27/28 (both tries failed once), never directly; it passed every run before that',
+      "intermittent in Samba, not the DSR: smbd reports some changes twice when its own trigger and notifyd's inotify " +
+      'event for the change land in different NOTIFY responses ("expected 30 got 31 for \'test_notify_TREE\\abc\'" after its ' +
+      '20 s wait). It fails directly the same way under load; a run through the DSR is only timed differently',
   },
   {
     test: 'smb2.oplock.batch22b',
