@@ -512,11 +512,12 @@ __attribute__((noinline)) int rewrite_hdr(struct __sk_buff *skb, const struct ds
 		if (r)
 			return r;
 	}
-	/* Ids used in order only: the counts then tell user space exactly which ids were used. */
-	if (w->write && rs->dir == DSR_RELAY_DIR_REQUEST && h.command != DSR_SMB2_CMD_CANCEL) {
+	/* Ids used in order only: the counts then tell user space exactly which ids were used.
+	 * msg_id_next 0 leaves ids unchecked, the first and every next one alike. */
+	if (w->write && rs->dir == DSR_RELAY_DIR_REQUEST && h.command != DSR_SMB2_CMD_CANCEL && rc->msg_id_next) {
 		__u64 want = w->t.msg_id_end ? w->t.msg_id_end : rs->msg_id_end ? rs->msg_id_end : rc->msg_id_next;
 
-		if (want && h.message_id != want)
+		if (h.message_id != want)
 			return DSR_PASS_SEQUENCE;
 	}
 	if (w->write)

@@ -1,0 +1,337 @@
+/**
+ * Four verdict behaviours of the SMB2 relay (bpf/smb2_relay.bpf.c, commits 41afa9e and 2d6e951)
+ * through src/offload/relay.ts, with both framings, on loopback sockets as root:
+ *   - a FIN without data is dropped, not redirected (redirected, the peer socket got EPIPE);
+ *   - a NetBIOS prefix that is no SMB2 frame passes at once ('bad-magic'), not held in the carry;
+ *   - with the backend socket gone, a request skb passes 'no-peer' and `skip` covers the frames
+ *     the kernel rewrote in it, whose journal entries stay;
+ *   - with rules.msgIdNext, requests must use MessageIds in order ('sequence'); unset, unchecked.
+ * The server is a plain TCP server of this test that never answers on its own.
+ *
+ *   client --TCP--> [accepted]  relay_socks 2*conn    (requests)
+ *                   [backend]   relay_socks 2*conn+1  --TCP--> server
+ */
+import assert from 'node:assert/strict';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, test } from 'node:test';
+import { probeKernel } from '../../src/offload/native.js';
+import { RelayPrograms, type RelayFraming } from '../../src/offload/relay.js';
+import { Smb2Command, Smb2Flags } from '../../src/control/wire/smb2/constants.js';
+import { encodeHeader, type Smb2Header } from '../../src/control/wire/smb2/header.js';
+import type { FileId } from '../../src/control/wire/smb2/file-id.js';
+import { encodeReadRequest } from '../../src/control/wire/smb2/read.js';
+import { encodeWriteRequest } from '../../src/control/wire/smb2/write.js';
+import type { RelayConn } from '../../src/offload/abi.js';
+
+const rootSkip = process.getuid?.() === 0 ? false : 'needs root: bpf() loads programs';
+const skip = rootSkip || (probeKernel().sockmapLinks ? false : 'the kernel has no sockmap links for sk_skb programs (Linux >= 6.10)');
+if (skip) console.log(`# relay verdict skipped: ${skip}`);
+
+const CLIENT = { session: 0x1111n, tree: 5 };
+const BACKEND = { session: 0x2222n, tree: 9 };
+const DELTA = 1000n;
+const FILE = { client: { Persistent: 0xd5d5n, Volatile: 1n } as FileId, backend: { Persistent: 0x5e5en, Volatile: 0x77n } as FileId };
+const MIB = 1024 * 1024;
+const IDS = { sessions: [[CLIENT.session, BACKEND.session]] as const, trees: [[CLIENT.tree, BACKEND.tree]] as const, files: [[FILE.client, FILE.backend]] as const };
+/** The rules the DSR installs (kernel-path.ts), msgIdNext aside. */
+const RULES: RelayConn = {
+  msgIdDelta: DELTA,
+  cmdMask: (1 << Smb2Command.READ) | (1 << Smb2Command.WRITE) | (1 << Smb2Command.CANCEL),
+  rewrite: true,
+  files: true,
+  journal: true,
+  maxRead: MIB,
+  maxWrite: MIB,
+  maxTransact: 65536,
+};
+/** Both sockets' buffers: the strparser holds a whole WRITE (the kernel doubles this). */
+const BUFFERS = 4 * MIB;
+
+function message(h: Partial<Smb2Header>, body: Buffer): Buffer {
+  const hdr = encodeHeader({ CreditCharge: 1, Status: 0, Command: 0, Credit: 1, Flags: 0, NextCommand: 0, MessageId: 0n, Reserved: 0, TreeId: 0, AsyncId: 0n, SessionId: 0n, Signature: Buffer.alloc(16), ...h });
+  const nb = Buffer.alloc(4);
+  nb.writeUInt32BE(hdr.length + body.length);
+  return Buffer.concat([nb, hdr, body]);
+}
+
+const request = (h: Partial<Smb2Header>, body: Buffer) => message({ SessionId: CLIENT.session, TreeId: CLIENT.tree, ...h }, body);
+const read = (mid: bigint, charge = 1) =>
+  request(
+    { Command: Smb2Command.READ, MessageId: mid, CreditCharge: charge },
+    encodeReadRequest({ Padding: 0, Flags: 0, Length: 4096, Offset: 0n, FileId: FILE.client, MinimumCount: 0, Channel: 0, RemainingBytes: 0, ReadChannelInfo: Buffer.alloc(0) }),
+  );
+/** A sync CANCEL of the request with `mid` (MS-SMB2 2.2.30: StructureSize 4, Reserved). */
+const cancel = (mid: bigint) => request({ Command: Smb2Command.CANCEL, MessageId: mid, CreditCharge: 0 }, Buffer.from([4, 0, 0, 0]));
+/** MessageId and SessionId of a frame (prefix included). */
+const ids = (frame: Buffer) => [frame.readBigUInt64LE(4 + 24), frame.readBigUInt64LE(4 + 40)];
+
+const until = async (what: string, ok: () => boolean, ms = 5000): Promise<void> => {
+  for (const end = Date.now() + ms; !ok() && Date.now() < end; ) await sleep(5);
+  assert.ok(ok(), `timed out waiting for ${what}`);
+};
+
+/** Everything a socket received, its NetBIOS frames, and whether it saw end-of-stream or an error. */
+class Received {
+  private chunks: Buffer[] = [];
+  ended = false;
+  errors: string[] = [];
+  constructor(socket: Socket) {
+    socket.on('data', (c: Buffer) => this.chunks.push(c));
+    socket.on('end', () => (this.ended = true));
+    socket.on('error', (e: NodeJS.ErrnoException) => this.errors.push(e.code ?? e.message));
+  }
+  get bytes(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+  frames(): Buffer[] {
+    const b = this.bytes;
+    const out: Buffer[] = [];
+    for (let at = 0; at + 4 <= b.length; ) {
+      const end = at + 4 + b.readUInt32BE(at);
+      if (end > b.length) break;
+      out.push(b.subarray(at, end));
+      at = end;
+    }
+    return out;
+  }
+}
+
+/** One client connection as the DSR holds it: the client's socket, its accepted end, a backend socket and the server's end. */
+interface Pair {
+  client: Socket;
+  accepted: Socket;
+  backend: Socket;
+  server: Socket;
+  atServer: Received;
+  atClient: Received;
+  /** What reached Node on the relay's sockets (passed by the verdict). */
+  atNode: Received;
+  atNodeBackend: Received;
+}
+
+for (const framing of ['strparser', 'cut-through'] as RelayFraming[]) {
+  describe(`relay verdict (${framing})`, { skip }, () => {
+    let relay: RelayPrograms;
+    let servers: Server[] = [];
+    const pairs: Pair[] = [];
+    let nextConn = 1;
+
+    async function pair(): Promise<Pair> {
+      let server: Socket | undefined;
+      const srv = createServer((s) => (server = s));
+      let accepted: Socket | undefined;
+      const dsr = createServer((s) => (accepted = s));
+      servers.push(srv, dsr);
+      await Promise.all([srv, dsr].map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
+      // Half open, so the kernel may still forward requests to a server that sent its FIN.
+      const backend = connect({ host: '127.0.0.1', port: (srv.address() as { port: number }).port, noDelay: true, allowHalfOpen: true });
+      const client = connect({ host: '127.0.0.1', port: (dsr.address() as { port: number }).port, noDelay: true });
+      await until('both connections', () => server !== undefined && accepted !== undefined);
+      const p = {
+        client,
+        accepted: accepted!,
+        backend,
+        server: server!,
+        atServer: new Received(server!),
+        atClient: new Received(client),
+        atNode: new Received(accepted!),
+        atNodeBackend: new Received(backend),
+      };
+      pairs.push(p);
+      return p;
+    }
+
+    /** A fresh pair, offloaded with `rules`: its connection id. */
+    async function offloaded(rules: RelayConn = RULES): Promise<[number, Pair]> {
+      const conn = nextConn++;
+      const p = await pair();
+      relay.offload(conn, p.accepted, p.backend, rules, IDS, BUFFERS);
+      return [conn, p];
+    }
+
+    before(() => {
+      relay = RelayPrograms.open({ framing });
+    });
+
+    after(async () => {
+      for (const p of pairs) for (const s of [p.client, p.accepted, p.backend, p.server]) s.destroy();
+      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+      servers = [];
+      relay?.close();
+    });
+
+    test("a FIN from the server without data is dropped: the client socket gets no EPIPE, Node reads the backend's end, both directions still carry bytes", async () => {
+      const [conn, p] = await offloaded();
+      p.client.write(read(10n));
+      await until('the READ at the server', () => p.atServer.frames().length === 1);
+      p.server.end();
+      await until("the server's FIN read on the backend socket", () => p.atNodeBackend.ended);
+      // A redirected FIN failed on the client socket asynchronously (the relay's work queue).
+      await sleep(100);
+      assert.deepEqual([p.atNode.errors, p.atNode.ended, p.accepted.destroyed], [[], false, false], 'the client socket is intact');
+      assert.deepEqual([p.atClient.errors, p.atClient.ended, p.atClient.bytes.length], [[], false, 0], 'the client saw nothing');
+      assert.equal(p.atNodeBackend.bytes.length, 0);
+      // Node answers the client itself (what it does when it takes requests over)...
+      const reply = message({ Command: Smb2Command.READ, MessageId: 10n, Flags: Smb2Flags.SERVER_TO_REDIR, SessionId: CLIENT.session }, Buffer.alloc(16));
+      p.accepted.write(reply);
+      await until("Node's reply at the client", () => p.atClient.frames().length === 1);
+      assert.deepEqual(p.atClient.bytes, reply);
+      // ...and the kernel still forwards requests to the half-closed backend.
+      p.client.write(read(11n));
+      await until('the second READ at the server', () => p.atServer.frames().length === 2);
+      assert.deepEqual(ids(p.atServer.frames()[1]!), [11n + DELTA, BACKEND.session]);
+      assert.deepEqual([p.atNode.errors, p.atNodeBackend.errors, p.atNode.bytes.length], [[], [], 0]);
+      assert.equal(relay.state(conn).reply.sticky, undefined, 'the FIN is no pass');
+      relay.release(conn);
+    });
+
+    const notSmb2 = [
+      // A Samba client's "suicide" message: type 0x74, length 1, one byte.
+      ['the 5-byte suicide message (type 0x74)', Buffer.from([0x74, 0x00, 0x00, 0x01, 0x5d])],
+      ['a session message shorter than an SMB2 header', Buffer.concat([Buffer.from([0, 0, 0, 8]), Buffer.from('12345678')])],
+    ] as const;
+    for (const [name, bytes] of notSmb2) {
+      test(`${name}, alone in an skb, passes 'bad-magic' at once, untouched and not held in the carry`, async () => {
+        const [conn, p] = await offloaded();
+        const held = relay.counters()['carry-held'];
+        const passes = relay.passes()['bad-magic'] ?? 0;
+        p.client.write(bytes);
+        // Held in the carry it would stay there until the client sent more: never, here.
+        await until('the bytes in Node', () => p.atNode.bytes.length === bytes.length, 1000);
+        assert.deepEqual(p.atNode.bytes, bytes);
+        assert.equal(relay.passes()['bad-magic'], passes + 1);
+        assert.equal(relay.counters()['carry-held'], held, 'nothing held in the carry');
+        const st = relay.state(conn).request;
+        assert.deepEqual([st.sticky, st.skip, st.atFrameStart, st.carry.length], ['bad-magic', 0, true, 0], 'user space frames from the first byte');
+        // Sticky: a request after it is Node's too.
+        p.client.write(read(1n));
+        await until('the READ in Node', () => p.atNode.bytes.length === bytes.length + read(1n).length);
+        assert.equal(p.atServer.bytes.length, 0, 'the server got nothing');
+        relay.release(conn);
+      });
+    }
+
+    test("with the backend socket gone, a request skb passes 'no-peer': skip covers the frames the kernel rewrote, and their journal entries stay", async () => {
+      const [conn, p] = await offloaded();
+      const passes = relay.passes()['no-peer'] ?? 0;
+      // Closing the socket takes it out of the sockhash.
+      p.backend.destroy();
+      await until('the server to see the close', () => p.atServer.ended);
+      const sent = [read(10n), read(11n)];
+      p.client.write(Buffer.concat(sent));
+      await until('both READs in Node', () => p.atNode.bytes.length === sent[0]!.length + sent[1]!.length);
+      assert.equal(relay.passes()['no-peer'], passes + 1);
+      const done = relay.disarm(conn);
+      assert.equal(done.request.sticky, 'no-peer');
+      assert.deepEqual([done.request.msgs, done.request.bytes], [0, 0], 'nothing counted as forwarded');
+      // The strparser's verdict sees one frame at a time (the second passes 'sticky', untouched);
+      // cut-through rewrites every header of the skb before the redirect fails.
+      const rewritten = framing === 'strparser' ? 1 : 2;
+      const frames = p.atNode.frames();
+      assert.equal(done.request.skip, sent.slice(0, rewritten).reduce((n, f) => n + f.length, 0), 'skip: the rewritten frames');
+      assert.deepEqual(
+        frames.map(ids),
+        sent.map((f, i) => (i < rewritten ? [ids(f)[0]! + DELTA, BACKEND.session] : ids(f))),
+        'rewritten up to skip, as sent after',
+      );
+      const entries = relay.journal(conn);
+      assert.deepEqual(
+        entries.map((e) => [e.messageId, e.length, e.copied]),
+        sent.slice(0, rewritten).map((f, i) => [10n + BigInt(i) + DELTA, f.length, f.length]),
+      );
+      assert.ok(entries.every((e, i) => relay.journalFrame(e).equals(frames[i]!)), 'the journal holds the bytes Node got');
+      relay.release(conn);
+      assert.deepEqual(relay.journal(conn), []);
+    });
+
+    if (framing === 'cut-through') {
+      test("with the backend socket gone, a WRITE whose frame runs past its first skb: skip is the whole frame, the journal keeps what it copied", async () => {
+        const [conn, p] = await offloaded();
+        p.backend.destroy();
+        await until('the server to see the close', () => p.atServer.ended);
+        const data = Buffer.alloc(128 * 1024, 0xab);
+        const frame = request(
+          { Command: Smb2Command.WRITE, MessageId: 20n, CreditCharge: 2 },
+          encodeWriteRequest({ Offset: 0n, FileId: FILE.client, Channel: 0, RemainingBytes: 0, WriteChannelInfo: Buffer.alloc(0), Flags: 0, Data: data }),
+        );
+        p.client.write(frame.subarray(0, 1000));
+        await until('the first piece in Node', () => p.atNode.bytes.length === 1000);
+        p.client.write(frame.subarray(1000));
+        await until('the WRITE in Node', () => p.atNode.bytes.length === frame.length);
+        const done = relay.disarm(conn);
+        assert.deepEqual([done.request.sticky, done.request.skip], ['no-peer', frame.length], 'skip runs to the end of the rewritten frame');
+        assert.deepEqual(ids(p.atNode.bytes), [20n + DELTA, BACKEND.session]);
+        assert.ok(p.atNode.bytes.subarray(1000).equals(frame.subarray(1000)), 'the tail as sent');
+        const [entry] = relay.journal(conn);
+        assert.deepEqual([entry!.messageId, entry!.length, entry!.copied], [20n + DELTA, frame.length, 1000]);
+        assert.ok(relay.journalFrame(entry!).equals(p.atNode.bytes.subarray(0, 1000)));
+        relay.release(conn);
+      });
+    }
+
+    describe('MessageIds in order (rules.msgIdNext)', () => {
+      const N = 100n;
+      let conn: number;
+      let p: Pair;
+      const rearm = (rules: RelayConn) => {
+        relay.disarm(conn);
+        relay.arm(conn, rules, IDS);
+      };
+
+      before(async () => {
+        [conn, p] = await offloaded({ ...RULES, msgIdNext: N });
+      });
+
+      test("a first request that is not msgIdNext passes 'sequence', untouched", async () => {
+        const passes = relay.passes().sequence ?? 0;
+        const first = read(N + 1n);
+        p.client.write(first);
+        await until('the READ in Node', () => p.atNode.bytes.length === first.length);
+        assert.deepEqual(p.atNode.bytes, first);
+        assert.equal(relay.passes().sequence, passes + 1);
+        assert.equal(relay.state(conn).request.sticky, 'sequence');
+        assert.equal(p.atServer.bytes.length, 0);
+        rearm({ ...RULES, msgIdNext: N });
+      });
+
+      test("N, then N + CreditCharge are forwarded (a CANCEL between them is not checked); a gap passes 'sequence' untouched", async () => {
+        const before = p.atNode.bytes.length;
+        p.client.write(read(N));
+        await until('the first READ at the server', () => p.atServer.frames().length === 1);
+        // CreditCharge 2: the next request is N + 3; the CANCEL takes no id.
+        p.client.write(Buffer.concat([read(N + 1n, 2), cancel(N + 1n), read(N + 3n)]));
+        await until('three more at the server', () => p.atServer.frames().length === 4);
+        assert.deepEqual(
+          p.atServer.frames().map(ids),
+          [N, N + 1n, N + 1n, N + 3n].map((m) => [m + DELTA, BACKEND.session]),
+        );
+        const passes = relay.passes().sequence ?? 0;
+        const gap = read(N + 5n);
+        p.client.write(gap);
+        await until('the gap in Node', () => p.atNode.bytes.length === before + gap.length);
+        assert.deepEqual(p.atNode.bytes.subarray(before), gap, 'as the client sent it');
+        assert.equal(relay.passes().sequence, passes + 1);
+        assert.equal(p.atServer.frames().length, 4);
+        const st = relay.state(conn).request;
+        assert.deepEqual([st.sticky, st.msgs, st.charge, st.msgIdEnd], ['sequence', 4, 4, N + 4n], 'the counts stop before the gap');
+      });
+
+      test('unset, ids are not checked', async () => {
+        rearm(RULES);
+        const before = p.atServer.frames().length;
+        const mids = [7n, 3n, 50n];
+        for (const m of mids) {
+          p.client.write(read(m));
+          await until(`READ ${m} at the server`, () => p.atServer.frames().length === before + mids.indexOf(m) + 1);
+        }
+        assert.deepEqual(
+          p.atServer.frames().slice(before).map((f) => ids(f)[0]),
+          mids.map((m) => m + DELTA),
+        );
+        assert.equal(relay.state(conn).request.sticky, undefined);
+        relay.release(conn);
+      });
+    });
+  });
+}
