@@ -9,52 +9,17 @@
  *                   [backend]   relay_socks 2*conn+1  --TCP--> server (answers when told)
  */
 import assert from 'node:assert/strict';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { ABI } from '../../src/offload/abi.js';
-import { probeKernel } from '../../src/offload/native.js';
-import { RelayPrograms, type RelayFraming } from '../../src/offload/relay.js';
+import type { RelayPrograms, RelayFraming } from '../../src/offload/relay.js';
 import { NtStatus } from '../../src/control/wire/ntstatus.js';
 import { SMB2_HEADER_SIZE, Smb2Command, Smb2Flags } from '../../src/control/wire/smb2/constants.js';
-import { encodeHeader, type Smb2Header } from '../../src/control/wire/smb2/header.js';
-import type { FileId } from '../../src/control/wire/smb2/file-id.js';
-import { encodeReadRequest } from '../../src/control/wire/smb2/read.js';
 import { encodeWriteRequest } from '../../src/control/wire/smb2/write.js';
-import type { RelayConn } from '../../src/offload/abi.js';
+import { BACKEND, BUFFERS, DELTA, FILE, IDS, MIB, RULES, RelayBench, message, readBody, relaySkip, request, until, type Pair } from './relay-harness.js';
 
-const rootSkip = process.getuid?.() === 0 ? false : 'needs root: bpf() loads programs';
-const skip = rootSkip || (probeKernel().sockmapLinks ? false : 'the kernel has no sockmap links for sk_skb programs (Linux >= 6.10)');
-if (skip) console.log(`# relay journal skipped: ${skip}`);
+const skip = relaySkip('relay journal');
 
-const CLIENT = { session: 0x1111n, tree: 5 };
-const BACKEND = { session: 0x2222n, tree: 9 };
-const DELTA = 1000n;
-const FILE = { client: { Persistent: 0xd5d5n, Volatile: 1n } as FileId, backend: { Persistent: 0x5e5en, Volatile: 0x77n } as FileId };
-const MIB = 1024 * 1024;
-const IDS = { sessions: [[CLIENT.session, BACKEND.session]] as const, trees: [[CLIENT.tree, BACKEND.tree]] as const, files: [[FILE.client, FILE.backend]] as const };
-const RULES: RelayConn = {
-  msgIdDelta: DELTA,
-  cmdMask: (1 << Smb2Command.READ) | (1 << Smb2Command.WRITE),
-  rewrite: true,
-  files: true,
-  journal: true,
-  maxRead: MIB,
-  maxWrite: MIB,
-  maxTransact: 65536,
-};
-/** Both sockets' buffers: the strparser holds a whole 1 MiB WRITE (the kernel doubles this). */
-const BUFFERS = 4 * MIB;
-
-function message(h: Partial<Smb2Header>, body: Buffer): Buffer {
-  const hdr = encodeHeader({ CreditCharge: 1, Status: 0, Command: 0, Credit: 1, Flags: 0, NextCommand: 0, MessageId: 0n, Reserved: 0, TreeId: 0, AsyncId: 0n, SessionId: 0n, Signature: Buffer.alloc(16), ...h });
-  const nb = Buffer.alloc(4);
-  nb.writeUInt32BE(hdr.length + body.length);
-  return Buffer.concat([nb, hdr, body]);
-}
-
-const readBody = () => encodeReadRequest({ Padding: 0, Flags: 0, Length: 4096, Offset: 0n, FileId: FILE.client, MinimumCount: 0, Channel: 0, RemainingBytes: 0, ReadChannelInfo: Buffer.alloc(0) });
-const request = (h: Partial<Smb2Header>, body: Buffer) => message({ SessionId: CLIENT.session, TreeId: CLIENT.tree, ...h }, body);
 const read = (mid: bigint) => request({ Command: Smb2Command.READ, MessageId: mid }, readBody());
 /** The server's answer to a request the kernel forwarded: its final response, or an interim one. */
 const response = (command: number, serverMid: bigint, interim = false) =>
@@ -62,77 +27,19 @@ const response = (command: number, serverMid: bigint, interim = false) =>
     ? message({ Command: command, MessageId: serverMid, Status: NtStatus.STATUS_PENDING, Flags: Smb2Flags.SERVER_TO_REDIR | Smb2Flags.ASYNC_COMMAND, AsyncId: 0x77n, SessionId: BACKEND.session }, Buffer.alloc(8))
     : message({ Command: command, MessageId: serverMid, Flags: Smb2Flags.SERVER_TO_REDIR, SessionId: BACKEND.session, TreeId: BACKEND.tree }, Buffer.alloc(16));
 
-const until = async (what: string, ok: () => boolean): Promise<void> => {
-  for (let i = 0; i < 1000 && !ok(); i++) await sleep(5);
-  assert.ok(ok(), `timed out waiting for ${what}`);
-};
-
-/** Everything a socket received, and its NetBIOS frames (prefix included). */
-class Received {
-  private chunks: Buffer[] = [];
-  constructor(socket: Socket) {
-    socket.on('data', (c: Buffer) => this.chunks.push(c));
-  }
-  get bytes(): Buffer {
-    return Buffer.concat(this.chunks);
-  }
-  frames(): Buffer[] {
-    const b = this.bytes;
-    const out: Buffer[] = [];
-    for (let at = 0; at + 4 <= b.length; ) {
-      const end = at + 4 + b.readUInt32BE(at);
-      if (end > b.length) break;
-      out.push(b.subarray(at, end));
-      at = end;
-    }
-    return out;
-  }
-}
-
-/** One client connection as the DSR holds it: the client's socket, its accepted end, a backend socket and the server's end. */
-interface Pair {
-  client: Socket;
-  accepted: Socket;
-  backend: Socket;
-  server: Socket;
-  atServer: Received;
-  atClient: Received;
-  /** What reached Node on the relay's sockets (passed by the verdict). */
-  atNode: Received;
-}
-
 for (const framing of ['strparser', 'cut-through'] as RelayFraming[]) {
   describe(`the relay's request journal (${framing})`, { skip }, () => {
+    const bench = new RelayBench(framing);
     let relay: RelayPrograms;
-    let servers: Server[] = [];
-    const pairs: Pair[] = [];
     const counter = (name: 'journaled' | 'journal-freed' | 'fwd-skb') => relay.counters()[name];
-
-    async function pair(): Promise<Pair> {
-      let server: Socket | undefined;
-      const srv = createServer((s) => (server = s));
-      let accepted: Socket | undefined;
-      const dsr = createServer((s) => (accepted = s));
-      servers.push(srv, dsr);
-      await Promise.all([srv, dsr].map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
-      const backend = connect({ host: '127.0.0.1', port: (srv.address() as { port: number }).port, noDelay: true });
-      const client = connect({ host: '127.0.0.1', port: (dsr.address() as { port: number }).port, noDelay: true });
-      await until('both connections', () => server !== undefined && accepted !== undefined);
-      const p = { client, accepted: accepted!, backend, server: server!, atServer: new Received(server!), atClient: new Received(client), atNode: new Received(accepted!) };
-      pairs.push(p);
-      return p;
-    }
+    const pair = () => bench.pair();
 
     before(() => {
-      relay = RelayPrograms.open({ framing });
+      bench.open();
+      relay = bench.relay;
     });
 
-    after(async () => {
-      for (const p of pairs) for (const s of [p.client, p.accepted, p.backend, p.server]) s.destroy();
-      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-      servers = [];
-      relay?.close();
-    });
+    after(() => bench.close());
 
     describe('one connection, journal on', () => {
       const CONN = 1;
