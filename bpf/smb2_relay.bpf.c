@@ -46,6 +46,13 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DSR_RELAY_MAX_SOCKS);
+	__type(key, __u64); /* socket cookie */
+	__type(value, __u32);
+} relay_busy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, DSR_RELAY_MAX_CONNS);
 	__type(key, __u32);
 	__type(value, struct dsr_relay_conn);
@@ -726,10 +733,8 @@ int relay_parser(struct __sk_buff *skb)
 	return (bpf_ntohl(nb) & 0x00ffffff) + DSR_NB_HDR_LEN;
 }
 
-SEC("sk_skb/stream_verdict")
-int relay_verdict_msg(struct __sk_buff *skb)
+static __always_inline int verdict_msg(struct __sk_buff *skb, __u64 cookie)
 {
-	__u64 cookie = bpf_get_socket_cookie(skb);
 	struct dsr_relay_sock *rs = bpf_map_lookup_elem(&relay_socks_state, &cookie);
 	struct dsr_relay_conn *rc;
 	struct hdr_walk w = { .write = 1 };
@@ -960,10 +965,8 @@ static int cut_step(__u32 index, void *ctx)
 	return 0;
 }
 
-SEC("sk_skb/stream_verdict")
-int relay_verdict_cut(struct __sk_buff *skb)
+static __always_inline int verdict_cut(struct __sk_buff *skb, __u64 cookie)
 {
-	__u64 cookie = bpf_get_socket_cookie(skb);
 	struct dsr_relay_sock *rs = bpf_map_lookup_elem(&relay_socks_state, &cookie);
 	struct dsr_relay_conn *rc;
 	struct cut c;
@@ -1017,4 +1020,37 @@ int relay_verdict_cut(struct __sk_buff *skb)
 	if (c.verdict < 0)
 		return pass(rs, DSR_PASS_TOO_MANY);
 	return c.verdict;
+}
+
+/* relay_busy: odd while a verdict runs on the socket (see dsr_abi.h). */
+static __always_inline void busy_step(__u32 *busy)
+{
+	if (busy)
+		__sync_fetch_and_add(busy, 1);
+}
+
+SEC("sk_skb/stream_verdict")
+int relay_verdict_msg(struct __sk_buff *skb)
+{
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	__u32 *busy = bpf_map_lookup_elem(&relay_busy, &cookie);
+	int verdict;
+
+	busy_step(busy);
+	verdict = verdict_msg(skb, cookie);
+	busy_step(busy);
+	return verdict;
+}
+
+SEC("sk_skb/stream_verdict")
+int relay_verdict_cut(struct __sk_buff *skb)
+{
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	__u32 *busy = bpf_map_lookup_elem(&relay_busy, &cookie);
+	int verdict;
+
+	busy_step(busy);
+	verdict = verdict_cut(skb, cookie);
+	busy_step(busy);
+	return verdict;
 }

@@ -336,6 +336,14 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 /* MS-SMB2 3.1.5.2: one credit per started 64 KiB a request moves. */
 #define DSR_SMB2_CREDIT_BYTES 65536
 
+/* Map relay_busy (hash, DSR_RELAY_MAX_SOCKS entries): socket cookie (__u64) -> __u32, written
+ * only by the verdicts, which add 1 when they start on one of the socket's skbs and 1 when they
+ * end: odd while one runs. User space creates it (0) before the socket goes into relay_socks.
+ * Taking a connection back, user space deletes its rules, then waits until both sockets' counts
+ * are even before it reads their state: a verdict that found the rules just before the delete
+ * may still be forwarding and moving the state on (under load a verdict runs in ksoftirqd and can
+ * be preempted, and a state read early named the wrong frame boundary). */
+
 /* Map relay_socks_state (hash, DSR_RELAY_MAX_SOCKS entries): socket cookie (__u64) -> this.
  * User space writes it when it offloads or re-arms a connection; the verdict updates it. */
 struct dsr_relay_sock {

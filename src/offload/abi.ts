@@ -196,6 +196,7 @@ export const RelayMaps = {
   journal: 'relay_journal',
   journalFree: 'relay_journal_free',
   journalIndex: 'relay_journal_index',
+  busy: 'relay_busy',
 } as const;
 /** The strparser framing (parser + verdictMsg) or the cut-through one (verdictCut alone). */
 export const RelayProgs = { parser: 'relay_parser', verdictMsg: 'relay_verdict_msg', verdictCut: 'relay_verdict_cut' } as const;

@@ -113,11 +113,16 @@ export interface JournalEntry {
   copied: number;
 }
 
+/** How long disarm waits for a running verdict (a preempted ksoftirqd comes back within a few time slices). */
+const SETTLE_MS = 1000;
+
 const FRESH = { skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(0), msgs: 0, bytes: 0, journalSlot: 0, journalLeft: 0 } as const;
 
 interface Maps {
   socks: BpfMap;
   state: BpfMap;
+  /** relay_busy: odd while a verdict runs on the socket. */
+  busy: BpfMap;
   conns: BpfMap;
   sessions: BpfMap;
   trees: BpfMap;
@@ -149,6 +154,7 @@ export class RelayPrograms {
       const maps: Maps = {
         socks: obj.map(RelayMaps.socks, 4, 8),
         state: obj.map(RelayMaps.state, 8, RELAY_SOCK.size),
+        busy: obj.map(RelayMaps.busy, 8, 4),
         conns: obj.map(RelayMaps.conns, 4, RELAY_CONN.size),
         sessions: obj.map(RelayMaps.sessions, RELAY_SESSION_KEY.size, 8),
         trees: obj.map(RelayMaps.trees, RELAY_TREE_KEY.size, 4),
@@ -198,6 +204,7 @@ export class RelayPrograms {
     this.conns.set(conn, o);
     try {
       this.freshState(conn, o);
+      for (const cookie of [o.clientCookie, o.backendCookie]) this.maps.busy.update(u64(cookie), u32(0));
       if (buffers !== undefined) for (const s of [client, backend]) sockBuffers(fdOf(s), buffers);
       this.maps.socks.update(u32(2 * conn + 1), u64(BigInt(fdOf(backend))), UpdateFlag.NOEXIST);
       this.maps.socks.update(u32(2 * conn), u64(BigInt(fdOf(client))), UpdateFlag.NOEXIST);
@@ -236,10 +243,26 @@ export class RelayPrograms {
     const o = this.offloaded(conn);
     this.maps.conns.delete(u32(conn));
     o.armed = false;
+    this.settle(o);
     const done = { request: this.sockState(o.clientCookie, conn), reply: this.sockState(o.backendCookie, conn) };
     this.dropIds(conn, o);
     this.log.debug({ event: 'relay.disarmed', conn, requests: done.request.msgs, replies: done.reply.msgs });
     return done;
+  }
+
+  /**
+   * Waits until no verdict runs on either socket (relay_busy even): one that found the rules
+   * just before disarm deleted them may still move the state on. They run for microseconds, or a
+   * time slice when ksoftirqd is preempted under load.
+   */
+  private settle(o: Offloaded): void {
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    for (const end = Date.now() + SETTLE_MS; ; ) {
+      const running = [o.clientCookie, o.backendCookie].some((c) => ((this.maps.busy.lookup(u64(c))?.readUInt32LE(0) ?? 0) & 1) === 1);
+      if (!running) return;
+      if (Date.now() > end) throw new DsrError(ErrorCode.BPF, `a relay verdict still runs on a socket ${SETTLE_MS} ms after its rules were taken out`);
+      Atomics.wait(pause, 0, 0, 0.2);
+    }
   }
 
   private dropIds(conn: number, o: Offloaded): void {
@@ -254,6 +277,27 @@ export class RelayPrograms {
   /** Whether a connection's sockets are in the sockhash, and with which backend socket. */
   attached(conn: number): Socket | undefined {
     return this.conns.get(conn)?.backend;
+  }
+
+  /**
+   * A disarmed connection's trees moved to another server connection: its backend socket is
+   * swapped for `backend`, the client socket staying in the sockhash (taking it out would drop
+   * what the verdict passed and Node has not read yet). The old backend socket's unread bytes go
+   * with it: its server is gone or left.
+   */
+  replaceBackend(conn: number, backend: Socket, buffers?: number): void {
+    const o = this.offloaded(conn);
+    if (o.armed) throw new DsrError(ErrorCode.USAGE, `relay connection ${conn} is armed: disarm it before its backend changes`);
+    this.maps.socks.delete(u32(2 * conn + 1));
+    this.maps.state.delete(u64(o.backendCookie));
+    this.maps.busy.delete(u64(o.backendCookie));
+    o.backend = backend;
+    o.backendCookie = sockCookie(fdOf(backend));
+    this.maps.state.update(u64(o.backendCookie), encodeRelaySock({ conn, peerKey: 2 * conn, dir: 'reply', ...FRESH }));
+    this.maps.busy.update(u64(o.backendCookie), u32(0));
+    if (buffers !== undefined) sockBuffers(fdOf(backend), buffers);
+    this.maps.socks.update(u32(2 * conn + 1), u64(BigInt(fdOf(backend))), UpdateFlag.NOEXIST);
+    this.log.debug({ event: 'relay.backend_replaced', conn });
   }
 
   /** The client session's id and its backend session's, both ways. */
@@ -317,6 +361,8 @@ export class RelayPrograms {
     }
     this.maps.state.delete(u64(o.clientCookie));
     this.maps.state.delete(u64(o.backendCookie));
+    this.maps.busy.delete(u64(o.clientCookie));
+    this.maps.busy.delete(u64(o.backendCookie));
     this.maps.conns.delete(u32(conn));
     this.dropIds(conn, o);
     for (const k of this.maps.journalIndex.keys()) {

@@ -187,6 +187,14 @@ export class KernelPath {
     }
     const { link, trees } = why;
     const backend = link.client.tcp;
+    // The trees moved to another server connection while the old one is still open (a planned
+    // move lets go of its handles on it): taking its socket out of the sockhash now would drop the
+    // responses the verdict passed and Node has not read. Lent again once it is closed.
+    const old = relay.programs.attached(h.state.id);
+    if (old !== undefined && old !== backend && !old.destroyed) {
+      this.refuse('the previous server connection is still open');
+      return;
+    }
     // Node's own writes still queued would land after the kernel's.
     if (h.socket.writableLength > 0 || backend.writableLength > 0) {
       if (!this.waitingDrain) {
@@ -235,11 +243,12 @@ export class KernelPath {
     const { programs } = relay;
     const id = h.state.id;
     try {
-      // The sockets go in once and stay (RelayPrograms.attach); only a new server connection (the
-      // trees moved) takes the old pair out.
+      // The sockets go in once and stay (RelayPrograms.attach); a new server connection (the trees
+      // moved) takes the old backend socket's place, the client's staying in: taking it out would
+      // drop bytes the verdict passed and Node has not read (a failover lost client bytes so).
       const attached = programs.attached(id);
-      if (attached !== undefined && attached !== backend) programs.release(id);
-      if (programs.attached(id) === undefined) programs.attach(id, h.socket, backend, buffers);
+      if (attached === undefined) programs.attach(id, h.socket, backend, buffers);
+      else if (attached !== backend) programs.replaceBackend(id, backend, buffers);
       programs.arm(
         id,
         { msgIdDelta: delta, cmdMask: CMD_MASK, rewrite: true, files: true, journal: true, msgIdNext: range.low, maxRead: h.state.maxReadSize, maxWrite: h.state.maxWriteSize, maxTransact: h.state.maxTransactSize },
