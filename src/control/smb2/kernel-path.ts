@@ -23,6 +23,7 @@ import { NtStatus } from '../wire/ntstatus.js';
 import { SMB2_HEADER_SIZE, Smb2Command, Smb2Dialect, Smb2Flags } from '../wire/smb2/constants.js';
 import { type FileId, fileIdKey, getFileId, REQUEST_FILE_ID_AT, setFileId } from '../wire/smb2/file-id.js';
 import { Hdr, type Smb2Header } from '../wire/smb2/header.js';
+import { NETBIOS_HEADER_SIZE } from '../wire/netbios.js';
 import { drained, written, type JournalEntry, type RelayPrograms, type Released } from '../../offload/relay.js';
 import type { BackendLink } from './backend.js';
 import type { ConnectionState, DsrContext } from './context.js';
@@ -32,8 +33,6 @@ import { feedTail, type RawTail } from './transport.js';
 /** What the kernel forwards: no command whose response carries a FileId (the kernel maps requests' only). */
 const RELAYED = [Smb2Command.READ, Smb2Command.WRITE, Smb2Command.FLUSH, Smb2Command.QUERY_INFO] as const;
 const CMD_MASK = RELAYED.reduce((m, c) => m | (1 << c), 0);
-/** The NetBIOS session message prefix the journal's frames keep (RFC 1002 4.3.1). */
-const NB_HEADER = 4;
 
 /** The DSR's kernel relay and the counts of every connection's turns with it. */
 export interface KernelRelay {
@@ -190,8 +189,8 @@ export class KernelPath {
     // The trees moved to another server connection while the old one is still open (a planned
     // move lets go of its handles on it): taking its socket out of the sockhash now would drop the
     // responses the verdict passed and Node has not read. Lent again once it is closed.
-    const old = relay.programs.attached(h.state.id);
-    if (old !== undefined && old !== backend && !old.destroyed) {
+    const attached = relay.programs.attached(h.state.id);
+    if (attached !== undefined && attached !== backend && !attached.destroyed) {
       this.refuse('the previous server connection is still open');
       return;
     }
@@ -246,7 +245,6 @@ export class KernelPath {
       // The sockets go in once and stay (RelayPrograms.attach); a new server connection (the trees
       // moved) takes the old backend socket's place, the client's staying in: taking it out would
       // drop bytes the verdict passed and Node has not read (a failover lost client bytes so).
-      const attached = programs.attached(id);
       if (attached === undefined) programs.attach(id, h.socket, backend, buffers);
       else if (attached !== backend) programs.replaceBackend(id, backend, buffers);
       programs.arm(
@@ -359,7 +357,7 @@ export class KernelPath {
         for (const e of entries) {
           const id = e.messageId - lent.delta;
           if (request.charge > 0 && id < request.msgIdEnd) continue;
-          const n = Math.max(lent.relay.programs.journalFrame(e).readUInt16LE(NB_HEADER + Hdr.CreditCharge), 1);
+          const n = Math.max(lent.relay.programs.journalFrame(e).readUInt16LE(NETBIOS_HEADER_SIZE + Hdr.CreditCharge), 1);
           charge += n;
           if (id + BigInt(n) > end) end = id + BigInt(n);
         }
@@ -373,22 +371,25 @@ export class KernelPath {
     const next = lent.backendNext + used;
     const sticky = request.sticky ?? reply.sticky;
     if (sticky === 'signed' || sticky === 'encrypted') this.never = `the client sends ${sticky} messages`;
-    h.log.debug(
-      {
-        event: 'relay.taken_back',
-        why,
-        requests: request.msgs,
-        replies: reply.msgs,
-        late,
-        journaled: entries.length,
-        partial: entries.filter((e) => e.copied < e.length).map((e) => e.length - e.copied),
-        tails: [request.skip, reply.skip],
-        carried: request.carry.length,
-        inOrder,
-        sticky,
-      },
-      'connection taken back from the kernel relay',
-    );
+    // Only when debug is on: a take-back is on the small-op path (every CREATE or CLOSE).
+    if (h.log.isLevelEnabled('debug')) {
+      h.log.debug(
+        {
+          event: 'relay.taken_back',
+          why,
+          requests: request.msgs,
+          replies: reply.msgs,
+          late,
+          journaled: entries.length,
+          partial: entries.filter((e) => e.copied < e.length).map((e) => e.length - e.copied),
+          tails: [request.skip, reply.skip],
+          carried: request.carry.length,
+          inOrder,
+          sticky,
+        },
+        'connection taken back from the kernel relay',
+      );
+    }
     if (entries.length < late) {
       h.close(`the kernel relay's journal has ${entries.length} of the ${late} requests it forwarded unanswered`);
       return;
@@ -509,7 +510,7 @@ export class KernelPath {
       try {
         const frame = programs.journalFrame(e);
         const whole = e.copied < e.length ? Buffer.concat([frame, tails.get(e.messageId) ?? Buffer.alloc(0)]) : frame;
-        if (whole.length === e.length) msgs.push(whole.subarray(NB_HEADER));
+        if (whole.length === e.length) msgs.push(whole.subarray(NETBIOS_HEADER_SIZE));
         else partial++;
       } catch (err) {
         this.host.close(`cannot read the kernel relay's journal: ${errorMessage(err)}`);
