@@ -263,10 +263,11 @@ int dsr_sock_buffers(int fd, int bytes)
 
 /*
  * Every byte handed to a TCP socket so far, by its owner's writes or by a sockmap redirect:
- * bytes acknowledged (tcpi_bytes_acked) plus bytes still queued (SIOCOUTQ). Read in that order
- * so an ACK in between can only make the sum smaller: a barrier waiting for it never ends early.
+ * bytes acknowledged (tcpi_bytes_acked) plus bytes still queued (SIOCOUTQ, also given alone:
+ * a queue that does not empty is a peer not reading). Read in that order so an ACK in between
+ * can only make the sum smaller: a barrier waiting for it never ends early.
  */
-int dsr_sock_written(int fd, uint64_t *out)
+int dsr_sock_written(int fd, uint64_t *out, uint64_t *out_queued)
 {
 	struct tcp_info info;
 	socklen_t len = sizeof(info);
@@ -280,5 +281,6 @@ int dsr_sock_written(int fd, uint64_t *out)
 	if (ioctl(fd, SIOCOUTQ, &queued))
 		return -errno;
 	*out = info.tcpi_bytes_acked + (uint64_t)queued;
+	*out_queued = (uint64_t)queued;
 	return 0;
 }

@@ -28,7 +28,8 @@
  * and san (one directory exported by server1 and server2, the shared SAN of a failover pair).
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
 import { adminCall } from '../control/admin.js';
@@ -92,7 +93,7 @@ export interface LabOptions {
   dsr?: boolean;
   /** The DSR attaches its tc port filter (switch.filter; default true). Tests of the bare bridge turn it off. */
   portFilter?: boolean;
-  /** The DSR's kernel SMB2 relay (config relay.mode; default off). */
+  /** The DSR's kernel SMB2 relay (config relay.mode; default DSR_LAB_RELAY, else cut-through as the DSR's own default). */
   relay?: RelayMode;
   log?: Logger;
   /** Aborting stops `labUp` at the next step; it then tears down and throws. */
@@ -298,9 +299,21 @@ function labLogLevel(): 'info' | 'debug' | 'trace' {
   return v;
 }
 
-/** The lab DSR's relay.mode when the caller does not say: DSR_LAB_RELAY (so a whole test run can use the relay), else off. */
+/**
+ * DSR_LAB_KEEP_LOGS=DIR: `labDown` copies the lab DSR's log there first (`<lab>-<time>.dsr.log`),
+ * so a failed lab test's DSR side can be read after the lab is gone.
+ */
+function keepDsrLog(name: string, stateDir: string): void {
+  const dir = process.env.DSR_LAB_KEEP_LOGS;
+  const from = join(stateDir, 'dsr.log');
+  if (!dir || !existsSync(from)) return;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  copyFileSync(from, join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.dsr.log`));
+}
+
+/** The lab DSR's relay.mode when the caller does not say: DSR_LAB_RELAY (so a whole test run can go without it), else cut-through. */
 function defaultRelay(): RelayMode {
-  const v = process.env.DSR_LAB_RELAY ?? 'off';
+  const v = process.env.DSR_LAB_RELAY ?? 'cut-through';
   if (v !== 'off' && v !== 'strparser' && v !== 'cut-through') throw new DsrError(ErrorCode.USAGE, `DSR_LAB_RELAY must be off, strparser or cut-through, not '${v}'`);
   return v;
 }
@@ -465,6 +478,7 @@ export async function labDown(name: string = DEFAULT_LAB_NAME, logger?: Logger):
     pids = [...(await killPids(pids)), ...namespaces.flatMap(netnsPids)];
   }
   await settleAll(namespaces.map(deleteNetns));
+  keepDsrLog(name, stateDir);
   rmSync(stateDir, { recursive: true, force: true });
   rmSync(labDataDir(name), { recursive: true, force: true });
   removeIfEmpty(RUN_ROOT);

@@ -72,7 +72,7 @@ interface Shim {
   close(fd: number): number;
   ifindex(name: string): number;
   sockCookie(fd: number, out: bigint[]): number;
-  sockWritten(fd: number, out: bigint[]): number;
+  sockWritten(fd: number, out: bigint[], queued: bigint[]): number;
   sockBuffers(fd: number, bytes: number): number;
 }
 
@@ -110,7 +110,7 @@ function lib(): Shim {
     close: l.func('int dsr_close(int fd)'),
     ifindex: l.func('int dsr_ifindex(const char *name)'),
     sockCookie: l.func('int dsr_sock_cookie(int fd, _Out_ uint64_t *out)'),
-    sockWritten: l.func('int dsr_sock_written(int fd, _Out_ uint64_t *out)'),
+    sockWritten: l.func('int dsr_sock_written(int fd, _Out_ uint64_t *out, _Out_ uint64_t *out_queued)'),
     sockBuffers: l.func('int dsr_sock_buffers(int fd, int bytes)'),
   };
   return shim;
@@ -309,11 +309,12 @@ export function sockCookie(fd: number): bigint {
   return BigInt(out[0]!);
 }
 
-/** Bytes handed to a TCP socket so far, by writes or by a sockmap redirect (acknowledged + queued). */
-export function sockWritten(fd: number): bigint {
+/** Bytes handed to a TCP socket so far, by writes or by a sockmap redirect (acknowledged + queued), and those still queued. */
+export function sockWritten(fd: number): { written: bigint; queued: bigint } {
   const out: bigint[] = [0n];
-  check(`read the send counters of socket fd ${fd}`, lib().sockWritten(fd, out));
-  return BigInt(out[0]!);
+  const queued: bigint[] = [0n];
+  check(`read the send counters of socket fd ${fd}`, lib().sockWritten(fd, out, queued));
+  return { written: BigInt(out[0]!), queued: BigInt(queued[0]!) };
 }
 
 /** Fixed receive and send buffers of `bytes` each (the kernel doubles them; see native/dsrbpf.c). */

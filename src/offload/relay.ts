@@ -71,7 +71,7 @@ function fdOf(socket: Socket): number {
 
 /** Bytes handed to a socket's TCP so far, by Node's writes or the relay's redirects. */
 export function written(socket: Socket): bigint {
-  return sockWritten(fdOf(socket));
+  return sockWritten(fdOf(socket)).written;
 }
 
 /** One offloaded connection: its sockets and what was written to each before the kernel took over. */
@@ -473,14 +473,29 @@ export class RelayPrograms {
 /**
  * Waits until `socket` has taken `bytes` more than `base` (written() when it was offloaded):
  * every byte the kernel redirected to it is in its TCP queue, so a write of user space's lands
- * after them. False when it has not happened within `timeoutMs` (the caller closes the connection).
+ * after them. While the TCP send queue holds bytes the peer has not taken (a client that reads
+ * slowly or not at all), the kernel cannot hand over more: that is waited for as long as the
+ * connection lives, as a server waits for it. False when the socket closes, or when nothing came
+ * for `stallMs` with the queue empty: the kernel kept bytes it should have sent (the caller
+ * closes the connection).
  */
-export async function drained(socket: Socket, base: bigint, bytes: number, timeoutMs = 2000): Promise<boolean> {
+export async function drained(socket: Socket, base: bigint, bytes: number, stallMs = 2000): Promise<boolean> {
   const want = base + BigInt(bytes);
-  const deadline = Date.now() + timeoutMs;
+  let last = -1n;
+  let since = Date.now();
+  let pause = 1;
   for (;;) {
-    if (written(socket) >= want) return true;
-    if (Date.now() > deadline || socket.destroyed) return false;
-    await new Promise((r) => setTimeout(r, 1));
+    if (socket.destroyed) return false;
+    const { written: now, queued } = sockWritten(fdOf(socket));
+    if (now >= want) return true;
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+      pause = 1;
+    } else if (queued > 0n) {
+      since = Date.now();
+      pause = Math.min(pause * 2, 100);
+    } else if (Date.now() - since > stallMs) return false;
+    await new Promise((r) => setTimeout(r, pause));
   }
 }

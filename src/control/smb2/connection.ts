@@ -142,8 +142,10 @@ export class Smb2Connection {
   private frames = 0;
   /** Replies made and not yet written (waiting for their frame's other replies). */
   private owed = 0;
-  /** Frames waiting while the tail of a server message goes to the client raw (kernel-path.ts). */
+  /** Frames waiting while the kernel relay's bytes are not all in the client socket yet, or the tail of a server message goes to it raw (kernel-path.ts). */
   private writesHeld: [Buffer | Buffer[], (() => void) | undefined][] | undefined;
+  /** How many reasons hold them (the kernel's bytes not yet in the socket, a server message's raw tail). */
+  private writeHolds = 0;
   /** The kernel relay's turns with this connection (while the DSR has a relay). */
   private readonly kernel: KernelPath;
 
@@ -204,8 +206,12 @@ export class Smb2Connection {
       receive: (chunk) => this.receive(chunk),
       adopt: (msg) => this.adopt(msg),
       sendMessage: (msg, release) => this.sendReplies([{ msg, signWith: undefined, onWire: undefined, after: undefined, release }]),
-      holdClientWrites: () => (this.writesHeld ??= []),
+      holdClientWrites: () => {
+        this.writeHolds++;
+        this.writesHeld ??= [];
+      },
       releaseClientWrites: () => {
+        if (--this.writeHolds > 0) return;
         const queued = this.writesHeld ?? [];
         this.writesHeld = undefined;
         for (const [payload, written] of queued) this.send(payload, written);

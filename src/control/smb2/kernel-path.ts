@@ -143,6 +143,9 @@ export class KernelPath {
    */
   private clientTail: RawTail | undefined;
 
+  /** Set while the kernel's replies are not all in the client socket: raw bytes for it wait here, in order. */
+  private clientDrain: Buffer[] | undefined;
+
   /** Client bytes are the kernel path's: it has the connection, is giving it back, or a message tail is still coming. */
   get holding(): boolean {
     return this.lent !== undefined || this.returning !== undefined || this.clientTail !== undefined;
@@ -176,7 +179,7 @@ export class KernelPath {
    */
   tryLend(writing = 0): void {
     const relay = this.host.ctx.relay;
-    if (!relay || this.holding || this.pending.size > 0) return;
+    if (!relay || this.holding || this.clientDrain || this.pending.size > 0) return;
     const h = this.host;
     if (!h.quiet()) return;
     const why = this.refusal();
@@ -338,10 +341,25 @@ export class KernelPath {
     }
     const client = lent.link.client;
     const backendGone = client.isClosed;
-    const inClient = await drained(h.socket, lent.clientBase, reply.bytes);
-    const inBackend = backendGone || (await drained(client.tcp, lent.backendBase, request.bytes));
-    if (!inClient || !inBackend) {
-      h.close(`the kernel relay's bytes did not reach the ${inClient ? 'server' : 'client'} socket`);
+    // Node's writes to the client wait until the kernel's replies are in its socket, which takes
+    // as long as the client takes to read them: the take-back itself (a move, a failover) does not.
+    this.clientDrain = [];
+    h.holdClientWrites();
+    void drained(h.socket, lent.clientBase, reply.bytes)
+      .catch(() => false)
+      .then((ok) => {
+        const raw = this.clientDrain ?? [];
+        this.clientDrain = undefined;
+        if (!ok) {
+          h.close(`the kernel relay's bytes did not reach the client socket`);
+          return;
+        }
+        for (const bytes of raw) h.socket.write(bytes);
+        h.releaseClientWrites();
+        this.tryLend();
+      });
+    if (!backendGone && !(await drained(client.tcp, lent.backendBase, request.bytes))) {
+      h.close(`the kernel relay's bytes did not reach the server socket`);
       return;
     }
     const late = request.msgs - (reply.msgs - reply.interims);
@@ -453,7 +471,7 @@ export class KernelPath {
       {
         carry: reply.carry,
         raw: reply.skip,
-        to: (bytes) => h.socket.write(bytes),
+        to: (bytes) => (this.clientDrain ? this.clientDrain.push(bytes) : h.socket.write(bytes)),
         done: () => {
           if (!replyTail) return;
           replyTail = false;

@@ -187,7 +187,11 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
     const sum = writeRandomFile(join(sanPath, 'big.bin'), SIZE);
     const run = smbclient(lab, 'san', `get big.bin ${back}`);
     await underWay(back, run.done);
-    const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'resource', 'move', 'san', '--to', 'server2', '--json', '--socket', lab.dsr.adminSocket]);
+    // The client stands still during the move (SIGSTOP, its handle open and reads in flight):
+    // through the kernel relay the rest of the read can take less than the CLI needs to start.
+    run.proc.kill('SIGSTOP');
+    const move = promisify(execFile)(process.execPath, [CLI, 'resource', 'move', 'san', '--to', 'server2', '--json', '--socket', lab.dsr.adminSocket]);
+    const { stdout } = await move.finally(() => run.proc.kill('SIGCONT'));
     const moved = JSON.parse(stdout) as { share: string; from: string; to: string; trees: number; opens: number; lostOpens: number };
     const r = await run.done;
     assert.equal(r.code, 0, r.out);
