@@ -37,7 +37,7 @@ function smbclient(lab: LabStatus, share: string, command: string): { proc: Chil
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  return { proc, done: new Promise((resolve) => proc.on('close', (code) => resolve({ code: code ?? -1, out }))) };
+  return { proc, done: new Promise((resolve) => proc.on('close', (code, signal) => resolve({ code: code ?? -1, out: signal ? `${out}smbclient ended by ${signal}\n` : out }))) };
 }
 
 /** Bytes through server2's storage port (sp2), both directions, from the lab's nft counters. */
@@ -133,7 +133,7 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
         // What the DSR did, for a failure's message.
         const events = readFileSync(lab.dsr.logFile, 'utf8')
           .split('\n')
-          .filter((l) => /failover|backend_lost|server\.failed|portmap\.port/.test(l))
+          .filter((l) => /failover|backend_lost|server\.failed|portmap\.port|conn\.closed/.test(l))
           .join('\n');
         assert.equal(r.code, 0, `${r.out}\n${events}`);
         assert.doesNotMatch(r.out, /NT_STATUS_/, `the client saw no error\n${events}`);
