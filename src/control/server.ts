@@ -146,7 +146,7 @@ export class DsrServer {
     if (relay && this.relayState.framing === mode) return this.relayView();
     if (relay) {
       delete this.ctx.relay;
-      await Promise.all([...this.connections].map((c) => c.takeBackFromKernel('relay off')));
+      await Promise.all([...this.connections].map((c) => c.returnFromKernel('relay off')));
       relay.programs.close();
       this.relayState = { state: 'off', reason: 'turned off by dsr offload relay' };
       this.log.info({ event: 'relay.off' }, 'kernel SMB2 relay off');

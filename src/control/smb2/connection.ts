@@ -266,9 +266,13 @@ export class Smb2Connection {
       });
   }
 
-  /** Takes the connection back from the kernel relay, if it has it (the relay is turned off). */
-  takeBackFromKernel(why: string): Promise<void> {
-    return this.kernel.takeBack(why);
+  /**
+   * Takes the connection back from the kernel relay, if it has it, and waits until every byte the
+   * kernel sent the client is in its socket: the relay is being turned off and may then close.
+   */
+  async returnFromKernel(why: string): Promise<void> {
+    await this.kernel.takeBack(why);
+    await this.kernel.delivered;
   }
 
   /** Nothing read and unhandled, nothing forwarded and unanswered, no reply unsent, no failover or move. */

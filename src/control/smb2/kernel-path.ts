@@ -145,6 +145,8 @@ export class KernelPath {
 
   /** Set while the kernel's replies are not all in the client socket: raw bytes for it wait here, in order. */
   private clientDrain: Buffer[] | undefined;
+  /** Resolves once they are (or the connection closed): the relay must not let go of the socket before. */
+  private clientDrained: Promise<void> = Promise.resolve();
 
   /** Client bytes are the kernel path's: it has the connection, is giving it back, or a message tail is still coming. */
   get holding(): boolean {
@@ -345,7 +347,7 @@ export class KernelPath {
     // as long as the client takes to read them: the take-back itself (a move, a failover) does not.
     this.clientDrain = [];
     h.holdClientWrites();
-    void drained(h.socket, lent.clientBase, reply.bytes)
+    this.clientDrained = drained(h.socket, lent.clientBase, reply.bytes)
       .catch(() => false)
       .then((ok) => {
         const raw = this.clientDrain ?? [];
@@ -578,6 +580,11 @@ export class KernelPath {
     if (at === undefined) return;
     const fileId = lent.files.get(fileIdKey(getFileId(msg, SMB2_HEADER_SIZE + at)));
     if (fileId) setFileId(msg, SMB2_HEADER_SIZE + at, fileId);
+  }
+
+  /** Resolves once the kernel's replies of the last take-back are all in the client socket (or it closed). */
+  get delivered(): Promise<void> {
+    return this.clientDrained;
   }
 
   /** Requests the kernel forwarded whose responses are still to come through Node. */

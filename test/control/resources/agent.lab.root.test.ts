@@ -149,11 +149,12 @@ describe('announce agents, discovery and server health (lab)', { skip: labSkip }
 
   for (const how of ['kill', 'link'] as const) {
     test(`lab fail server2 --how ${how}: failed within 2 s in dsr server list --json; lab restore brings it back`, async () => {
-      const since = Date.now();
       const fault = await labFail(name, 'server2', how);
       if (how === 'kill') assert.ok(fault.pids.length >= 3, `killed ${fault.pids.join(',')}`);
-      const failed = await seenHealth('server2', 'failed', since, 5000);
-      console.log(`# --how ${how}: server2 failed (${failed.row.reason}) seen ${failed.ms} ms after lab fail started (CLI polling included)`);
+      // From the moment the fault took effect, not from when lab fail began: killing smbd's
+      // processes or downing the link is the lab's time, not the DSR's.
+      const failed = await seenHealth('server2', 'failed', Date.parse(fault.at), 5000);
+      console.log(`# --how ${how}: server2 failed (${failed.row.reason}) seen ${failed.ms} ms after the fault took effect (CLI polling included)`);
       assert.ok(failed.ms < 2000, `${failed.ms} ms`);
       assert.equal(failed.row.reason, how === 'link' ? 'port-down' : failed.row.reason);
       assert.ok(['connection-lost', 'connection-refused', 'port-down'].includes(failed.row.reason), failed.row.reason);
