@@ -1029,28 +1029,27 @@ static __always_inline void busy_step(__u32 *busy)
 		__sync_fetch_and_add(busy, 1);
 }
 
-SEC("sk_skb/stream_verdict")
-int relay_verdict_msg(struct __sk_buff *skb)
+/* A verdict framed by `cut`'s choice (a constant: the other branch is compiled out), with relay_busy stepped around it. */
+static __always_inline int busy_verdict(struct __sk_buff *skb, bool cut)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb);
 	__u32 *busy = bpf_map_lookup_elem(&relay_busy, &cookie);
 	int verdict;
 
 	busy_step(busy);
-	verdict = verdict_msg(skb, cookie);
+	verdict = cut ? verdict_cut(skb, cookie) : verdict_msg(skb, cookie);
 	busy_step(busy);
 	return verdict;
 }
 
 SEC("sk_skb/stream_verdict")
+int relay_verdict_msg(struct __sk_buff *skb)
+{
+	return busy_verdict(skb, false);
+}
+
+SEC("sk_skb/stream_verdict")
 int relay_verdict_cut(struct __sk_buff *skb)
 {
-	__u64 cookie = bpf_get_socket_cookie(skb);
-	__u32 *busy = bpf_map_lookup_elem(&relay_busy, &cookie);
-	int verdict;
-
-	busy_step(busy);
-	verdict = verdict_cut(skb, cookie);
-	busy_step(busy);
-	return verdict;
+	return busy_verdict(skb, true);
 }
