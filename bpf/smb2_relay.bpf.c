@@ -733,6 +733,38 @@ int relay_parser(struct __sk_buff *skb)
 	return (bpf_ntohl(nb) & 0x00ffffff) + DSR_NB_HDR_LEN;
 }
 
+/*
+ * The stream offset of the skb's byte `at` (bytes since the connection's first, as TCP received
+ * them): from its sequence number, against what the socket has received in order so far. The
+ * strparser's skb is a clone of the TCP segment its frame starts in, with its control block.
+ */
+static __always_inline __u64 stream_offset(struct __sk_buff *skb, __u32 at)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	struct tcp_sock *tp = (struct tcp_sock *)BPF_CORE_READ(kskb, sk);
+	struct tcp_skb_cb *cb = (struct tcp_skb_cb *)&kskb->cb[0];
+	__u32 seq = BPF_CORE_READ(cb, seq) + at;
+
+	return BPF_CORE_READ(tp, bytes_received) - (__u32)(BPF_CORE_READ(tp, rcv_nxt) - seq);
+}
+
+/*
+ * The first skb since user space armed the socket must start where user space stopped reading:
+ * else bytes passed before are still in the socket, user space reads them after this skb's, and
+ * the kernel's framing (fresh at arm) starts in the middle of a message. It passes then
+ * (DSR_PASS_UNREAD), and so does everything after it, in order. Returns 0 or that reason. Not
+ * inlined: its stack would count in the verdict's deepest call chain.
+ */
+static __attribute__((noinline)) int ungate(struct __sk_buff *skb, struct dsr_relay_sock *rs, __u32 at)
+{
+	if (!rs->gate)
+		return 0;
+	if (stream_offset(skb, at) != rs->expect)
+		return DSR_PASS_UNREAD;
+	rs->gate = 0;
+	return 0;
+}
+
 static __always_inline int verdict_msg(struct __sk_buff *skb, __u64 cookie)
 {
 	struct dsr_relay_sock *rs = bpf_map_lookup_elem(&relay_socks_state, &cookie);
@@ -757,6 +789,9 @@ static __always_inline int verdict_msg(struct __sk_buff *skb, __u64 cookie)
 	rs->skip = 0;
 	rs->at_nb = 1;
 	off = strp_offset(skb);
+	r = ungate(skb, rs, off);
+	if (r)
+		return pass(rs, r);
 	/* The strparser hands over whole frames: skb->len covers this one. */
 	r = check_frame(skb, off, skb->len, rs, rc, &nb);
 	if (r)
@@ -971,6 +1006,7 @@ static __always_inline int verdict_cut(struct __sk_buff *skb, __u64 cookie)
 	struct dsr_relay_conn *rc;
 	struct cut c;
 	__u32 carried;
+	int r;
 
 	/* A FIN without data: nothing to forward, and redirected it would break the peer socket
 	 * (the kernel's sender reports a zero-length send as EPIPE there). The socket has seen
@@ -984,6 +1020,9 @@ static __always_inline int verdict_cut(struct __sk_buff *skb, __u64 cookie)
 	rc = bpf_map_lookup_elem(&relay_conns, &rs->conn);
 	if (!rc)
 		return pass(rs, DSR_PASS_NO_CONN);
+	r = ungate(skb, rs, 0);
+	if (r)
+		return pass(rs, r);
 
 	/* The journaled request this skb continues: its next bytes (forwarded now, or by user space
 	 * as the message's tail if the skb passes). A header in the carry starts a frame, so there

@@ -169,7 +169,11 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
  * dsr_relay_conn.msg_id_next for the first): a client using ids out of order. Only user space
  * can tell which ids stay unused, so its credit window stays right (MS-SMB2 3.3.5.2.3). */
 #define DSR_PASS_SEQUENCE 21
-#define DSR_PASS_REASON_MAX 22
+/* The first skb after user space armed the socket does not start where user space stopped
+ * reading (dsr_relay_sock.expect): bytes passed before are still unread, and forwarding this skb
+ * would put it before them. */
+#define DSR_PASS_UNREAD 22
+#define DSR_PASS_REASON_MAX 23
 
 /* ---- SMB2 relay (sk_skb, bpf/smb2_relay.bpf.c) --------------------------------------------
  * An offloaded connection is a pair of TCP sockets in the sockhash relay_socks, the client's at
@@ -365,7 +369,9 @@ struct dsr_relay_sock {
 	/* Bytes of a split header held in carry from the previous skb(s). */
 	__u32 carry_len;
 	__u8 carry[DSR_RELAY_CARRY_MAX];
-	__u8 pad[4];
+	/* Non-zero: the next skb is the first since user space armed the socket, and must start at
+	 * stream offset `expect` (below); the verdict clears it once one does. */
+	__u32 gate;
 	/*
 	 * Counts of what the kernel forwarded, kept by the verdict for taking the connection back
 	 * (user space writes them 0 when it offloads and keeps them when it re-arms). A message
@@ -393,8 +399,13 @@ struct dsr_relay_sock {
 	 * first journal_left bytes are copied there. User space writes them 0 when it arms. */
 	__u32 journal_slot;
 	__u32 journal_left;
+	/* With gate: the stream offset (bytes since the connection's first, as TCP received them) of
+	 * the first byte user space has not consumed when it armed: what it read, plus what the
+	 * kernel forwarded or carried before. A first skb elsewhere passes (DSR_PASS_UNREAD): bytes
+	 * the verdict passed earlier are still in the socket, and would reach user space after it. */
+	__u64 expect;
 };
-_Static_assert(sizeof(struct dsr_relay_sock) == 208, "struct dsr_relay_sock");
+_Static_assert(sizeof(struct dsr_relay_sock) == 216, "struct dsr_relay_sock");
 
 /* dsr_relay_conn.flags: look ids up and write them (off: forward bytes untouched, framing only). */
 #define DSR_RELAY_CONN_REWRITE 1

@@ -101,9 +101,9 @@ export function registerLabCommands(program: Command): void {
     .addOption(new Option('--servers <n>', `storage servers, 1 to ${MAX_SERVERS}`).argParser(parseServerCount).default(DEFAULT_SERVERS))
     .addOption(nameOption())
     .option('--no-dsr', 'do not start the DSR: network and servers only')
-    .addOption(new Option('--relay <mode>', "the DSR's kernel SMB2 relay (config relay.mode)").choices(['off', 'strparser', 'cut-through']).default('off'))
+    .addOption(new Option('--relay <mode>', "the DSR's kernel SMB2 relay (config relay.mode; default: DSR_LAB_RELAY, else cut-through)").choices(['off', 'strparser', 'cut-through']))
     .addOption(jsonOption())
-    .action(async (o: { servers: number; name: string; dsr: boolean; relay: RelayMode; json?: boolean }) => {
+    .action(async (o: { servers: number; name: string; dsr: boolean; relay?: RelayMode; json?: boolean }) => {
       // Ctrl-C or SIGTERM while building: stop at the next step and tear down what was made.
       const abort = new AbortController();
       const onSignal = (signal: NodeJS.Signals) => {
@@ -115,7 +115,7 @@ export function registerLabCommands(program: Command): void {
       process.on('SIGTERM', onSignal);
       try {
         if (!o.json) process.stderr.write(`bringing lab ${o.name} up: ${o.servers} server(s)${o.dsr ? ' and the DSR' : ', no DSR'}\n`);
-        const status = await labUp({ name: o.name, servers: o.servers, dsr: o.dsr, relay: o.relay, signal: abort.signal });
+        const status = await labUp({ name: o.name, servers: o.servers, dsr: o.dsr, ...(o.relay && { relay: o.relay }), signal: abort.signal });
         if (o.json) printJson(status);
         else printStatus(status);
       } catch (e) {

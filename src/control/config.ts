@@ -129,18 +129,19 @@ export const configSchema = z
     /**
      * The kernel SMB2 relay (bpf/smb2_relay.bpf.c): once a connection is quiet and its sessions
      * neither sign nor encrypt, its READ/WRITE/FLUSH/QUERY_INFO are forwarded by the kernel until
-     * anything else arrives. 'off' (default), or the framing: 'strparser' (whole messages) or
-     * 'cut-through'. A kernel without the feature gets one log line and the user-space path.
+     * anything else arrives. The framing: 'cut-through' (default: bytes forwarded as they come)
+     * or 'strparser' (whole messages), or 'off'. A kernel without the feature gets one log line
+     * and the user-space path.
      * While it is on, the DSR offers at most `maxIoSize` for MaxRead/Write/TransactSize: a whole
      * message must fit a socket's receive buffer and a slot of the kernel's journal of forwarded
      * requests (DSR_RELAY_JOURNAL_BYTES: 1 MiB of payload), and smaller messages pipeline.
      */
     relay: z
       .object({
-        mode: z.enum(['off', 'strparser', 'cut-through']).default('off'),
+        mode: z.enum(['off', 'strparser', 'cut-through']).default('cut-through'),
         maxIoSize: z.number().int().min(65536).max(MiB).default(MiB),
       })
-      .default({ mode: 'off', maxIoSize: MiB }),
+      .default({ mode: 'cut-through', maxIoSize: MiB }),
     limits: z
       .object({
         maxConnections: z.number().int().min(1).default(4096),

@@ -93,7 +93,7 @@ export interface LabOptions {
   dsr?: boolean;
   /** The DSR attaches its tc port filter (switch.filter; default true). Tests of the bare bridge turn it off. */
   portFilter?: boolean;
-  /** The DSR's kernel SMB2 relay (config relay.mode; default off). */
+  /** The DSR's kernel SMB2 relay (config relay.mode; default DSR_LAB_RELAY, else cut-through as the DSR's own default). */
   relay?: RelayMode;
   log?: Logger;
   /** Aborting stops `labUp` at the next step; it then tears down and throws. */
@@ -311,9 +311,9 @@ function keepDsrLog(name: string, stateDir: string): void {
   copyFileSync(from, join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.dsr.log`));
 }
 
-/** The lab DSR's relay.mode when the caller does not say: DSR_LAB_RELAY (so a whole test run can use the relay), else off. */
+/** The lab DSR's relay.mode when the caller does not say: DSR_LAB_RELAY (so a whole test run can go without it), else cut-through. */
 function defaultRelay(): RelayMode {
-  const v = process.env.DSR_LAB_RELAY ?? 'off';
+  const v = process.env.DSR_LAB_RELAY ?? 'cut-through';
   if (v !== 'off' && v !== 'strparser' && v !== 'cut-through') throw new DsrError(ErrorCode.USAGE, `DSR_LAB_RELAY must be off, strparser or cut-through, not '${v}'`);
   return v;
 }

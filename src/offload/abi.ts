@@ -94,7 +94,8 @@ export const ABI = {
   DSR_PASS_INVALID: 19,
   DSR_PASS_JOURNAL: 20,
   DSR_PASS_SEQUENCE: 21,
-  DSR_PASS_REASON_MAX: 22,
+  DSR_PASS_UNREAD: 22,
+  DSR_PASS_REASON_MAX: 23,
   DSR_RELAY_MAX_CONNS: 4096,
   DSR_RELAY_MAX_SOCKS: 8192,
   DSR_RELAY_MAX_SESSIONS: 16384,
@@ -233,6 +234,7 @@ export const PASS_REASON_CODES: Readonly<Record<PassReason, number>> = {
   [PassReason.INVALID]: ABI.DSR_PASS_INVALID,
   [PassReason.JOURNAL]: ABI.DSR_PASS_JOURNAL,
   [PassReason.SEQUENCE]: ABI.DSR_PASS_SEQUENCE,
+  [PassReason.UNREAD]: ABI.DSR_PASS_UNREAD,
 };
 const PASS_REASON_BY_CODE = new Map(Object.entries(PASS_REASON_CODES).map(([r, c]) => [c, r as PassReason]));
 
@@ -278,7 +280,7 @@ export const PORT_STAT: StructLayout = { name: 'dsr_port_stat', size: 16, fields
 
 export const RELAY_SOCK: StructLayout = {
   name: 'dsr_relay_sock',
-  size: 208,
+  size: 216,
   fields: {
     conn: { offset: 0, size: 4 },
     peer_key: { offset: 4, size: 4 },
@@ -289,7 +291,7 @@ export const RELAY_SOCK: StructLayout = {
     frame_left: { offset: 24, size: 4 },
     carry_len: { offset: 28, size: 4 },
     carry: { offset: 32, size: ABI.DSR_RELAY_CARRY_MAX },
-    pad: { offset: 148, size: 4 },
+    gate: { offset: 148, size: 4 },
     msgs: { offset: 152, size: 8 },
     bytes: { offset: 160, size: 8 },
     charge: { offset: 168, size: 8 },
@@ -298,6 +300,7 @@ export const RELAY_SOCK: StructLayout = {
     interims: { offset: 192, size: 8 },
     journal_slot: { offset: 200, size: 4 },
     journal_left: { offset: 204, size: 4 },
+    expect: { offset: 208, size: 8 },
   },
 };
 export const RELAY_CONN: StructLayout = {
@@ -541,6 +544,11 @@ export interface RelaySock extends RelaySockCounts {
   /** Cut-through, journaled: the slot of the request frame being copied, and its bytes still to come (0: none). */
   journalSlot: number;
   journalLeft: number;
+  /**
+   * Set until the first skb after arming: the stream offset it must start at (what user space
+   * consumed of the socket), else it passes ('unread'). Unset: not checked.
+   */
+  expect?: bigint;
 }
 
 /** What user space installs: counts and the journal cursor left out are 0 (a re-arm passes the counts it read back). */
@@ -569,6 +577,8 @@ export function encodeRelaySock(r: RelaySockInit): Buffer {
   b.writeBigUInt64LE(BigInt(r.interims ?? 0), off(s, 'interims'));
   b.writeUInt32LE(r.journalSlot ?? 0, off(s, 'journal_slot'));
   b.writeUInt32LE(r.journalLeft ?? 0, off(s, 'journal_left'));
+  b.writeUInt32LE(r.expect === undefined ? 0 : 1, off(s, 'gate'));
+  b.writeBigUInt64LE(r.expect ?? 0n, off(s, 'expect'));
   return b;
 }
 
@@ -595,6 +605,7 @@ export function decodeRelaySock(b: Buffer): RelaySock {
     interims: Number(b.readBigUInt64LE(off(s, 'interims'))),
     journalSlot: b.readUInt32LE(off(s, 'journal_slot')),
     journalLeft: b.readUInt32LE(off(s, 'journal_left')),
+    ...(b.readUInt32LE(off(s, 'gate')) !== 0 && { expect: b.readBigUInt64LE(off(s, 'expect')) }),
   };
 }
 

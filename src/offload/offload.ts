@@ -64,6 +64,8 @@ export const PassReason = {
   JOURNAL: 'journal',
   /** A request whose MessageId does not follow the last one the kernel forwarded (ids used out of order). */
   SEQUENCE: 'sequence',
+  /** The first skb after arming does not start where user space stopped reading: bytes passed before are still unread. */
+  UNREAD: 'unread',
 } as const;
 export type PassReason = (typeof PassReason)[keyof typeof PassReason];
 

@@ -86,6 +86,17 @@ interface Offloaded {
   files: Map<string, FileId>;
   /** The rules are in: the kernel forwards what they cover (else everything passes, 'no-conn'). */
   armed: boolean;
+  /** Bytes of each socket the kernel forwarded or carried over to user space while armed: user space never read them. */
+  clientTaken: bigint;
+  backendTaken: bigint;
+}
+
+/**
+ * Where user space stands in a socket's byte stream: what Node read and handed on (bytes it
+ * buffered unconsumed are not), plus what the kernel took on its own (`taken`).
+ */
+function consumed(socket: Socket, taken: bigint): bigint {
+  return BigInt(socket.bytesRead - socket.readableLength) + taken;
 }
 
 /** The ids an offloaded connection's rules map, client's first: set before its sockets go in. */
@@ -200,7 +211,7 @@ export class RelayPrograms {
   attach(conn: number, client: Socket, backend: Socket, buffers?: number): void {
     this.checkOpen();
     if (this.conns.has(conn)) throw new DsrError(ErrorCode.USAGE, `relay connection ${conn} is already attached`);
-    const o: Offloaded = { client, backend, clientCookie: sockCookie(fdOf(client)), backendCookie: sockCookie(fdOf(backend)), sessions: new Set(), trees: new Set(), files: new Map(), armed: false };
+    const o: Offloaded = { client, backend, clientCookie: sockCookie(fdOf(client)), backendCookie: sockCookie(fdOf(backend)), sessions: new Set(), trees: new Set(), files: new Map(), armed: false, clientTaken: 0n, backendTaken: 0n };
     this.conns.set(conn, o);
     try {
       this.freshState(conn, o);
@@ -215,17 +226,22 @@ export class RelayPrograms {
     this.log.debug({ event: 'relay.attached', conn });
   }
 
-  /** Both sockets' state as at the start: no sticky reason, framing at a frame start, counts 0. */
-  private freshState(conn: number, o: Offloaded): void {
-    this.maps.state.update(u64(o.clientCookie), encodeRelaySock({ conn, peerKey: 2 * conn + 1, dir: 'request', ...FRESH }));
-    this.maps.state.update(u64(o.backendCookie), encodeRelaySock({ conn, peerKey: 2 * conn, dir: 'reply', ...FRESH }));
+  /**
+   * Both sockets' state as at the start: no sticky reason, framing at a frame start, counts 0.
+   * `gated`: each socket's first skb must start where Node stands in its stream (else bytes the
+   * verdict passed before are unread, and it passes too: 'unread').
+   */
+  private freshState(conn: number, o: Offloaded, gated = false): void {
+    const expect = (s: Socket, taken: bigint) => (gated ? { expect: consumed(s, taken) } : {});
+    this.maps.state.update(u64(o.clientCookie), encodeRelaySock({ conn, peerKey: 2 * conn + 1, dir: 'request', ...FRESH, ...expect(o.client, o.clientTaken) }));
+    this.maps.state.update(u64(o.backendCookie), encodeRelaySock({ conn, peerKey: 2 * conn, dir: 'reply', ...FRESH, ...expect(o.backend, o.backendTaken) }));
   }
 
   /** Gives an attached connection's traffic to the kernel: fresh state and counts, the ids, the rules last. */
   arm(conn: number, rules: RelayConn, ids: RelayIds = {}): void {
     const o = this.offloaded(conn);
     if (o.armed) throw new DsrError(ErrorCode.USAGE, `relay connection ${conn} is already armed`);
-    this.freshState(conn, o);
+    this.freshState(conn, o, true);
     for (const [c, b] of ids.sessions ?? []) this.setSession(conn, c, b);
     for (const [c, b] of ids.trees ?? []) this.setTree(conn, c, b);
     for (const [c, b] of ids.files ?? []) this.setFile(conn, c, b);
@@ -245,6 +261,8 @@ export class RelayPrograms {
     o.armed = false;
     this.settle(o);
     const done = { request: this.sockState(o.clientCookie, conn), reply: this.sockState(o.backendCookie, conn) };
+    o.clientTaken += BigInt(done.request.bytes + done.request.carry.length);
+    o.backendTaken += BigInt(done.reply.bytes + done.reply.carry.length);
     this.dropIds(conn, o);
     this.log.debug({ event: 'relay.disarmed', conn, requests: done.request.msgs, replies: done.reply.msgs });
     return done;
@@ -292,6 +310,7 @@ export class RelayPrograms {
     this.maps.state.delete(u64(o.backendCookie));
     this.maps.busy.delete(u64(o.backendCookie));
     o.backend = backend;
+    o.backendTaken = 0n;
     o.backendCookie = sockCookie(fdOf(backend));
     this.maps.state.update(u64(o.backendCookie), encodeRelaySock({ conn, peerKey: 2 * conn, dir: 'reply', ...FRESH }));
     this.maps.busy.update(u64(o.backendCookie), u32(0));

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { probeKernel } from '../../src/offload/native.js';
-import { drained, RelayPrograms, written } from '../../src/offload/relay.js';
+import { drained, RelayPrograms, written, type RelayFraming } from '../../src/offload/relay.js';
 import { acceptSharedRead, sharedRead } from '../../src/control/smb2/transport.js';
 import { SMB2_HEADER_SIZE, Smb2Command, Smb2Flags } from '../../src/control/wire/smb2/constants.js';
 import { decodeHeader, encodeHeader, type Smb2Header } from '../../src/control/wire/smb2/header.js';
@@ -58,72 +58,95 @@ const until = async (what: string, ok: () => boolean): Promise<void> => {
   assert.ok(ok(), `timed out waiting for ${what}`);
 };
 
+const framesInto = (into: Smb2Header[], each?: (frame: Buffer, h: Smb2Header) => void) => {
+  const d = new FrameDecoder(NETBIOS_MAX_LENGTH);
+  return (chunk: Buffer) => {
+    for (const f of d.push(chunk)) {
+      const h = decodeHeader(f);
+      into.push(h);
+      each?.(f, h);
+    }
+  };
+};
+
+/** The relay with one framing, a client, the DSR's two sockets reading as the DSR's do, and a server; what each party received. */
+interface Fixture {
+  relay: RelayPrograms;
+  client: Socket;
+  accepted: Socket;
+  backend: Socket;
+  /** Messages as each party received them, whole (headers decoded). */
+  atServer: Smb2Header[];
+  /** The FileId of each READ/WRITE the server received. */
+  serverFileIds: FileId[];
+  atClient: Smb2Header[];
+  atNode: { client: Smb2Header[]; backend: Smb2Header[] };
+  close(): Promise<void>;
+}
+
+async function fixture(framing: RelayFraming): Promise<Fixture> {
+  const f = { atServer: [], serverFileIds: [], atClient: [], atNode: { client: [], backend: [] } } as unknown as Fixture;
+  const relay = RelayPrograms.open({ framing });
+  // The storage server's stand-in: answers every request with a response of the same ids.
+  const server = createServer((s) => {
+    const seen = framesInto(f.atServer, (frame, h) => {
+      if (h.Command === Smb2Command.READ || h.Command === Smb2Command.WRITE) f.serverFileIds.push(getFileId(frame, SMB2_HEADER_SIZE + REQUEST_FILE_ID_AT[h.Command]!));
+    });
+    s.on('data', (chunk: Buffer) => {
+      const before = f.atServer.length;
+      seen(chunk);
+      for (const h of f.atServer.slice(before)) s.write(message({ ...h, Flags: Smb2Flags.SERVER_TO_REDIR, Credit: 1 }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const dsr: Server = createServer();
+  let got: Socket | undefined;
+  acceptSharedRead(dsr, (s, attach) => {
+    got = s;
+    attach(framesInto(f.atNode.client));
+  });
+  await new Promise<void>((r) => dsr.listen(0, '127.0.0.1', r));
+  const read = sharedRead();
+  const backend = connect({ host: '127.0.0.1', port: (server.address() as { port: number }).port, onread: read.onread });
+  read.attach(framesInto(f.atNode.backend));
+  await new Promise((r) => backend.once('connect', r));
+  const client = connect({ host: '127.0.0.1', port: (dsr.address() as { port: number }).port });
+  client.on('data', framesInto(f.atClient));
+  await new Promise((r) => client.once('connect', r));
+  await until('the DSR to accept', () => got !== undefined);
+  return Object.assign(f, {
+    relay,
+    client,
+    accepted: got!,
+    backend,
+    close: async () => {
+      for (const s of [client, got, backend]) s?.destroy();
+      await new Promise((r) => server.close(r));
+      await new Promise((r) => dsr.close(r));
+      relay.close();
+    },
+  });
+}
+
 describe("the SMB2 relay holding the DSR's Node sockets", { skip }, () => {
+  let f: Fixture;
   let relay: RelayPrograms;
-  let server: Server;
-  let dsr: Server;
   let client: Socket;
   let accepted: Socket;
   let backend: Socket;
   /** What the client socket had taken when it was offloaded. */
   let clientBase: bigint;
-  /** Messages as each party received them, whole (headers decoded). */
-  const atServer: Smb2Header[] = [];
-  /** The FileId of each READ/WRITE the server received. */
-  const serverFileIds: FileId[] = [];
-  const atClient: Smb2Header[] = [];
-  const atNode = { client: [] as Smb2Header[], backend: [] as Smb2Header[] };
-
-  const framesInto = (into: Smb2Header[], each?: (frame: Buffer, h: Smb2Header) => void) => {
-    const d = new FrameDecoder(NETBIOS_MAX_LENGTH);
-    return (chunk: Buffer) => {
-      for (const f of d.push(chunk)) {
-        const h = decodeHeader(f);
-        into.push(h);
-        each?.(f, h);
-      }
-    };
-  };
+  let atServer: Smb2Header[];
+  let serverFileIds: FileId[];
+  let atClient: Smb2Header[];
+  let atNode: Fixture['atNode'];
 
   before(async () => {
-    relay = RelayPrograms.open();
-    // The storage server's stand-in: answers every request with a response of the same ids.
-    server = createServer((s) => {
-      const seen = framesInto(atServer, (f, h) => {
-        if (h.Command === Smb2Command.READ || h.Command === Smb2Command.WRITE) serverFileIds.push(getFileId(f, SMB2_HEADER_SIZE + REQUEST_FILE_ID_AT[h.Command]!));
-      });
-      s.on('data', (chunk: Buffer) => {
-        const before = atServer.length;
-        seen(chunk);
-        for (const h of atServer.slice(before)) s.write(message({ ...h, Flags: Smb2Flags.SERVER_TO_REDIR, Credit: 1 }));
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    // The DSR's two sockets, reading as the DSR's do.
-    dsr = createServer();
-    let got: Socket | undefined;
-    acceptSharedRead(dsr, (s, attach) => {
-      got = s;
-      attach(framesInto(atNode.client));
-    });
-    await new Promise<void>((r) => dsr.listen(0, '127.0.0.1', r));
-    const read = sharedRead();
-    backend = connect({ host: '127.0.0.1', port: (server.address() as { port: number }).port, onread: read.onread });
-    read.attach(framesInto(atNode.backend));
-    await new Promise((r) => backend.once('connect', r));
-    client = connect({ host: '127.0.0.1', port: (dsr.address() as { port: number }).port });
-    client.on('data', framesInto(atClient));
-    await new Promise((r) => client.once('connect', r));
-    await until('the DSR to accept', () => got !== undefined);
-    accepted = got!;
+    f = await fixture('strparser');
+    ({ relay, client, accepted, backend, atServer, serverFileIds, atClient, atNode } = f);
   });
 
-  after(async () => {
-    for (const s of [client, accepted, backend]) s?.destroy();
-    await new Promise((r) => server?.close(r));
-    await new Promise((r) => dsr?.close(r));
-    relay?.close();
-  });
+  after(() => f?.close());
 
   test('offloaded READs and WRITEs cross in the kernel with SessionId, TreeId, MessageId and FileId rewritten; Node sees none; the counts a take-back needs are kept', async () => {
     // Node answered something on the client socket before (the DSR's own replies up to now).
@@ -188,3 +211,50 @@ describe("the SMB2 relay holding the DSR's Node sockets", { skip }, () => {
     assert.equal(atServer.at(-1)!.MessageId, 99n, "Node's own write went to the server as it was");
   });
 });
+
+for (const framing of ['strparser', 'cut-through'] as const) {
+  describe(`the relay (${framing}) re-armed while bytes it passed before are still unread by Node`, { skip }, () => {
+    let f: Fixture;
+    before(async () => (f = await fixture(framing)));
+    after(() => f?.close());
+    const rules = { msgIdDelta: DELTA, cmdMask: (1 << Smb2Command.READ) | (1 << Smb2Command.WRITE), rewrite: true, files: true, ...LIMITS };
+    const ids = { sessions: [[CLIENT.session, BACKEND.session]], trees: [[CLIENT.tree, BACKEND.tree]], files: [[FILE.client, FILE.backend]] } as const;
+    const read = (MessageId: bigint) => message({ Command: Smb2Command.READ, MessageId, SessionId: CLIENT.session, TreeId: CLIENT.tree }, naming(Smb2Command.READ, FILE.client));
+    const messageIds = (hs: Smb2Header[]) => hs.map((h) => h.MessageId);
+
+    test('with every passed byte read, the request after arming is the kernel’s, and again after a take-back (where Node stands counts what the kernel forwarded)', async () => {
+      const { relay, client, accepted } = f;
+      relay.attach(CONN, accepted, f.backend);
+      client.write(read(10n));
+      await until('the verdict to pass it to Node', () => f.atNode.client.length === 1);
+      for (const id of [11n, 12n]) {
+        relay.arm(CONN, rules, ids);
+        client.write(read(id));
+        await until('the response at the client', () => f.atClient.length === Number(id - 10n));
+        const st = relay.disarm(CONN);
+        assert.deepEqual([st.request.msgs, st.request.sticky, st.reply.msgs, st.reply.sticky], [1, undefined, 1, undefined]);
+      }
+      assert.deepEqual(messageIds(f.atServer), [11n + DELTA, 12n + DELTA]);
+      assert.deepEqual(messageIds(f.atClient), [11n, 12n]);
+      assert.equal(f.atNode.client.length, 1, 'Node saw neither');
+      assert.equal(relay.passes().unread, undefined);
+    });
+
+    test("they keep their place: the first skb after arming passes ('unread'), and so does all after it, in order; the server sees none", async () => {
+      const { relay, client, accepted } = f;
+      // Node does not read for a while (its event loop is busy elsewhere).
+      accepted.pause();
+      client.write(read(13n));
+      await until('the verdict to pass it', () => (relay.passes()['no-conn'] ?? 0) >= 2);
+      relay.arm(CONN, rules, ids);
+      client.write(read(14n));
+      await until('the verdict to pass the next', () => relay.state(CONN).request.sticky !== undefined);
+      accepted.resume();
+      await until('both in Node', () => f.atNode.client.length === 3);
+      assert.deepEqual(messageIds(f.atNode.client), [10n, 13n, 14n]);
+      assert.equal(f.atServer.length, 2, 'the kernel forwarded neither');
+      assert.equal(relay.state(CONN).request.sticky, 'unread');
+      assert.equal(relay.passes().unread, 1);
+    });
+  });
+}
