@@ -138,8 +138,10 @@ export class DsrServer {
 
   /**
    * `dsr offload relay MODE`: the relay on (with that framing) or off while the DSR runs. Off
-   * first takes every connection back from the kernel, each with nothing lost; new connections
-   * negotiate the message sizes of the new mode, existing ones keep theirs.
+   * first takes every connection back from the kernel, each with nothing lost; the programs stay
+   * for the connections whose sockets are in them until the last of those ends (they are not
+   * lent again). New connections negotiate the message sizes of the new mode, existing ones keep
+   * theirs.
    */
   private async setRelay(mode: RelayMode): Promise<Record<string, unknown>> {
     const relay = this.ctx.relay;
@@ -147,7 +149,7 @@ export class DsrServer {
     if (relay) {
       delete this.ctx.relay;
       await Promise.all([...this.connections].map((c) => c.returnFromKernel('relay off')));
-      relay.programs.close();
+      relay.programs.retire();
       this.relayState = { state: 'off', reason: 'turned off by dsr offload relay' };
       this.log.info({ event: 'relay.off' }, 'kernel SMB2 relay off');
     }

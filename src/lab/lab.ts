@@ -95,6 +95,11 @@ export interface LabOptions {
   portFilter?: boolean;
   /** The DSR's kernel SMB2 relay (config relay.mode; default DSR_LAB_RELAY, else cut-through as the DSR's own default). */
   relay?: RelayMode;
+  /**
+   * The DSR rebalances shares by load every minute (default true). Tests that load one server
+   * and then fault it turn it off, so a move does not land on their fault at a random moment.
+   */
+  rebalance?: boolean;
   log?: Logger;
   /** Aborting stops `labUp` at the next step; it then tears down and throws. */
   signal?: AbortSignal;
@@ -268,7 +273,10 @@ async function buildNetwork(plan: LabPlan, signal?: AbortSignal): Promise<void> 
  * The DSR's configuration: every share on the servers exporting it (san on server1 and server2),
  * and the storage switch br0 with each server's port and MAC, which the DSR isolates and pins.
  */
-export function labDsrConfig(plan: LabPlan, opts: { portFilter?: boolean; relay?: RelayMode } = {}): ConfigInput {
+/** What labUp passes on to the lab DSR's configuration. */
+type DsrLabOptions = Pick<LabOptions, 'portFilter' | 'relay' | 'rebalance'>;
+
+export function labDsrConfig(plan: LabPlan, opts: DsrLabOptions = {}): ConfigInput {
   const exporters = new Map<string, string[]>();
   for (const s of plan.servers) for (const sh of s.shares) exporters.set(sh.name, [...(exporters.get(sh.name) ?? []), s.name]);
   return {
@@ -289,6 +297,7 @@ export function labDsrConfig(plan: LabPlan, opts: { portFilter?: boolean; relay?
     health: { source: ADDRESSES.dsrProbe, probeTimeoutMs: LAB_SILENCE_MS },
     log: { level: labLogLevel(), file: plan.dsr.logFile },
     relay: { mode: opts.relay ?? defaultRelay() },
+    ...(opts.rebalance === false && { rebalance: { intervalSeconds: 0 } }),
   };
 }
 
@@ -323,7 +332,7 @@ function writeAgentKey(plan: LabPlan): void {
   if (!existsSync(plan.agentKeyPath)) writeFileSync(plan.agentKeyPath, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
 }
 
-function writeDsrFiles(plan: LabPlan, opts: { portFilter: boolean; relay?: RelayMode }): void {
+function writeDsrFiles(plan: LabPlan, opts: DsrLabOptions): void {
   const config = labDsrConfig(plan, opts);
   resolveConfig(config, plan.dsr.configPath);
   writeFileSync(plan.dsr.configPath, toYaml(config));
@@ -389,7 +398,7 @@ async function startAgent(plan: LabPlan, s: ServerPlan, log: Logger): Promise<nu
   return pid;
 }
 
-async function build(plan: LabPlan, withDsr: boolean, dsr: { portFilter: boolean; relay?: RelayMode }, log: Logger, signal?: AbortSignal): Promise<Record<string, number>> {
+async function build(plan: LabPlan, withDsr: boolean, dsr: DsrLabOptions, log: Logger, signal?: AbortSignal): Promise<Record<string, number>> {
   mkdirSync(plan.stateDir, { recursive: true, mode: 0o755 });
   const files = async () => {
     await ensureLabUsers(log);
@@ -434,7 +443,7 @@ export async function labUp(opts: LabOptions = {}): Promise<LabStatus> {
   const started = Date.now();
   try {
     opts.signal?.throwIfAborted();
-    const pids = await build(plan, withDsr, { portFilter: opts.portFilter ?? true, ...(opts.relay && { relay: opts.relay }) }, log, opts.signal);
+    const pids = await build(plan, withDsr, { portFilter: opts.portFilter ?? true, ...(opts.relay && { relay: opts.relay }), ...(opts.rebalance === false && { rebalance: false }) }, log, opts.signal);
     writeState(plan, { version: 1, name, servers, dsr: withDsr, created: new Date().toISOString(), pids });
   } catch (e) {
     log.error({ event: 'lab.up.failed', err: errorMessage(e) });

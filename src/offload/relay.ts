@@ -148,6 +148,7 @@ interface Maps {
 export class RelayPrograms {
   private readonly conns = new Map<number, Offloaded>();
   private closed = false;
+  private retiring = false;
 
   private constructor(
     private readonly obj: BpfObject,
@@ -389,6 +390,7 @@ export class RelayPrograms {
       if (key.conn === conn) this.journalFree(conn, key.msgId);
     }
     this.log.debug({ event: 'relay.released', conn, requests: done?.request.msgs, replies: done?.reply.msgs });
+    if (this.retiring && this.conns.size === 0) this.close();
     return done;
   }
 
@@ -475,9 +477,26 @@ export class RelayPrograms {
     return o;
   }
 
+  /**
+   * Nothing more is attached: the relay closes once the last connection attached is released
+   * (its connection ended). Taking their sockets out sooner would drop what the verdict passed
+   * and user space has not read (and wedge the socket: its copied_seq stays behind), and what the
+   * kernel redirected that the peer has not taken yet.
+   */
+  retire(): void {
+    this.retiring = true;
+    if (this.conns.size === 0) this.close();
+  }
+
+  /** The relay is retired and waits for its last connection. */
+  get retired(): boolean {
+    return this.retiring;
+  }
+
   /** Takes every connection back, detaches and frees the maps; idempotent. */
   close(): void {
     if (this.closed) return;
+    this.retiring = false;
     for (const conn of [...this.conns.keys()]) this.release(conn);
     this.closed = true;
     for (const l of this.links.splice(0)) closeFd(l);

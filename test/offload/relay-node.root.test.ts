@@ -256,5 +256,18 @@ for (const framing of ['strparser', 'cut-through'] as const) {
       assert.equal(relay.state(CONN).request.sticky, 'unread');
       assert.equal(relay.passes().unread, 1);
     });
+
+    test('retired (relay off) with a connection attached, the relay keeps its sockets, passing to Node, and closes once the last is released', async () => {
+      const { relay, client } = f;
+      relay.disarm(CONN);
+      relay.retire();
+      assert.equal(relay.retired, true);
+      client.write(read(15n));
+      await until('it in Node', () => f.atNode.client.length === 4);
+      assert.equal(f.atNode.client.at(-1)!.MessageId, 15n);
+      assert.equal(relay.size, 1);
+      relay.release(CONN);
+      assert.throws(() => relay.passes(), /the relay is closed/);
+    });
   });
 }

@@ -267,12 +267,12 @@ export class Smb2Connection {
   }
 
   /**
-   * Takes the connection back from the kernel relay, if it has it, and waits until every byte the
-   * kernel sent the client is in its socket: the relay is being turned off and may then close.
+   * Takes the connection back from the kernel relay, if it has it (the relay is being turned
+   * off). Its sockets stay in the relay's sockhash until the connection ends, so what the kernel
+   * still owes the client goes out however slowly the client reads, without holding up the caller.
    */
-  async returnFromKernel(why: string): Promise<void> {
-    await this.kernel.takeBack(why);
-    await this.kernel.delivered;
+  returnFromKernel(why: string): Promise<void> {
+    return this.kernel.takeBack(why);
   }
 
   /** Nothing read and unhandled, nothing forwarded and unanswered, no reply unsent, no failover or move. */

@@ -132,6 +132,12 @@ export class KernelPath {
   private waitingDrain = false;
   /** The client signs or encrypts messages: lending again would only bounce them back. */
   private never: string | undefined;
+  /**
+   * The relay whose sockhash holds the connection's sockets, from the first lend until the
+   * connection ends: taking a socket out while bytes the verdict passed are unread loses them and
+   * wedges the socket (its copied_seq stays behind), so not even `relay off` takes them out.
+   */
+  private attachedTo: KernelRelay | undefined;
   private readonly refusedOnce = new Set<string>();
 
   constructor(private readonly host: KernelHost) {}
@@ -145,8 +151,6 @@ export class KernelPath {
 
   /** Set while the kernel's replies are not all in the client socket: raw bytes for it wait here, in order. */
   private clientDrain: Buffer[] | undefined;
-  /** Resolves once they are (or the connection closed): the relay must not let go of the socket before. */
-  private clientDrained: Promise<void> = Promise.resolve();
 
   /** Client bytes are the kernel path's: it has the connection, is giving it back, or a message tail is still coming. */
   get holding(): boolean {
@@ -190,6 +194,10 @@ export class KernelPath {
       return;
     }
     const { link, trees } = why;
+    if (this.attachedTo && this.attachedTo !== relay) {
+      this.refuse('its sockets are in a relay turned off since');
+      return;
+    }
     const backend = link.client.tcp;
     // The trees moved to another server connection while the old one is still open (a planned
     // move lets go of its handles on it): taking its socket out of the sockhash now would drop the
@@ -250,8 +258,10 @@ export class KernelPath {
       // The sockets go in once and stay (RelayPrograms.attach); a new server connection (the trees
       // moved) takes the old backend socket's place, the client's staying in: taking it out would
       // drop bytes the verdict passed and Node has not read (a failover lost client bytes so).
-      if (attached === undefined) programs.attach(id, h.socket, backend, buffers);
-      else if (attached !== backend) programs.replaceBackend(id, backend, buffers);
+      if (attached === undefined) {
+        programs.attach(id, h.socket, backend, buffers);
+        this.attachedTo = relay;
+      } else if (attached !== backend) programs.replaceBackend(id, backend, buffers);
       programs.arm(
         id,
         { msgIdDelta: delta, cmdMask: CMD_MASK, rewrite: true, files: true, journal: true, msgIdNext: range.low, maxRead: h.state.maxReadSize, maxWrite: h.state.maxWriteSize, maxTransact: h.state.maxTransactSize },
@@ -347,7 +357,7 @@ export class KernelPath {
     // as long as the client takes to read them: the take-back itself (a move, a failover) does not.
     this.clientDrain = [];
     h.holdClientWrites();
-    this.clientDrained = drained(h.socket, lent.clientBase, reply.bytes)
+    void drained(h.socket, lent.clientBase, reply.bytes)
       .catch(() => false)
       .then((ok) => {
         const raw = this.clientDrain ?? [];
@@ -582,11 +592,6 @@ export class KernelPath {
     if (fileId) setFileId(msg, SMB2_HEADER_SIZE + at, fileId);
   }
 
-  /** Resolves once the kernel's replies of the last take-back are all in the client socket (or it closed). */
-  get delivered(): Promise<void> {
-    return this.clientDrained;
-  }
-
   /** Requests the kernel forwarded whose responses are still to come through Node. */
   get outstanding(): number {
     return this.pending.size;
@@ -594,7 +599,8 @@ export class KernelPath {
 
   /** The connection is closing: the kernel lets go of its sockets at once (nothing to deliver). */
   drop(): void {
-    this.host.ctx.relay?.programs.release(this.host.state.id);
+    this.attachedTo?.programs.release(this.host.state.id);
+    this.attachedTo = undefined;
     this.pending.clear();
     this.tailOf.clear();
     this.afterTail = undefined;

@@ -8,7 +8,7 @@
  * the transfer works through user space and the DSR says why.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,8 +36,9 @@ const TAIL_WORKER = fileURLToPath(new URL('./relay-worker.js', import.meta.url))
 const OPS = 300;
 
 /** A process's exit code and its stdout (stderr after it). */
-function run(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
+function run(cmd: string, args: string[], started?: (proc: ChildProcess) => void): Promise<{ code: number; out: string }> {
   const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  started?.(proc);
   let out = '';
   let err = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -45,8 +46,9 @@ function run(cmd: string, args: string[]): Promise<{ code: number; out: string }
   return new Promise((resolve) => proc.on('close', (code) => resolve({ code: code ?? -1, out: out + err })));
 }
 
-function smbclient(lab: LabStatus, share: string, command: string, extra: string[] = []): Promise<{ code: number; out: string }> {
-  return run('ip', ['netns', 'exec', lab.client.namespace, 'smbclient', `//${lab.dsr.clientAddress}/${share}`, '-U', ALICE, ...extra, '-c', command]);
+/** `ip netns exec` execs smbclient: `started` gets smbclient's own process. */
+function smbclient(lab: LabStatus, share: string, command: string, extra: string[] = [], started?: (proc: ChildProcess) => void): Promise<{ code: number; out: string }> {
+  return run('ip', ['netns', 'exec', lab.client.namespace, 'smbclient', `//${lab.dsr.clientAddress}/${share}`, '-U', ALICE, ...extra, '-c', command], started);
 }
 
 const bytes = (path: string) => (existsSync(path) ? statSync(path).size : 0);
@@ -95,7 +97,9 @@ describe('the kernel SMB2 relay through the DSR (lab)', { skip }, () => {
   });
 
   test('a 1 GiB put and get on data1: at least 99% of the READ/WRITE messages forwarded by the kernel, the bytes intact', { timeout: 300_000 }, async (t) => {
-    lab = await labUp({ name, servers: 3, relay: 'cut-through' });
+    // No rebalancing: the gets and puts on server1 would have it move san off server1 at the
+    // next minute's tick, in the middle of the server1 kill below.
+    lab = await labUp({ name, servers: 3, relay: 'cut-through', rebalance: false });
     const data = labDataDir(name);
     const share = lab.servers.find((s) => s.name === 'server1')!.shares.find((s) => s.name === 'data1')!.path;
     const src = join(data, 'src.bin');
@@ -183,6 +187,34 @@ describe('the kernel SMB2 relay through the DSR (lab)', { skip }, () => {
   });
 
   // Last: it kills server1's smbd.
+  test('dsr offload relay off under a 256 MiB get whose client has stopped reading returns at once; the get goes on when the client does, the bytes intact; then on again', { timeout: 120_000 }, async () => {
+    const data1 = lab.servers.find((s) => s.name === 'server1')!.shares.find((s) => s.name === 'data1')!.path;
+    const back = join(labDataDir(name), 'off-back.bin');
+    const sum = writeRandomFile(join(data1, 'off.bin'), 256 * MIB);
+    let client: ChildProcess | undefined;
+    const get = smbclient(lab, 'data1', `get off.bin ${back}`, [], (p) => (client = p));
+    await holds(back, 16 * MIB);
+    const relay = (mode: string) => promisify(execFile)(process.execPath, [CLI, 'offload', 'relay', mode, '--json', '--socket', lab.dsr.adminSocket]);
+    // The kernel's replies fill the client's socket while it is stopped (a laptop's lid shut):
+    // turning the relay off takes the connection back without waiting for the client; its
+    // sockets stay in the relay's sockhash, which goes once the connection ends.
+    client!.kill('SIGSTOP');
+    try {
+      assert.equal((await relayView(lab)).lent, 1, 'the get is lent to the kernel');
+      assert.equal((JSON.parse((await relay('off')).stdout) as { state: string }).state, 'off');
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    } finally {
+      client!.kill('SIGCONT');
+    }
+    const g = await get;
+    assert.equal(g.code, 0, `${g.out}\n${warnings(lab)}`);
+    assert.equal(sha256(back), sum);
+    assert.doesNotMatch(warnings(lab), /conn\.closed/);
+    assert.equal((JSON.parse((await relay('cut-through')).stdout) as { state: string }).state, 'on');
+    assert.equal((await relayView(lab)).state, 'on');
+    rmSync(back, { force: true });
+  });
+
   test('server1 killed under a 256 MiB put and a 256 MiB get on san, both lent: the requests the kernel forwarded go again from its journal to server2, the bytes intact', { timeout: 180_000 }, async (t) => {
     const data = labDataDir(name);
     const san = lab.servers.find((s) => s.name === 'server1')!.shares.find((s) => s.name === 'san')!.path;
