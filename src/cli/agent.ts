@@ -4,10 +4,7 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { adminCall } from '../control/admin.js';
-import { DEFAULT_ADMIN_SOCKET } from '../control/config.js';
-import { createLogger } from '../control/log.js';
-import { AnnounceAgent } from '../agent/agent.js';
-import { ANNOUNCE_PORT } from '../control/wire/announce.js';
+import { ANNOUNCE_PORT, DEFAULT_ADMIN_SOCKET } from '../control/defaults.js';
 import type { ServerView } from '../control/tables/resources.js';
 import { printJson, printTable } from './output.js';
 
@@ -38,6 +35,8 @@ export function registerAgentCommands(program: Command): void {
     .option('--source <address>', 'send from this address (default: the kernel picks)')
     .option('--log-level <level>', 'pino level', 'info')
     .action(async (o: { server: string; dsr: { address: string; port: number }; keyFile: string; smbConf: string; interval: number; smbPort: number; source?: string; logLevel: string }) => {
+      // Loaded here, not at start: every other verb would pay for the agent's modules.
+      const [{ createLogger }, { AnnounceAgent }] = await Promise.all([import('../control/log.js'), import('../agent/agent.js')]);
       const log = createLogger(o.logLevel as 'info', 2);
       const agent = new AnnounceAgent(
         { server: o.server, dsr: o.dsr, smbConf: o.smbConf, keyFile: o.keyFile, intervalMs: o.interval, smbPort: o.smbPort, ...(o.source !== undefined && { localAddress: o.source }) },

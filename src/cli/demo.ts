@@ -10,7 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminCall } from '../control/admin.js';
 import { errorMessage } from '../control/errors.js';
-import { DEFAULT_LAB_NAME, labDown, labExec, labStatus, labUp, type LabStatus } from '../lab/lab.js';
+import type { LabStatus } from '../lab/lab.js';
+import { DEFAULT_LAB_NAME } from '../lab/topology.js';
+
+/** The lab's modules, loaded when the demo runs (not for every `dsr` verb). */
+const labApi = () => import('../lab/lab.js');
 
 /** The Fig. 5 steps below; the Fig. 6 step is numbered after them. */
 const DEMO_STEPS = 4;
@@ -39,6 +43,7 @@ export function registerDemoCommand(program: Command): void {
     .option('--keep', 'leave the lab running afterwards')
     .action(async (o: { servers: number; name: string; keep?: boolean }) => {
       let failed = false;
+      const { labDown } = await labApi();
       const onSignal = () => {
         void labDown(o.name).finally(() => process.exit(130));
       };
@@ -60,6 +65,7 @@ export function registerDemoCommand(program: Command): void {
 }
 
 async function runDemo(name: string, servers: number): Promise<boolean> {
+  const { labExec, labStatus, labUp } = await labApi();
   say(`== bringing the lab up: client, DSR and ${servers} Samba servers in network namespaces`);
   const lab = await labUp({ name, servers });
   const dsr = lab.dsr.clientAddress;
@@ -102,6 +108,7 @@ async function runDemo(name: string, servers: number): Promise<boolean> {
 
 /** Fig. 6: one smbclient session writes and reads a file on a share of every server through the DSR. */
 async function redirectStep(name: string, lab: LabStatus, cred: string): Promise<boolean> {
+  const { labExec, labStatus } = await labApi();
   const dir = mkdtempSync(join(tmpdir(), 'dsr-demo-'));
   try {
     const data = randomBytes(8 * 1024 * 1024);

@@ -5,8 +5,11 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { DsrError, ErrorCode, errorMessage } from '../control/errors.js';
 import type { RelayMode } from '../control/config.js';
-import { DEFAULT_LAB_NAME, labAddServer, labDirectPath, labDown, labExec, labFail, labRestore, labStatus, labUp, type FaultResult, type LabStatus } from '../lab/lab.js';
-import { DEFAULT_SERVERS, MAX_SERVERS } from '../lab/topology.js';
+import type { FaultResult, LabStatus } from '../lab/lab.js';
+import { DEFAULT_LAB_NAME, DEFAULT_SERVERS, MAX_SERVERS } from '../lab/topology.js';
+
+/** The lab's modules, loaded by the verb that runs (not for every `dsr` verb). */
+const labApi = () => import('../lab/lab.js');
 import { printJson, printTable } from './output.js';
 
 const nameOption = () =>
@@ -115,7 +118,7 @@ export function registerLabCommands(program: Command): void {
       process.on('SIGTERM', onSignal);
       try {
         if (!o.json) process.stderr.write(`bringing lab ${o.name} up: ${o.servers} server(s)${o.dsr ? ' and the DSR' : ', no DSR'}\n`);
-        const status = await labUp({ name: o.name, servers: o.servers, dsr: o.dsr, ...(o.relay && { relay: o.relay }), signal: abort.signal });
+        const status = await (await labApi()).labUp({ name: o.name, servers: o.servers, dsr: o.dsr, ...(o.relay && { relay: o.relay }), signal: abort.signal });
         if (o.json) printJson(status);
         else printStatus(status);
       } catch (e) {
@@ -134,7 +137,7 @@ export function registerLabCommands(program: Command): void {
     .description('stop every process of the lab and remove its namespaces and directories')
     .addOption(nameOption())
     .action(async (o: { name: string }) => {
-      await labDown(o.name);
+      await (await labApi()).labDown(o.name);
       say(`lab ${o.name} removed`);
     });
 
@@ -144,7 +147,7 @@ export function registerLabCommands(program: Command): void {
     .addOption(nameOption())
     .addOption(jsonOption())
     .action(async (o: { name: string; json?: boolean }) => {
-      const status = await labStatus(o.name);
+      const status = await (await labApi()).labStatus(o.name);
       if (o.json) printJson(status);
       else printStatus(status);
     });
@@ -156,7 +159,7 @@ export function registerLabCommands(program: Command): void {
     .addOption(nameOption())
     .action(async (state: string, o: { name: string }) => {
       if (state !== 'on' && state !== 'off') throw new DsrError(ErrorCode.USAGE, `expected on or off, got ${JSON.stringify(state)}`);
-      await labDirectPath(o.name, state === 'on');
+      await (await labApi()).labDirectPath(o.name, state === 'on');
       process.stdout.write(`lab ${o.name}: direct path ${state}\n`);
     });
 
@@ -174,7 +177,7 @@ export function registerLabCommands(program: Command): void {
     .addOption(new Option('--how <how>', 'kill or link').choices(['kill', 'link']).default('kill'))
     .addOption(nameOption())
     .addOption(jsonOption())
-    .action(async (server: string, o: { how: 'kill' | 'link'; name: string; json?: boolean }) => printFault(await labFail(o.name, server, o.how), o.json));
+    .action(async (server: string, o: { how: 'kill' | 'link'; name: string; json?: boolean }) => printFault(await (await labApi()).labFail(o.name, server, o.how), o.json));
 
   lab
     .command('restore')
@@ -182,7 +185,7 @@ export function registerLabCommands(program: Command): void {
     .argument('<server>', 'server1..server4')
     .addOption(nameOption())
     .addOption(jsonOption())
-    .action(async (server: string, o: { name: string; json?: boolean }) => printFault(await labRestore(o.name, server), o.json));
+    .action(async (server: string, o: { name: string; json?: boolean }) => printFault(await (await labApi()).labRestore(o.name, server), o.json));
 
   lab
     .command('add-server')
@@ -190,7 +193,7 @@ export function registerLabCommands(program: Command): void {
     .addOption(nameOption())
     .addOption(jsonOption())
     .action(async (o: { name: string; json?: boolean }) => {
-      const status = await labAddServer(o.name);
+      const status = await (await labApi()).labAddServer(o.name);
       if (o.json) printJson(status);
       else printStatus(status);
     });
@@ -207,7 +210,7 @@ export function registerLabCommands(program: Command): void {
       const ignore = () => {};
       process.on('SIGINT', ignore);
       try {
-        const r = await labExec(o.name, host, cmd, { inherit: true });
+        const r = await (await labApi()).labExec(o.name, host, cmd, { inherit: true });
         process.exitCode = r.code;
       } finally {
         process.off('SIGINT', ignore);

@@ -6,13 +6,11 @@
  */
 import { Command, Option } from 'commander';
 import type { Plan } from '../control/resources/planner.js';
+import type { CredentialTable } from '../control/tables/credentials.js';
 import { formatPlan } from './plan-format.js';
 import { adminCall } from '../control/admin.js';
-import { DEFAULT_ADMIN_SOCKET, DEFAULT_CREDENTIALS, loadConfig } from '../control/config.js';
+import { DEFAULT_ADMIN_SOCKET, DEFAULT_CREDENTIALS } from '../control/defaults.js';
 import { DsrError, ErrorCode, errorMessage } from '../control/errors.js';
-import { createLogger } from '../control/log.js';
-import { DsrServer } from '../control/server.js';
-import { CredentialTable } from '../control/tables/credentials.js';
 import { registerAgentCommands } from './agent.js';
 import { registerDemoCommand } from './demo.js';
 import { registerLabCommands } from './lab.js';
@@ -41,6 +39,8 @@ program
   .description('run the DSR daemon in the foreground')
   .requiredOption('--config <file>', 'configuration file (YAML)')
   .action(async (o: { config: string }) => {
+    // The daemon's modules load here, not at start: the admin verbs need none of them.
+    const [{ loadConfig }, { createLogger }, { DsrServer }] = await Promise.all([import('../control/config.js'), import('../control/log.js'), import('../control/server.js')]);
     const config = loadConfig(o.config);
     const log = createLogger(config.log.level, config.log.file ?? 2);
     const server = new DsrServer(config, log);
@@ -57,10 +57,11 @@ program
   });
 
 /** The credential table a `dsr user` verb works on: --credentials, else the config's, else the default. */
-function credentialPath(o: { credentials?: string; config?: string }): string {
-  if (o.credentials) return o.credentials;
-  if (o.config) return loadConfig(o.config).credentials;
-  return DEFAULT_CREDENTIALS;
+async function credentialTable(o: { credentials?: string; config?: string }): Promise<CredentialTable> {
+  const { CredentialTable } = await import('../control/tables/credentials.js');
+  if (o.credentials) return CredentialTable.load(o.credentials);
+  if (o.config) return CredentialTable.load((await import('../control/config.js')).loadConfig(o.config).credentials);
+  return CredentialTable.load(DEFAULT_CREDENTIALS);
 }
 
 const user = program.command('user').description("the DSR's credential table (source paragraph 0061)");
@@ -69,7 +70,7 @@ const tableOptions = (c: Command) =>
 
 tableOptions(user.command('add').argument('<name>').description('add a user or change a password (password read from stdin or prompted, never from arguments)')).action(
   async (name: string, o: { credentials?: string; config?: string }) => {
-    const table = CredentialTable.load(credentialPath(o));
+    const table = await credentialTable(o);
     const password = await readPassword(`password for ${name}`);
     const added = table.set(name, password);
     table.save();
@@ -77,8 +78,8 @@ tableOptions(user.command('add').argument('<name>').description('add a user or c
   },
 );
 
-tableOptions(user.command('del').argument('<name>').description('remove a user')).action((name: string, o: { credentials?: string; config?: string }) => {
-  const table = CredentialTable.load(credentialPath(o));
+tableOptions(user.command('del').argument('<name>').description('remove a user')).action(async (name: string, o: { credentials?: string; config?: string }) => {
+  const table = await credentialTable(o);
   if (!table.delete(name)) throw new DsrError(ErrorCode.USAGE, `no user ${name} in ${table.path}`);
   table.save();
   process.stdout.write(`removed ${name} from ${table.path}\n`);
@@ -86,8 +87,8 @@ tableOptions(user.command('del').argument('<name>').description('remove a user')
 
 tableOptions(user.command('list').description('list users (names only; hashes never leave the table)'))
   .addOption(jsonOption())
-  .action((o: { credentials?: string; config?: string; json?: boolean }) => {
-    const rows = CredentialTable.load(credentialPath(o))
+  .action(async (o: { credentials?: string; config?: string; json?: boolean }) => {
+    const rows = (await credentialTable(o))
       .list()
       .map((u) => ({ name: u.name, created: u.created }));
     if (o.json) printJson(rows);

@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { adminCall } from '../control/admin.js';
-import { DEFAULT_ADMIN_SOCKET } from '../control/config.js';
+import { DEFAULT_ADMIN_SOCKET } from '../control/defaults.js';
 import { DsrError, ErrorCode } from '../control/errors.js';
 import type { PortCounters, PortView } from '../offload/portmap.js';
 import { printJson, printTable } from './output.js';

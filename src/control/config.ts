@@ -9,8 +9,9 @@ import { z } from 'zod';
 import { DsrError, ErrorCode, errorMessage } from './errors.js';
 import { SMB2_DIALECTS } from './wire/smb2/constants.js';
 
-export const DEFAULT_ADMIN_SOCKET = '/run/dsr/dsr.sock';
-export const DEFAULT_CREDENTIALS = '/var/lib/dsr/credentials.json';
+import { DEFAULT_ADMIN_SOCKET, DEFAULT_CREDENTIALS } from './defaults.js';
+
+export { DEFAULT_ADMIN_SOCKET, DEFAULT_CREDENTIALS };
 export const DEFAULT_STATE_DIR = '/var/lib/dsr';
 
 const MiB = 1024 * 1024;

@@ -16,7 +16,7 @@ export const SMB_PORT = 445;
 /** The nftables netdev table in the dsr namespace that counts TCP on the storage ports. */
 export const COUNTER_TABLE = 'dsr_lab_ports';
 /** The UDP port the DSR hears announce agents on (its storage address). */
-export const ANNOUNCE_PORT = 4455;
+export { ANNOUNCE_PORT } from '../control/defaults.js';
 /** How often each lab server's agent announces. */
 export const AGENT_INTERVAL_MS = 200;
 

@@ -26,7 +26,7 @@ const MAC_SIZE = 32;
 /** Stays under a single unfragmented UDP datagram on the lab's links and any sane LAN. */
 export const ANNOUNCE_MAX_SIZE = 8 * 1024;
 /** The UDP port the DSR listens on for announcements (on its storage address only). */
-export const ANNOUNCE_PORT = 4455;
+export { ANNOUNCE_PORT } from '../defaults.js';
 
 const serverName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/);
 
