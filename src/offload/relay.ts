@@ -80,10 +80,15 @@ interface Offloaded {
   backend: Socket;
   clientCookie: bigint;
   backendCookie: bigint;
-  sessions: Set<bigint>;
-  trees: Set<number>;
-  /** The client's FileIds mapped, by fileIdKey. */
-  files: Map<string, FileId>;
+  /**
+   * The id maps installed, client's id to the server's. They stay while the connection is
+   * disarmed (the verdict looks ids up only under rules) and `arm` writes only what changed:
+   * a take-back and a lend cost a few map operations, not every id again.
+   */
+  sessions: Map<bigint, bigint>;
+  trees: Map<number, number>;
+  /** By fileIdKey of the client's FileId: the client's and the server's. */
+  files: Map<string, readonly [FileId, FileId]>;
   /** The rules are in: the kernel forwards what they cover (else everything passes, 'no-conn'). */
   armed: boolean;
   /** Bytes of each socket the kernel forwarded or carried over to user space while armed: user space never read them. */
@@ -212,7 +217,7 @@ export class RelayPrograms {
   attach(conn: number, client: Socket, backend: Socket, buffers?: number): void {
     this.checkOpen();
     if (this.conns.has(conn)) throw new DsrError(ErrorCode.USAGE, `relay connection ${conn} is already attached`);
-    const o: Offloaded = { client, backend, clientCookie: sockCookie(fdOf(client)), backendCookie: sockCookie(fdOf(backend)), sessions: new Set(), trees: new Set(), files: new Map(), armed: false, clientTaken: 0n, backendTaken: 0n };
+    const o: Offloaded = { client, backend, clientCookie: sockCookie(fdOf(client)), backendCookie: sockCookie(fdOf(backend)), sessions: new Map(), trees: new Map(), files: new Map(), armed: false, clientTaken: 0n, backendTaken: 0n };
     this.conns.set(conn, o);
     try {
       this.freshState(conn, o);
@@ -238,13 +243,22 @@ export class RelayPrograms {
     this.maps.state.update(u64(o.backendCookie), encodeRelaySock({ conn, peerKey: 2 * conn, dir: 'reply', ...FRESH, ...expect(o.backend, o.backendTaken) }));
   }
 
-  /** Gives an attached connection's traffic to the kernel: fresh state and counts, the ids, the rules last. */
+  /**
+   * Gives an attached connection's traffic to the kernel: fresh state and counts, the ids (those
+   * installed and not in `ids` go, the others are written where they changed), the rules last.
+   */
   arm(conn: number, rules: RelayConn, ids: RelayIds = {}): void {
     const o = this.offloaded(conn);
     if (o.armed) throw new DsrError(ErrorCode.USAGE, `relay connection ${conn} is already armed`);
     this.freshState(conn, o, true);
-    for (const [c, b] of ids.sessions ?? []) this.setSession(conn, c, b);
-    for (const [c, b] of ids.trees ?? []) this.setTree(conn, c, b);
+    const sessions = new Map(ids.sessions ?? []);
+    const trees = new Map(ids.trees ?? []);
+    const files = new Set((ids.files ?? []).map(([c]) => fileIdKey(c)));
+    for (const c of [...o.sessions.keys()]) if (!sessions.has(c)) this.removeSession(conn, o, c);
+    for (const c of [...o.trees.keys()]) if (!trees.has(c)) this.removeTree(conn, o, c);
+    for (const [key, [c]] of [...o.files]) if (!files.has(key)) this.dropFile(conn, o, c);
+    for (const [c, b] of sessions) this.setSession(conn, c, b);
+    for (const [c, b] of trees) this.setTree(conn, c, b);
     for (const [c, b] of ids.files ?? []) this.setFile(conn, c, b);
     this.maps.conns.update(u32(conn), encodeRelayConn(rules));
     o.armed = true;
@@ -254,7 +268,7 @@ export class RelayPrograms {
   /**
    * Takes an attached connection's traffic back, its sockets staying in the sockhash: the rules
    * go first (the verdict passes every message after, whole with the strparser), then what the
-   * kernel did is read, then the ids go.
+   * kernel did is read. The ids stay for the next arm.
    */
   disarm(conn: number): Released {
     const o = this.offloaded(conn);
@@ -264,7 +278,6 @@ export class RelayPrograms {
     const done = { request: this.sockState(o.clientCookie, conn), reply: this.sockState(o.backendCookie, conn) };
     o.clientTaken += BigInt(done.request.bytes + done.request.carry.length);
     o.backendTaken += BigInt(done.reply.bytes + done.reply.carry.length);
-    this.dropIds(conn, o);
     this.log.debug({ event: 'relay.disarmed', conn, requests: done.request.msgs, replies: done.reply.msgs });
     return done;
   }
@@ -285,12 +298,9 @@ export class RelayPrograms {
   }
 
   private dropIds(conn: number, o: Offloaded): void {
-    for (const id of o.sessions) for (const dir of ['request', 'reply'] as const) this.maps.sessions.delete(encodeRelaySessionKey({ conn, dir, id }));
-    for (const id of o.trees) for (const dir of ['request', 'reply'] as const) this.maps.trees.delete(encodeRelayTreeKey({ conn, dir, id }));
-    for (const fileId of o.files.values()) this.maps.files.delete(encodeRelayFileKey({ conn, fileId }));
-    o.sessions.clear();
-    o.trees.clear();
-    o.files.clear();
+    for (const c of [...o.sessions.keys()]) this.removeSession(conn, o, c);
+    for (const c of [...o.trees.keys()]) this.removeTree(conn, o, c);
+    for (const [c] of [...o.files.values()]) this.dropFile(conn, o, c);
   }
 
   /** Whether a connection's sockets are in the sockhash, and with which backend socket. */
@@ -320,32 +330,62 @@ export class RelayPrograms {
     this.log.debug({ event: 'relay.backend_replaced', conn });
   }
 
-  /** The client session's id and its backend session's, both ways. */
+  /** The client session's id and its backend session's, both ways (nothing written when they are in already). */
   setSession(conn: number, clientSessionId: bigint, backendSessionId: bigint): void {
     const o = this.offloaded(conn);
+    if (o.sessions.get(clientSessionId) === backendSessionId) return;
+    this.removeSession(conn, o, clientSessionId);
     this.maps.sessions.update(encodeRelaySessionKey({ conn, dir: 'request', id: clientSessionId }), u64(backendSessionId));
     this.maps.sessions.update(encodeRelaySessionKey({ conn, dir: 'reply', id: backendSessionId }), u64(clientSessionId));
-    o.sessions.add(clientSessionId).add(backendSessionId);
+    o.sessions.set(clientSessionId, backendSessionId);
   }
 
-  /** A client TreeId and the backend's, both ways. */
+  private removeSession(conn: number, o: Offloaded, clientSessionId: bigint): void {
+    const backendSessionId = o.sessions.get(clientSessionId);
+    if (backendSessionId === undefined) return;
+    this.maps.sessions.delete(encodeRelaySessionKey({ conn, dir: 'request', id: clientSessionId }));
+    o.sessions.delete(clientSessionId);
+    // Another of the client's ids mapped to the same server id keeps the reply direction's key.
+    if (![...o.sessions.values()].includes(backendSessionId)) this.maps.sessions.delete(encodeRelaySessionKey({ conn, dir: 'reply', id: backendSessionId }));
+  }
+
+  /** A client TreeId and the backend's, both ways (nothing written when they are in already). */
   setTree(conn: number, clientTreeId: number, backendTreeId: number): void {
     const o = this.offloaded(conn);
+    if (o.trees.get(clientTreeId) === backendTreeId) return;
+    this.removeTree(conn, o, clientTreeId);
     this.maps.trees.update(encodeRelayTreeKey({ conn, dir: 'request', id: clientTreeId }), u32(backendTreeId));
     this.maps.trees.update(encodeRelayTreeKey({ conn, dir: 'reply', id: backendTreeId }), u32(clientTreeId));
-    o.trees.add(clientTreeId).add(backendTreeId);
+    o.trees.set(clientTreeId, backendTreeId);
   }
 
-  /** A client FileId and the server's (requests only: the rules' `files` must be set for them to be used). */
+  private removeTree(conn: number, o: Offloaded, clientTreeId: number): void {
+    const backendTreeId = o.trees.get(clientTreeId);
+    if (backendTreeId === undefined) return;
+    this.maps.trees.delete(encodeRelayTreeKey({ conn, dir: 'request', id: clientTreeId }));
+    o.trees.delete(clientTreeId);
+    if (![...o.trees.values()].includes(backendTreeId)) this.maps.trees.delete(encodeRelayTreeKey({ conn, dir: 'reply', id: backendTreeId }));
+  }
+
+  /**
+   * A client FileId and the server's (requests only: the rules' `files` must be set for them to
+   * be used); nothing written when it is in already.
+   */
   setFile(conn: number, clientFileId: FileId, backendFileId: FileId): void {
     const o = this.offloaded(conn);
+    const key = fileIdKey(clientFileId);
+    const had = o.files.get(key);
+    if (had && fileIdKey(had[1]) === fileIdKey(backendFileId)) return;
     this.maps.files.update(encodeRelayFileKey({ conn, fileId: clientFileId }), encodeRelayFileId(backendFileId));
-    o.files.set(fileIdKey(clientFileId), clientFileId);
+    o.files.set(key, [clientFileId, backendFileId]);
   }
 
   /** A FileId closed: a request naming it passes to user space (reason 'file'). */
   removeFile(conn: number, clientFileId: FileId): void {
-    const o = this.offloaded(conn);
+    this.dropFile(conn, this.offloaded(conn), clientFileId);
+  }
+
+  private dropFile(conn: number, o: Offloaded, clientFileId: FileId): void {
     this.maps.files.delete(encodeRelayFileKey({ conn, fileId: clientFileId }));
     o.files.delete(fileIdKey(clientFileId));
   }
