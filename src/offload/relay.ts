@@ -51,6 +51,7 @@ import {
   u32,
   u64,
   type RelayConn,
+  type RelayDirection,
   type RelayCounter,
   type RelayJournal,
   type RelaySock,
@@ -74,6 +75,43 @@ export function written(socket: Socket): bigint {
   return sockWritten(fdOf(socket)).written;
 }
 
+/**
+ * One of a connection's two-way id maps in the kernel (sessions, trees): the client's id to the
+ * server's for requests, back for replies, and what is in.
+ */
+class TwoWayIds<T extends bigint | number> {
+  private readonly installed = new Map<T, T>();
+
+  constructor(
+    private readonly map: BpfMap,
+    private readonly key: (dir: RelayDirection, id: T) => Buffer,
+    private readonly value: (id: T) => Buffer,
+  ) {}
+
+  /** Client id `c` to server id `b`, both ways; nothing written when it is in already. */
+  set(c: T, b: T): void {
+    if (this.installed.get(c) === b) return;
+    this.remove(c);
+    this.map.update(this.key('request', c), this.value(b));
+    this.map.update(this.key('reply', b), this.value(c));
+    this.installed.set(c, b);
+  }
+
+  remove(c: T): void {
+    const b = this.installed.get(c);
+    if (b === undefined) return;
+    this.map.delete(this.key('request', c));
+    this.installed.delete(c);
+    // Another of the client's ids mapped to the same server id keeps the reply direction's key.
+    if (![...this.installed.values()].includes(b)) this.map.delete(this.key('reply', b));
+  }
+
+  /** The client ids in. */
+  clients(): T[] {
+    return [...this.installed.keys()];
+  }
+}
+
 /** One offloaded connection: its sockets and what was written to each before the kernel took over. */
 interface Offloaded {
   client: Socket;
@@ -85,8 +123,8 @@ interface Offloaded {
    * disarmed (the verdict looks ids up only under rules) and `arm` writes only what changed:
    * a take-back and a lend cost a few map operations, not every id again.
    */
-  sessions: Map<bigint, bigint>;
-  trees: Map<number, number>;
+  sessions: TwoWayIds<bigint>;
+  trees: TwoWayIds<number>;
   /** By fileIdKey of the client's FileId: the client's and the server's. */
   files: Map<string, readonly [FileId, FileId]>;
   /** The rules are in: the kernel forwards what they cover (else everything passes, 'no-conn'). */
@@ -217,7 +255,18 @@ export class RelayPrograms {
   attach(conn: number, client: Socket, backend: Socket, buffers?: number): void {
     this.checkOpen();
     if (this.conns.has(conn)) throw new DsrError(ErrorCode.USAGE, `relay connection ${conn} is already attached`);
-    const o: Offloaded = { client, backend, clientCookie: sockCookie(fdOf(client)), backendCookie: sockCookie(fdOf(backend)), sessions: new Map(), trees: new Map(), files: new Map(), armed: false, clientTaken: 0n, backendTaken: 0n };
+    const o: Offloaded = {
+      client,
+      backend,
+      clientCookie: sockCookie(fdOf(client)),
+      backendCookie: sockCookie(fdOf(backend)),
+      sessions: new TwoWayIds(this.maps.sessions, (dir, id) => encodeRelaySessionKey({ conn, dir, id }), u64),
+      trees: new TwoWayIds(this.maps.trees, (dir, id) => encodeRelayTreeKey({ conn, dir, id }), u32),
+      files: new Map(),
+      armed: false,
+      clientTaken: 0n,
+      backendTaken: 0n,
+    };
     this.conns.set(conn, o);
     try {
       this.freshState(conn, o);
@@ -254,11 +303,11 @@ export class RelayPrograms {
     const sessions = new Map(ids.sessions ?? []);
     const trees = new Map(ids.trees ?? []);
     const files = new Set((ids.files ?? []).map(([c]) => fileIdKey(c)));
-    for (const c of [...o.sessions.keys()]) if (!sessions.has(c)) this.removeSession(conn, o, c);
-    for (const c of [...o.trees.keys()]) if (!trees.has(c)) this.removeTree(conn, o, c);
+    for (const c of o.sessions.clients()) if (!sessions.has(c)) o.sessions.remove(c);
+    for (const c of o.trees.clients()) if (!trees.has(c)) o.trees.remove(c);
     for (const [key, [c]] of [...o.files]) if (!files.has(key)) this.dropFile(conn, o, c);
-    for (const [c, b] of sessions) this.setSession(conn, c, b);
-    for (const [c, b] of trees) this.setTree(conn, c, b);
+    for (const [c, b] of sessions) o.sessions.set(c, b);
+    for (const [c, b] of trees) o.trees.set(c, b);
     for (const [c, b] of ids.files ?? []) this.setFile(conn, c, b);
     this.maps.conns.update(u32(conn), encodeRelayConn(rules));
     o.armed = true;
@@ -298,8 +347,8 @@ export class RelayPrograms {
   }
 
   private dropIds(conn: number, o: Offloaded): void {
-    for (const c of [...o.sessions.keys()]) this.removeSession(conn, o, c);
-    for (const c of [...o.trees.keys()]) this.removeTree(conn, o, c);
+    for (const c of o.sessions.clients()) o.sessions.remove(c);
+    for (const c of o.trees.clients()) o.trees.remove(c);
     for (const [c] of [...o.files.values()]) this.dropFile(conn, o, c);
   }
 
@@ -332,39 +381,12 @@ export class RelayPrograms {
 
   /** The client session's id and its backend session's, both ways (nothing written when they are in already). */
   setSession(conn: number, clientSessionId: bigint, backendSessionId: bigint): void {
-    const o = this.offloaded(conn);
-    if (o.sessions.get(clientSessionId) === backendSessionId) return;
-    this.removeSession(conn, o, clientSessionId);
-    this.maps.sessions.update(encodeRelaySessionKey({ conn, dir: 'request', id: clientSessionId }), u64(backendSessionId));
-    this.maps.sessions.update(encodeRelaySessionKey({ conn, dir: 'reply', id: backendSessionId }), u64(clientSessionId));
-    o.sessions.set(clientSessionId, backendSessionId);
-  }
-
-  private removeSession(conn: number, o: Offloaded, clientSessionId: bigint): void {
-    const backendSessionId = o.sessions.get(clientSessionId);
-    if (backendSessionId === undefined) return;
-    this.maps.sessions.delete(encodeRelaySessionKey({ conn, dir: 'request', id: clientSessionId }));
-    o.sessions.delete(clientSessionId);
-    // Another of the client's ids mapped to the same server id keeps the reply direction's key.
-    if (![...o.sessions.values()].includes(backendSessionId)) this.maps.sessions.delete(encodeRelaySessionKey({ conn, dir: 'reply', id: backendSessionId }));
+    this.offloaded(conn).sessions.set(clientSessionId, backendSessionId);
   }
 
   /** A client TreeId and the backend's, both ways (nothing written when they are in already). */
   setTree(conn: number, clientTreeId: number, backendTreeId: number): void {
-    const o = this.offloaded(conn);
-    if (o.trees.get(clientTreeId) === backendTreeId) return;
-    this.removeTree(conn, o, clientTreeId);
-    this.maps.trees.update(encodeRelayTreeKey({ conn, dir: 'request', id: clientTreeId }), u32(backendTreeId));
-    this.maps.trees.update(encodeRelayTreeKey({ conn, dir: 'reply', id: backendTreeId }), u32(clientTreeId));
-    o.trees.set(clientTreeId, backendTreeId);
-  }
-
-  private removeTree(conn: number, o: Offloaded, clientTreeId: number): void {
-    const backendTreeId = o.trees.get(clientTreeId);
-    if (backendTreeId === undefined) return;
-    this.maps.trees.delete(encodeRelayTreeKey({ conn, dir: 'request', id: clientTreeId }));
-    o.trees.delete(clientTreeId);
-    if (![...o.trees.values()].includes(backendTreeId)) this.maps.trees.delete(encodeRelayTreeKey({ conn, dir: 'reply', id: backendTreeId }));
+    this.offloaded(conn).trees.set(clientTreeId, backendTreeId);
   }
 
   /**
