@@ -270,10 +270,15 @@ for (const framing of ['strparser', 'cut-through'] as const) {
       relay.disarm(CONN);
       relay.retire();
       assert.equal(relay.retired, true);
-      client.write(read(16n));
-      await until('it in Node', () => f.atNode.client.length === 5);
-      assert.equal(f.atNode.client.at(-1)!.MessageId, 16n);
       assert.equal(relay.size, 1);
+      // With the strparser the socket may be stalled by now: once a whole message passed while
+      // Node did not read (the test above), later ones can stop reaching the verdict (README).
+      if (framing === 'cut-through') {
+        client.write(read(16n));
+        await until('it in Node', () => f.atNode.client.length === 5);
+        assert.equal(f.atNode.client.at(-1)!.MessageId, 16n);
+      }
+      assert.equal(relay.state(CONN).request.conn, CONN, 'its state is still there');
       relay.release(CONN);
       assert.throws(() => relay.passes(), /the relay is closed/);
     });
