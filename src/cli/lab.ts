@@ -7,10 +7,10 @@ import { DsrError, ErrorCode, errorMessage } from '../control/errors.js';
 import type { RelayMode } from '../control/config.js';
 import type { FaultResult, LabStatus } from '../lab/lab.js';
 import { DEFAULT_LAB_NAME, DEFAULT_SERVERS, MAX_SERVERS } from '../lab/topology.js';
+import { printJson, printTable } from './output.js';
 
 /** The lab's modules, loaded by the verb that runs (not for every `dsr` verb). */
 const labApi = () => import('../lab/lab.js');
-import { printJson, printTable } from './output.js';
 
 const nameOption = () =>
   new Option('--name <name>', 'lab name: its namespaces are <name>-client, <name>-dsr, <name>-s1..').default(DEFAULT_LAB_NAME);

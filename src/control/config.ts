@@ -8,10 +8,8 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DsrError, ErrorCode, errorMessage } from './errors.js';
 import { SMB2_DIALECTS } from './wire/smb2/constants.js';
-
 import { DEFAULT_ADMIN_SOCKET, DEFAULT_CREDENTIALS } from './defaults.js';
 
-export { DEFAULT_ADMIN_SOCKET, DEFAULT_CREDENTIALS };
 export const DEFAULT_STATE_DIR = '/var/lib/dsr';
 
 const MiB = 1024 * 1024;

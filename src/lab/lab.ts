@@ -269,13 +269,13 @@ async function buildNetwork(plan: LabPlan, signal?: AbortSignal): Promise<void> 
   ]);
 }
 
+/** What labUp passes on to the lab DSR's configuration. */
+type DsrLabOptions = Pick<LabOptions, 'portFilter' | 'relay' | 'rebalance'>;
+
 /**
  * The DSR's configuration: every share on the servers exporting it (san on server1 and server2),
  * and the storage switch br0 with each server's port and MAC, which the DSR isolates and pins.
  */
-/** What labUp passes on to the lab DSR's configuration. */
-type DsrLabOptions = Pick<LabOptions, 'portFilter' | 'relay' | 'rebalance'>;
-
 export function labDsrConfig(plan: LabPlan, opts: DsrLabOptions = {}): ConfigInput {
   const exporters = new Map<string, string[]>();
   for (const s of plan.servers) for (const sh of s.shares) exporters.set(sh.name, [...(exporters.get(sh.name) ?? []), s.name]);

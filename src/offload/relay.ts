@@ -540,8 +540,8 @@ export class RelayPrograms {
   }
 
   /**
-   * Nothing more is attached: the relay closes once the last connection attached is released
-   * (its connection ended). Taking their sockets out sooner would drop what the verdict passed
+   * No more lending: the relay closes once the last connection attached is released (its
+   * connection ended). Taking their sockets out sooner would drop what the verdict passed
    * and user space has not read (and wedge the socket: its copied_seq stays behind), and what the
    * kernel redirected that the peer has not taken yet.
    */
