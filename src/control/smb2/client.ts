@@ -345,7 +345,8 @@ export class Smb2Client {
     this.drain();
   }
 
-  private charge(msg: Buffer): number {
+  /** The MessageIds (credits) sending `msg` on this connection takes. */
+  charge(msg: Buffer): number {
     return this.dialect === Smb2Dialect.SMB202 ? 1 : Math.max(msg.readUInt16LE(Hdr.CreditCharge), 1);
   }
 
