@@ -345,8 +345,7 @@ export class Smb2Client {
     this.drain();
   }
 
-  /** The MessageIds (credits) sending `msg` on this connection takes. */
-  charge(msg: Buffer): number {
+  private charge(msg: Buffer): number {
     return this.dialect === Smb2Dialect.SMB202 ? 1 : Math.max(msg.readUInt16LE(Hdr.CreditCharge), 1);
   }
 
