@@ -202,25 +202,22 @@ export class KernelPath {
     // The trees moved to another server connection while the old one is still open (a planned
     // move lets go of its handles on it): taking its socket out of the sockhash now would drop the
     // responses the verdict passed and Node has not read. Lent again once it is closed.
-    const { programs } = relay;
-    const id = h.state.id;
-    const attached = programs.attached(id);
+    const attached = relay.programs.attached(h.state.id);
     if (attached !== undefined && attached !== backend && !attached.destroyed) {
       this.refuse('the previous server connection is still open');
       return;
     }
-    // A whole message must fit a socket's receive buffer (the strparser); the kernel doubles this.
-    const buffers = 2 * Math.max(h.state.maxReadSize, h.state.maxWriteSize, h.state.maxTransactSize) + 64 * 1024;
-    // The sockets go in at the first quiet moment, open file or not, and stay (RelayPrograms.attach):
-    // not in the middle of the first transfer, whose CREATE's answer lends the connection.
-    if (attached === undefined) {
-      try {
-        programs.attach(id, h.socket, backend, buffers);
-      } catch (e) {
-        this.refuse(`the relay refused the rules: ${errorMessage(e)}`);
-        return;
+    // Node's own writes still queued would land after the kernel's.
+    if (h.socket.writableLength > 0 || backend.writableLength > 0) {
+      if (!this.waitingDrain) {
+        this.waitingDrain = true;
+        const again = () => {
+          this.waitingDrain = false;
+          this.tryLend();
+        };
+        (h.socket.writableLength > 0 ? h.socket : backend).once('drain', again);
       }
-      this.attachedTo = relay;
+      return;
     }
     const range = h.credits.range!;
     const seq = link.client.sequence;
@@ -240,25 +237,6 @@ export class KernelPath {
         backendFiles.set(fileIdKey(backendFileId), o.fileId);
       }
     }
-    // Every command the kernel forwards names an open file: with none, each request would pass
-    // back, and a lend and a take-back (some 80 us of Node's time each) would be added to the
-    // next CREATE. The lend comes with the CREATE's answer instead.
-    if (files.length === 0) {
-      this.refuse('no open file');
-      return;
-    }
-    // Node's own writes still queued would land after the kernel's.
-    if (h.socket.writableLength > 0 || backend.writableLength > 0) {
-      if (!this.waitingDrain) {
-        this.waitingDrain = true;
-        const again = () => {
-          this.waitingDrain = false;
-          this.tryLend();
-        };
-        (h.socket.writableLength > 0 ? h.socket : backend).once('drain', again);
-      }
-      return;
-    }
     const lent: Lent = {
       relay,
       link,
@@ -272,11 +250,18 @@ export class KernelPath {
       files: backendFiles,
       shares: [...new Set(trees.map((t) => t.share))],
     };
+    // A whole message must fit a socket's receive buffer (the strparser); the kernel doubles this.
+    const buffers = 2 * Math.max(h.state.maxReadSize, h.state.maxWriteSize, h.state.maxTransactSize) + 64 * 1024;
+    const { programs } = relay;
+    const id = h.state.id;
     try {
-      // A new server connection (the trees moved) takes the old backend socket's place, the
-      // client's staying in: taking it out would drop bytes the verdict passed and Node has not
-      // read (a failover lost client bytes so).
-      if (attached !== undefined && attached !== backend) programs.replaceBackend(id, backend, buffers);
+      // The sockets go in once and stay (RelayPrograms.attach); a new server connection (the trees
+      // moved) takes the old backend socket's place, the client's staying in: taking it out would
+      // drop bytes the verdict passed and Node has not read (a failover lost client bytes so).
+      if (attached === undefined) {
+        programs.attach(id, h.socket, backend, buffers);
+        this.attachedTo = relay;
+      } else if (attached !== backend) programs.replaceBackend(id, backend, buffers);
       programs.arm(
         id,
         { msgIdDelta: delta, cmdMask: CMD_MASK, rewrite: true, files: true, journal: true, msgIdNext: range.low, maxRead: h.state.maxReadSize, maxWrite: h.state.maxWriteSize, maxTransact: h.state.maxTransactSize },

@@ -151,12 +151,9 @@ describe('the kernel SMB2 relay through the DSR (lab)', { skip }, () => {
     const got = JSON.parse(r.out) as { openClose: number[]; read4k: number[] };
     assert.deepEqual([got.openClose.length, got.read4k.length], [OPS, OPS]);
     const v = await relayView(lab);
-    // A CREATE's answer lends the connection and the CLOSE takes it back: a race in either step
-    // loses a request. Every CREATE's answer lends (the server's credits kept as wide as the
-    // client's); a CLOSE's answer does not, with no file left open for the kernel to serve.
-    const lent = v.entries - before.entries;
-    assert.ok(lent >= OPS, `lent ${lent} times`);
-    assert.ok(lent < 2 * OPS, `lent ${lent} times: not at the CLOSEs' answers too`);
+    // A CREATE or CLOSE takes the connection back and its answer lends it again, unless the next
+    // request came first: a race in either step loses a request.
+    assert.ok(v.entries - before.entries >= OPS, `lent ${v.entries - before.entries} times`);
     assert.ok(v.requests - before.requests >= OPS, `the READs went through the kernel (${v.requests - before.requests} requests)`);
   });
 
