@@ -128,6 +128,13 @@ static __always_inline void count(void *map, __u32 index, __u64 n)
 		*c += n;
 }
 
+/* A helper failed: counted by kind (DSR_RELAY_ERR_*), and the message passes. */
+static __always_inline int helper_failed(__u32 counter)
+{
+	count(&relay_counters, counter, 1);
+	return DSR_PASS_ERROR;
+}
+
 /*
  * Clamps a length the verifier lost track of (32-bit math on 64-bit registers) to 1..max: the
  * asm hides the value from clang, so the range check after it survives into the bytecode.
@@ -433,7 +440,7 @@ __attribute__((noinline)) int check_request(struct __sk_buff *skb, const struct 
 		return w->write ? DSR_PASS_INVALID : 0;
 	/* The verifier wants the load's size bounded by the buffer's. */
 	if (fixed > sizeof(b) || bpf_skb_load_bytes(skb, w->off + DSR_SMB2_HDR_LEN, &b, fixed))
-		return DSR_PASS_ERROR;
+		return helper_failed(DSR_RELAY_ERR_LOAD);
 	if (b.structure_size != size)
 		return DSR_PASS_INVALID;
 	fixed += DSR_SMB2_HDR_LEN; /* from here on: where the variable part starts, header-relative */
@@ -497,7 +504,7 @@ __attribute__((noinline)) int rewrite_hdr(struct __sk_buff *skb, const struct ds
 	w->slot = -1;
 	off = w->off;
 	if (bpf_skb_load_bytes(skb, off, &h, sizeof(h)))
-		return DSR_PASS_ERROR;
+		return helper_failed(DSR_RELAY_ERR_LOAD);
 	if (h.protocol != DSR_SMB2_MAGIC) {
 		if (h.protocol == DSR_SMB2_TRANSFORM_MAGIC)
 			return DSR_PASS_ENCRYPTED;
@@ -558,7 +565,7 @@ __attribute__((noinline)) int rewrite_hdr(struct __sk_buff *skb, const struct ds
 	if (at) {
 		fk.conn = rs->conn;
 		if (bpf_skb_load_bytes(skb, off + at, &fk.persistent, DSR_SMB2_FILE_ID_LEN))
-			return DSR_PASS_ERROR;
+			return helper_failed(DSR_RELAY_ERR_LOAD);
 		if (fk.persistent == ~0ULL && fk.volatile_ == ~0ULL) {
 			/* The previous operation's handle: the server resolves it within the chain. */
 			if (w->first || !(h.flags & DSR_SMB2_FLAGS_RELATED_OPERATIONS))
@@ -588,7 +595,7 @@ __attribute__((noinline)) int rewrite_hdr(struct __sk_buff *skb, const struct ds
 		if (w->slot >= 0)
 			journal_free(rs->conn, h.message_id);
 		w->slot = -1;
-		return DSR_PASS_ERROR;
+		return helper_failed(DSR_RELAY_ERR_STORE);
 	}
 	if (w->slot >= 0)
 		count(&relay_counters, DSR_RELAY_JOURNALED, 1);
@@ -650,7 +657,7 @@ static __always_inline int check_frame(struct __sk_buff *skb, __u32 off, __u32 l
 	__u32 nb, next = 0;
 
 	if (bpf_skb_load_bytes(skb, off, &nb, sizeof(nb)))
-		return DSR_PASS_ERROR;
+		return helper_failed(DSR_RELAY_ERR_LOAD);
 	/* Byte 0 is the message type (0: session message), bytes 1..3 the length, big endian. */
 	nb = bpf_ntohl(nb);
 	if ((nb >> 24) || nb < DSR_SMB2_HDR_LEN)
@@ -658,7 +665,7 @@ static __always_inline int check_frame(struct __sk_buff *skb, __u32 off, __u32 l
 	*frame_len = nb;
 	off += DSR_NB_HDR_LEN;
 	if (bpf_skb_load_bytes(skb, off + DSR_SMB2_OFF_NEXT_COMMAND, &next, sizeof(next)))
-		return DSR_PASS_ERROR;
+		return helper_failed(DSR_RELAY_ERR_LOAD);
 	/* A journal entry is one request: its response frees it. */
 	if (next && journals(rs, rc))
 		return DSR_PASS_COMPOUND;
@@ -825,6 +832,69 @@ static __always_inline int verdict_msg(struct __sk_buff *skb, __u64 cookie)
 }
 
 /*
+ * Cutting an skb to its first `len` bytes. bpf_skb_change_tail refuses a length over
+ * SKB_MAX_ALLOC (about 16 KiB) on sk_skb, so a longer skb loses its last `cut` bytes another
+ * way: its first `len` bytes move down by `cut` over them (from the end back, so no byte is
+ * read after it is overwritten), and `cut` bytes come off its head (bpf_skb_adjust_room has no
+ * such bound). Rare (a header split at the end of a large skb), so a copy of the skb is fine.
+ */
+#define TRIM_CHUNK 128
+
+struct trim {
+	struct __sk_buff *skb;
+	__u32 end; /* bytes [cut, end) still to write */
+	__u32 cut;
+	int err;
+};
+
+static int trim_step(__u32 index, void *ctx)
+{
+	struct trim *t = ctx;
+	__u8 buf[TRIM_CHUNK];
+	__u64 n;
+	__u32 from;
+
+	if (t->end <= t->cut)
+		return 1;
+	n = t->end - t->cut;
+	if (n > TRIM_CHUNK)
+		n = TRIM_CHUNK;
+	/* As bounded_len, for a chunk. */
+	asm volatile("%[n] &= 0xff" : [n] "+r"(n));
+	n = n == 0 || n > TRIM_CHUNK ? 0 : n;
+	if (!n)
+		return 1;
+	from = t->end - n;
+	if (bpf_skb_load_bytes(t->skb, from - t->cut, buf, n) || bpf_skb_store_bytes(t->skb, from, buf, n, 0)) {
+		t->err = 1;
+		return 1;
+	}
+	t->end = from;
+	return 0;
+}
+
+/* Returns 0, or the DSR_RELAY_ERR_* of the helper that failed (the skb's bytes may be moved then). */
+static __attribute__((noinline)) int trim_tail(struct __sk_buff *skb, __u32 len)
+{
+	struct trim t = { .skb = skb };
+
+	if (!skb || len >= skb->len)
+		return DSR_RELAY_ERR_TAIL;
+	if (!bpf_skb_change_tail(skb, len, 0))
+		return 0;
+	t.end = skb->len;
+	t.cut = t.end - len;
+	if (t.cut > DSR_RELAY_CARRY_MAX)
+		return DSR_RELAY_ERR_TAIL;
+	bpf_loop(len / TRIM_CHUNK + 2, trim_step, &t, 0);
+	if (t.err || t.end > t.cut)
+		return DSR_RELAY_ERR_STORE;
+	if (bpf_skb_adjust_room(skb, -(__s32)t.cut, 0, 0))
+		return DSR_RELAY_ERR_TAIL;
+	return 0;
+}
+
+/*
  * The cut-through walk over one skb, one header per bpf_loop step (a plain bounded loop blows
  * the verifier's 1M-instruction budget: it unrolls every iteration).
  */
@@ -873,7 +943,7 @@ static __always_inline int body_need(struct __sk_buff *skb, __u32 pos, __u32 len
 		return 0;
 	/* Protocol .. NextCommand. */
 	if (bpf_skb_load_bytes(skb, pos, &h, DSR_SMB2_OFF_MESSAGE_ID))
-		return DSR_PASS_ERROR;
+		return helper_failed(DSR_RELAY_ERR_LOAD);
 	if (h.protocol != DSR_SMB2_MAGIC || h.command >= DSR_SMB2_CMD_COUNT || !(rc->cmd_mask & (1u << h.command)))
 		return 0;
 	end = rewrites_files(rs, rc) ? file_id_at(h.command) : 0;
@@ -926,7 +996,7 @@ static int cut_step(__u32 index, void *ctx)
 	 * Samba client's 5-byte suicide message waited there for the next message). */
 	if (c->at_nb && c->pos + DSR_NB_HDR_LEN <= c->len) {
 		if (bpf_skb_load_bytes(skb, c->pos, &nb, sizeof(nb)))
-			return cut_fail(c, DSR_PASS_ERROR);
+			return cut_fail(c, helper_failed(DSR_RELAY_ERR_LOAD));
 		nb = bpf_ntohl(nb);
 		if ((nb >> 24) || nb < DSR_SMB2_HDR_LEN)
 			return cut_fail(c, DSR_PASS_BAD_MAGIC);
@@ -937,7 +1007,7 @@ static int cut_step(__u32 index, void *ctx)
 		nb = c->frame_left;
 		if (c->at_nb) {
 			if (bpf_skb_load_bytes(skb, c->pos, &nb, sizeof(nb)))
-				return cut_fail(c, DSR_PASS_ERROR);
+				return cut_fail(c, helper_failed(DSR_RELAY_ERR_LOAD));
 			nb = bpf_ntohl(nb) & 0x00ffffff;
 		}
 		r = body_need(skb, c->pos + need - DSR_SMB2_HDR_LEN, nb, rs, c->rc, &more);
@@ -952,10 +1022,11 @@ static int cut_step(__u32 index, void *ctx)
 		if (!part)
 			return cut_fail(c, DSR_PASS_ERROR);
 		if (bpf_skb_load_bytes(skb, c->pos, rs->carry, part))
-			return cut_fail(c, DSR_PASS_ERROR);
+			return cut_fail(c, helper_failed(DSR_RELAY_ERR_LOAD));
 		/* The kernel charges copied_seq with the trimmed length; the next skb's prepend evens it out. */
-		if (bpf_skb_change_tail(skb, c->pos, 0))
-			return cut_fail(c, DSR_PASS_ERROR);
+		r = trim_tail(skb, c->pos);
+		if (r)
+			return cut_fail(c, helper_failed(r));
 		rs->carry_len = part;
 		rs->skip = 0;
 		rs->at_nb = c->at_nb;
@@ -1039,10 +1110,11 @@ static __always_inline int verdict_cut(struct __sk_buff *skb, __u64 cookie)
 		carried = bounded_len(carried, DSR_RELAY_CARRY_MAX);
 		if (!carried)
 			return pass(rs, DSR_PASS_ERROR);
-		if (bpf_skb_change_head(skb, carried, 0))
-			return pass(rs, DSR_PASS_ERROR);
+		/* Not bpf_skb_change_head: it refuses to grow a non-GSO skb past SKB_MAX_ALLOC (about 16 KiB). */
+		if (bpf_skb_adjust_room(skb, carried, 0, 0))
+			return pass(rs, helper_failed(DSR_RELAY_ERR_HEAD));
 		if (bpf_skb_store_bytes(skb, 0, rs->carry, carried, 0))
-			return pass(rs, DSR_PASS_ERROR);
+			return pass(rs, helper_failed(DSR_RELAY_ERR_STORE));
 		rs->carry_len = 0;
 	}
 	c.skb = skb;

@@ -15,6 +15,10 @@ const char *const relay_counter_names[DSR_RELAY_COUNTER_MAX] = {
 	[DSR_RELAY_CARRY_HELD] = "carry-held",
 	[DSR_RELAY_JOURNALED] = "journaled",
 	[DSR_RELAY_JOURNAL_FREED] = "journal-freed",
+	[DSR_RELAY_ERR_LOAD] = "err-load",
+	[DSR_RELAY_ERR_STORE] = "err-store",
+	[DSR_RELAY_ERR_TAIL] = "err-tail",
+	[DSR_RELAY_ERR_HEAD] = "err-head",
 };
 
 const char *const relay_pass_names[DSR_PASS_REASON_MAX] = {

@@ -151,7 +151,7 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 #define DSR_PASS_STICKY 14
 /* The redirect failed: the peer socket left the sockhash. */
 #define DSR_PASS_NO_PEER 15
-/* A helper failed (load, store, change_head/tail). */
+/* A helper failed (load, store, change_head/tail): which one is counted in relay_counters (DSR_RELAY_ERR_*). */
 #define DSR_PASS_ERROR 16
 /* Cut-through: more headers in one skb than its loop bound. */
 #define DSR_PASS_TOO_MANY 17
@@ -251,7 +251,14 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 #define DSR_RELAY_JOURNALED 5
 /* Journal entries freed by the verdict (a final response forwarded). */
 #define DSR_RELAY_JOURNAL_FREED 6
-#define DSR_RELAY_COUNTER_MAX 7
+/* A helper failed (each also passes the message, DSR_PASS_ERROR), by helper:
+ * bpf_skb_load_bytes; bpf_skb_store_bytes (a rewrite, or the carry after its prepend);
+ * bpf_skb_change_tail (a split header's trim); bpf_skb_change_head (the carry's prepend). */
+#define DSR_RELAY_ERR_LOAD 7
+#define DSR_RELAY_ERR_STORE 8
+#define DSR_RELAY_ERR_TAIL 9
+#define DSR_RELAY_ERR_HEAD 10
+#define DSR_RELAY_COUNTER_MAX 11
 
 /* MS-SMB2 2.1: the NetBIOS session message prefix (type 0, 24-bit length, big endian), then the
  * 64-byte SMB2 header (MS-SMB2 2.2.1). A header split across skbs is carried whole, with the

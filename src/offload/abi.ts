@@ -111,7 +111,11 @@ export const ABI = {
   DSR_RELAY_CARRY_HELD: 4,
   DSR_RELAY_JOURNALED: 5,
   DSR_RELAY_JOURNAL_FREED: 6,
-  DSR_RELAY_COUNTER_MAX: 7,
+  DSR_RELAY_ERR_LOAD: 7,
+  DSR_RELAY_ERR_STORE: 8,
+  DSR_RELAY_ERR_TAIL: 9,
+  DSR_RELAY_ERR_HEAD: 10,
+  DSR_RELAY_COUNTER_MAX: 11,
   DSR_RELAY_CONN_REWRITE: 1,
   DSR_RELAY_CONN_FILES: 2,
   DSR_RELAY_CONN_JOURNAL: 4,
@@ -242,7 +246,7 @@ const PASS_REASON_BY_CODE = new Map(Object.entries(PASS_REASON_CODES).map(([r, c
 export const passReasonOf = (code: number): PassReason | undefined => PASS_REASON_BY_CODE.get(code);
 
 /** The relay's counters that are not pass reasons (map relay_counters), indexed by DSR_RELAY_* code. */
-export const RELAY_COUNTERS = ['fwd-msg', 'fwd-skb', 'fwd-bytes', 'split-hdr', 'carry-held', 'journaled', 'journal-freed'] as const;
+export const RELAY_COUNTERS = ['fwd-msg', 'fwd-skb', 'fwd-bytes', 'split-hdr', 'carry-held', 'journaled', 'journal-freed', 'err-load', 'err-store', 'err-tail', 'err-head'] as const;
 export type RelayCounter = (typeof RELAY_COUNTERS)[number];
 
 /** A relay socket's direction by what arrives on it, indexed by DSR_RELAY_DIR_*. */

@@ -1,17 +1,21 @@
 /**
- * Four verdict behaviours of the SMB2 relay (bpf/smb2_relay.bpf.c, commits 41afa9e and 2d6e951)
+ * Verdict behaviours of the SMB2 relay (bpf/smb2_relay.bpf.c, commits 41afa9e and 2d6e951)
  * through src/offload/relay.ts, with both framings, on loopback sockets as root:
  *   - a FIN without data is dropped, not redirected (redirected, the peer socket got EPIPE);
  *   - a NetBIOS prefix that is no SMB2 frame passes at once ('bad-magic'), not held in the carry;
  *   - with the backend socket gone, a request skb passes 'no-peer' and `skip` covers the frames
  *     the kernel rewrote in it, whose journal entries stay;
- *   - with rules.msgIdNext, requests must use MessageIds in order ('sequence'); unset, unchecked.
+ *   - with rules.msgIdNext, requests must use MessageIds in order ('sequence'); unset, unchecked;
+ *   - cut-through: a header split at the end of an skb longer than 16 KiB (bpf_skb_change_tail's
+ *     bound) is carried to the next skb, itself longer than 16 KiB (bpf_skb_change_head's bound
+ *     for a non-GSO skb), not passed 'error'.
  * The server is a plain TCP server of this test that never answers on its own.
  *
  *   client --TCP--> [accepted]  relay_socks 2*conn    (requests)
  *                   [backend]   relay_socks 2*conn+1  --TCP--> server
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import type { RelayConn } from '../../src/offload/abi.js';
@@ -139,6 +143,33 @@ for (const framing of ['strparser', 'cut-through'] as RelayFraming[]) {
     });
 
     if (framing === 'cut-through') {
+      // 24 KiB: past bpf_skb_change_tail's bound; 8 KiB: within it, the 32 KiB skb after it past bpf_skb_change_head's.
+      for (const first of [24, 8]) {
+        test(`a header split at the end of a ${first} KiB skb is carried to the next, a 32 KiB one: both WRITEs reach the server rewritten, nothing passed`, async () => {
+          const [, p] = await offloaded();
+          const before = { counters: relay.counters(), passes: relay.passes() };
+          const data = [randomBytes(first * 1024), randomBytes(32 * 1024)];
+          const write = (i: number, ids: typeof CLIENT, fileId: typeof FILE.client, delta: bigint) =>
+            message(
+              { Command: Smb2Command.WRITE, MessageId: 30n + BigInt(i) + delta, CreditCharge: 1, SessionId: ids.session, TreeId: ids.tree },
+              encodeWriteRequest({ Offset: 0n, FileId: fileId, Channel: 0, RemainingBytes: 0, WriteChannelInfo: Buffer.alloc(0), Flags: 0, Data: data[i]! }),
+            );
+          const sent = [0, 1].map((i) => write(i, CLIENT, FILE.client, 0n));
+          const want = [0, 1].map((i) => write(i, BACKEND, FILE.backend, DELTA));
+          // 30 bytes of the second header end the first skb (loopback: one write, one skb).
+          p.client.write(Buffer.concat([sent[0]!, sent[1]!.subarray(0, 30)]));
+          await until('the first WRITE at the server', () => p.atServer.bytes.length === sent[0]!.length);
+          p.client.write(sent[1]!.subarray(30));
+          await until('both WRITEs at the server', () => p.atServer.bytes.length === sent[0]!.length + sent[1]!.length);
+          assert.ok(p.atServer.bytes.equals(Buffer.concat(want)), 'both frames rewritten, their data intact');
+          assert.equal(p.atNode.bytes.length, 0, 'nothing passed to Node');
+          const counters = relay.counters();
+          assert.equal(counters['split-hdr'] - before.counters['split-hdr'], 1, 'one header carried');
+          for (const err of ['err-load', 'err-store', 'err-tail', 'err-head'] as const) assert.equal(counters[err], before.counters[err], err);
+          assert.deepEqual(relay.passes(), before.passes);
+        });
+      }
+
       test("with the backend socket gone, a WRITE whose frame runs past its first skb: skip is the whole frame, the journal keeps what it copied", async () => {
         const [conn, p] = await offloaded();
         p.backend.destroy();

@@ -115,7 +115,7 @@ describe('the kernel SMB2 relay through the DSR (lab)', { skip }, () => {
     assert.equal(sha256(back), sum, 'the file back at the client');
 
     const v = await relayView(lab);
-    t.diagnostic(`relay: lent ${v.entries} time(s), ${v.requests} requests and ${v.replies} replies by the kernel, ${v.userReadWrite} READ/WRITE by Node; exits ${JSON.stringify(v.exits)}; passes ${JSON.stringify(v.passes)}`);
+    t.diagnostic(`relay: lent ${v.entries} time(s), ${v.requests} requests and ${v.replies} replies by the kernel, ${v.userReadWrite} READ/WRITE by Node; exits ${JSON.stringify(v.exits)}; passes ${JSON.stringify(v.passes)}; counters ${JSON.stringify(v.counters)}`);
     console.log(`relay (1 GiB put + get): kernel share of READ/WRITE ${((v.kernelShare ?? 0) * 100).toFixed(2)}%, ${v.requests} requests by the kernel, ${v.userReadWrite} by Node, lent ${v.entries} time(s)`);
     // 1 GiB each way in 1 MiB messages: 2048 READ/WRITE at least.
     assert.ok(v.requests >= 2048, `the kernel forwarded the bulk (${v.requests} requests)`);
