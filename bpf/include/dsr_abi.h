@@ -151,7 +151,7 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 #define DSR_PASS_STICKY 14
 /* The redirect failed: the peer socket left the sockhash. */
 #define DSR_PASS_NO_PEER 15
-/* A helper failed (load, store, change_head/tail): which one is counted in relay_counters (DSR_RELAY_ERR_*). */
+/* A helper failed (load, store, the trim or prepend of a carry): which one is counted in relay_counters (DSR_RELAY_ERR_*). */
 #define DSR_PASS_ERROR 16
 /* Cut-through: more headers in one skb than its loop bound. */
 #define DSR_PASS_TOO_MANY 17
@@ -251,9 +251,10 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 #define DSR_RELAY_JOURNALED 5
 /* Journal entries freed by the verdict (a final response forwarded). */
 #define DSR_RELAY_JOURNAL_FREED 6
-/* A helper failed (each also passes the message, DSR_PASS_ERROR), by helper:
- * bpf_skb_load_bytes; bpf_skb_store_bytes (a rewrite, or the carry after its prepend);
- * bpf_skb_change_tail (a split header's trim); bpf_skb_change_head (the carry's prepend). */
+/* A helper failed (each also passes the message, DSR_PASS_ERROR), by use: bpf_skb_load_bytes;
+ * bpf_skb_store_bytes (a rewrite, a long skb's trim moving its bytes, the carry put back);
+ * the trim of a split header (bpf_skb_change_tail, bpf_skb_adjust_room); the carry's room in
+ * front of the next skb (bpf_skb_adjust_room). */
 #define DSR_RELAY_ERR_LOAD 7
 #define DSR_RELAY_ERR_STORE 8
 #define DSR_RELAY_ERR_TAIL 9

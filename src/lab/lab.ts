@@ -681,6 +681,20 @@ function labServer(name: string, server: string): { plan: LabPlan; state: LabSta
 }
 
 /**
+ * A storage server hangs: SIGSTOP to its smbd and every descendant (a stopped smbd forks no
+ * more). Its sockets still take bytes until their buffers fill, and nothing answers them: a
+ * labFail `kill` after it finds requests under way for certain. Returns the stopped pids.
+ */
+export function labFreeze(name: string, server: string): number[] {
+  const { state, s } = labServer(name, server);
+  const root = state.pids[server];
+  if (root === undefined || !pidAlive(root) || !pidInNetns(root, s.namespace)) throw new DsrError(ErrorCode.LAB, `${server}'s smbd is not running`);
+  const tree = processTree(root).filter((p) => pidInNetns(p, s.namespace));
+  for (const p of tree) process.kill(p, 'SIGSTOP');
+  return tree;
+}
+
+/**
  * A storage server fails: `kill` SIGKILLs its smbd and every descendant (the per-connection
  * children too, found through /proc by parent pid); `link` brings its storage port on the switch
  * down (the cable pulled). The agent keeps running in both cases, as it would on a server whose

@@ -4,7 +4,8 @@
  *   - a FIN without data is dropped, not redirected (redirected, the peer socket got EPIPE);
  *   - a NetBIOS prefix that is no SMB2 frame passes at once ('bad-magic'), not held in the carry;
  *   - with the backend socket gone, a request skb passes 'no-peer' and `skip` covers the frames
- *     the kernel rewrote in it, whose journal entries stay;
+ *     the kernel rewrote in it, whose journal entries stay; a header split at its end stays in
+ *     the carry, which then follows the skb's bytes, not precedes them;
  *   - with rules.msgIdNext, requests must use MessageIds in order ('sequence'); unset, unchecked;
  *   - cut-through: a header split at the end of an skb longer than 16 KiB (bpf_skb_change_tail's
  *     bound) is carried to the next skb, itself longer than 16 KiB (bpf_skb_change_head's bound
@@ -169,6 +170,24 @@ for (const framing of ['strparser', 'cut-through'] as RelayFraming[]) {
           assert.deepEqual(relay.passes(), before.passes);
         });
       }
+
+      test("with the backend socket gone, a header split at the end of the skb: the skb passes 'no-peer' cut before it, skip covers it, the carry holds the header's first bytes (they follow the skb)", async () => {
+        const [conn, p] = await offloaded();
+        p.backend.destroy();
+        await until('the server to see the close', () => p.atServer.ended);
+        const sent = [read(40n), read(41n)];
+        p.client.write(Buffer.concat([sent[0]!, sent[1]!.subarray(0, 30)]));
+        await until('the first READ in Node', () => p.atNode.bytes.length === sent[0]!.length);
+        p.client.write(sent[1]!.subarray(30));
+        await until('the rest in Node', () => p.atNode.bytes.length === sent[0]!.length + sent[1]!.length - 30);
+        const done = relay.disarm(conn);
+        assert.deepEqual([done.request.sticky, done.request.skip], ['no-peer', sent[0]!.length]);
+        assert.ok(done.request.carry.equals(sent[1]!.subarray(0, 30)), "the carry: the second header's first 30 bytes");
+        const node = p.atNode.bytes;
+        assert.deepEqual(ids(node), [40n + DELTA, BACKEND.session], 'the first READ rewritten');
+        assert.ok(node.subarray(sent[0]!.length).equals(sent[1]!.subarray(30)), 'then the bytes after the carry, as sent');
+        relay.release(conn);
+      });
 
       test("with the backend socket gone, a WRITE whose frame runs past its first skb: skip is the whole frame, the journal keeps what it copied", async () => {
         const [conn, p] = await offloaded();

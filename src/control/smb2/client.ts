@@ -246,9 +246,20 @@ export class Smb2Client {
     this.onHeld = undefined;
     this.nextMessageId = sequence.nextMessageId;
     this.credits = sequence.credits;
-    if (tail && tail.raw > 0) this.rawTail = { left: tail.raw, to: tail.to, done: tail.done };
+    // The carry follows a raw tail (the skb it was cut from passed), else precedes what was held.
+    const carry = tail?.carry.length ? tail.carry : undefined;
+    if (tail && tail.raw > 0)
+      this.rawTail = {
+        left: tail.raw,
+        to: tail.to,
+        done: () => {
+          this.rawTail = undefined;
+          tail.done();
+          if (carry) this.onChunk(carry);
+        },
+      };
     else tail?.done();
-    if (tail && tail.carry.length > 0) this.onChunk(tail.carry);
+    if (carry && !(tail && tail.raw > 0)) this.onChunk(carry);
     for (const chunk of held) this.onChunk(chunk);
     this.drain();
   }

@@ -413,6 +413,8 @@ export class KernelPath {
           journaled: entries.length,
           partial: entries.filter((e) => e.copied < e.length).map((e) => e.length - e.copied),
           tails: [request.skip, reply.skip],
+          bytes: [request.bytes, reply.bytes],
+          frameLeft: [request.frameLeft, reply.frameLeft],
           carried: request.carry.length,
           inOrder,
           sticky,
@@ -431,8 +433,11 @@ export class KernelPath {
       h.close('the kernel relay let go inside a compound');
       return;
     }
-    // A header's first bytes the kernel held back come before anything Node has read since.
-    if (request.carry.length > 0) this.held.unshift(Buffer.from(request.carry));
+    // A header's first bytes the kernel held back come before anything Node has read since; but
+    // with a tail, the skb they were cut from passed (its redirect failed: no peer), and they
+    // follow that skb's bytes, the tail.
+    const carry = Buffer.from(request.carry);
+    if (carry.length > 0 && request.skip === 0) this.held.unshift(carry);
     if (request.skip > 0) {
       client.holdSends();
       const to = client.tcp;
@@ -455,6 +460,7 @@ export class KernelPath {
         done: () => {
           client.releaseSends();
           if (partial && journaled >= 0) this.tailOf.set(partial.messageId, Buffer.concat(rest));
+          if (carry.length > 0) this.host.receive(carry);
           const then = this.afterTail;
           this.afterTail = undefined;
           then?.();
