@@ -48,7 +48,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, DSR_RELAY_MAX_SOCKS);
 	__type(key, __u64); /* socket cookie */
-	__type(value, __u32);
+	__type(value, struct dsr_relay_busy);
 } relay_busy SEC(".maps");
 
 struct {
@@ -1071,7 +1071,51 @@ static int cut_step(__u32 index, void *ctx)
 	return 0;
 }
 
-static __always_inline int verdict_cut(struct __sk_buff *skb, __u64 cookie)
+/*
+ * A segment that overlaps bytes already received is queued whole by TCP (tcp_data_queue's
+ * partial packet: a retransmission cut differently) and tcp_read_skb hands it on whole: its head
+ * repeats bytes a verdict had. They come off before anything reads the skb (a pass would hand
+ * them to user space too), which also keeps copied_seq right (the kernel adds what is left).
+ * Returns 0, 1 when nothing is left of the skb, or DSR_RELAY_ERR_HEAD.
+ */
+static __attribute__((noinline)) int cut_repeat(struct __sk_buff *skb, struct dsr_relay_busy *b)
+{
+	struct sk_buff *kskb;
+	struct tcp_skb_cb *cb;
+	__u32 seq, end, dup, n, i;
+
+	if (!skb || !b)
+		return 0;
+	kskb = bpf_cast_to_kern_ctx(skb);
+	cb = (struct tcp_skb_cb *)&kskb->cb[0];
+	seq = BPF_CORE_READ(cb, seq);
+	end = seq + skb->len;
+	dup = b->next_seq - seq;
+	if (!b->seq_set || (__s32)dup <= 0) {
+		if (b->seq_set && dup)
+			count(&relay_counters, DSR_RELAY_SEQ_GAP, 1);
+		b->seq_set = 1;
+		b->next_seq = end;
+		return 0;
+	}
+	if ((__s32)(end - b->next_seq) > 0)
+		b->next_seq = end;
+	count(&relay_counters, DSR_RELAY_OVERLAP, 1);
+	if (dup > skb->len)
+		dup = skb->len;
+	/* bpf_skb_adjust_room takes at most 0xfff bytes at a time. */
+	for (i = 0; i < 32 && dup; i++) {
+		n = dup > 0xfff ? 0xfff : dup;
+		if (bpf_skb_adjust_room(skb, -(__s32)n, 0, 0))
+			return DSR_RELAY_ERR_HEAD;
+		dup -= n;
+	}
+	if (dup)
+		return DSR_RELAY_ERR_HEAD;
+	return skb->len ? 0 : 1;
+}
+
+static __always_inline int verdict_cut(struct __sk_buff *skb, __u64 cookie, struct dsr_relay_busy *b)
 {
 	struct dsr_relay_sock *rs = bpf_map_lookup_elem(&relay_socks_state, &cookie);
 	struct dsr_relay_conn *rc;
@@ -1084,6 +1128,11 @@ static __always_inline int verdict_cut(struct __sk_buff *skb, __u64 cookie)
 	 * the FIN already; user space reads the end of the stream. */
 	if (!skb->len)
 		return SK_DROP;
+	r = cut_repeat(skb, b);
+	if (r == 1)
+		return SK_DROP;
+	if (r)
+		return pass(rs, helper_failed(r));
 	if (!rs)
 		return pass(NULL, DSR_PASS_NO_SOCK);
 	if (rs->sticky)
@@ -1134,22 +1183,22 @@ static __always_inline int verdict_cut(struct __sk_buff *skb, __u64 cookie)
 }
 
 /* relay_busy: odd while a verdict runs on the socket (see dsr_abi.h). */
-static __always_inline void busy_step(__u32 *busy)
+static __always_inline void busy_step(struct dsr_relay_busy *b)
 {
-	if (busy)
-		__sync_fetch_and_add(busy, 1);
+	if (b)
+		__sync_fetch_and_add(&b->busy, 1);
 }
 
 /* A verdict framed by `cut`'s choice (a constant: the other branch is compiled out), with relay_busy stepped around it. */
 static __always_inline int busy_verdict(struct __sk_buff *skb, bool cut)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb);
-	__u32 *busy = bpf_map_lookup_elem(&relay_busy, &cookie);
+	struct dsr_relay_busy *b = bpf_map_lookup_elem(&relay_busy, &cookie);
 	int verdict;
 
-	busy_step(busy);
-	verdict = cut ? verdict_cut(skb, cookie) : verdict_msg(skb, cookie);
-	busy_step(busy);
+	busy_step(b);
+	verdict = cut ? verdict_cut(skb, cookie, b) : verdict_msg(skb, cookie);
+	busy_step(b);
 	return verdict;
 }
 

@@ -19,6 +19,8 @@ const char *const relay_counter_names[DSR_RELAY_COUNTER_MAX] = {
 	[DSR_RELAY_ERR_STORE] = "err-store",
 	[DSR_RELAY_ERR_TAIL] = "err-tail",
 	[DSR_RELAY_ERR_HEAD] = "err-head",
+	[DSR_RELAY_OVERLAP] = "overlap",
+	[DSR_RELAY_SEQ_GAP] = "seq-gap",
 };
 
 const char *const relay_pass_names[DSR_PASS_REASON_MAX] = {

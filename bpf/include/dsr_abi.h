@@ -253,13 +253,18 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 #define DSR_RELAY_JOURNAL_FREED 6
 /* A helper failed (each also passes the message, DSR_PASS_ERROR), by use: bpf_skb_load_bytes;
  * bpf_skb_store_bytes (a rewrite, a long skb's trim moving its bytes, the carry put back);
- * the trim of a split header (bpf_skb_change_tail, bpf_skb_adjust_room); the carry's room in
- * front of the next skb (bpf_skb_adjust_room). */
+ * the trim of a split header (bpf_skb_change_tail, bpf_skb_adjust_room); bpf_skb_adjust_room at
+ * an skb's head (the carry's room, a repeated head taken off). */
 #define DSR_RELAY_ERR_LOAD 7
 #define DSR_RELAY_ERR_STORE 8
 #define DSR_RELAY_ERR_TAIL 9
 #define DSR_RELAY_ERR_HEAD 10
-#define DSR_RELAY_COUNTER_MAX 11
+/* Cut-through: skbs whose head repeated bytes the verdict had seen (cut off; dsr_relay_busy). */
+#define DSR_RELAY_OVERLAP 11
+/* Cut-through: skbs starting past the byte after the last one a verdict saw (bytes that reached
+ * no verdict: never expected). */
+#define DSR_RELAY_SEQ_GAP 12
+#define DSR_RELAY_COUNTER_MAX 13
 
 /* MS-SMB2 2.1: the NetBIOS session message prefix (type 0, 24-bit length, big endian), then the
  * 64-byte SMB2 header (MS-SMB2 2.2.1). A header split across skbs is carried whole, with the
@@ -348,13 +353,27 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
 /* MS-SMB2 3.1.5.2: one credit per started 64 KiB a request moves. */
 #define DSR_SMB2_CREDIT_BYTES 65536
 
-/* Map relay_busy (hash, DSR_RELAY_MAX_SOCKS entries): socket cookie (__u64) -> __u32, written
- * only by the verdicts, which add 1 when they start on one of the socket's skbs and 1 when they
- * end: odd while one runs. User space creates it (0) before the socket goes into relay_socks.
- * Taking a connection back, user space deletes its rules, then waits until both sockets' counts
- * are even before it reads their state: a verdict that found the rules just before the delete
- * may still be forwarding and moving the state on (under load a verdict runs in ksoftirqd and can
- * be preempted, and a state read early named the wrong frame boundary). */
+/* Map relay_busy (hash, DSR_RELAY_MAX_SOCKS entries): socket cookie (__u64) -> this, written
+ * only by the verdicts. User space creates it (zeros) before the socket goes into relay_socks
+ * and deletes it when the socket leaves, so it lives as long as the socket is the kernel's. */
+struct dsr_relay_busy {
+	/* 1 added when a verdict starts on one of the socket's skbs and 1 when it ends: odd while one
+	 * runs. Taking a connection back, user space deletes its rules, then waits until both
+	 * sockets' counts are even before it reads their state: a verdict that found the rules just
+	 * before the delete may still be forwarding and moving the state on (under load a verdict
+	 * runs in ksoftirqd and can be preempted, and a state read early named the wrong frame
+	 * boundary). */
+	__u32 busy;
+	/* Cut-through: next_seq is set (1) once a verdict saw an skb of the socket. */
+	__u32 seq_set;
+	/* Cut-through: the TCP sequence number after the last byte a verdict saw. TCP queues a
+	 * segment that overlaps bytes already received whole (a retransmission cut differently) and
+	 * hands it to the verdict whole: its head, up to next_seq, repeats bytes and comes off
+	 * (DSR_RELAY_OVERLAP). */
+	__u32 next_seq;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct dsr_relay_busy) == 16, "struct dsr_relay_busy");
 
 /* Map relay_socks_state (hash, DSR_RELAY_MAX_SOCKS entries): socket cookie (__u64) -> this.
  * User space writes it when it offloads or re-arms a connection; the verdict updates it. */

@@ -115,7 +115,9 @@ export const ABI = {
   DSR_RELAY_ERR_STORE: 8,
   DSR_RELAY_ERR_TAIL: 9,
   DSR_RELAY_ERR_HEAD: 10,
-  DSR_RELAY_COUNTER_MAX: 11,
+  DSR_RELAY_OVERLAP: 11,
+  DSR_RELAY_SEQ_GAP: 12,
+  DSR_RELAY_COUNTER_MAX: 13,
   DSR_RELAY_CONN_REWRITE: 1,
   DSR_RELAY_CONN_FILES: 2,
   DSR_RELAY_CONN_JOURNAL: 4,
@@ -246,7 +248,7 @@ const PASS_REASON_BY_CODE = new Map(Object.entries(PASS_REASON_CODES).map(([r, c
 export const passReasonOf = (code: number): PassReason | undefined => PASS_REASON_BY_CODE.get(code);
 
 /** The relay's counters that are not pass reasons (map relay_counters), indexed by DSR_RELAY_* code. */
-export const RELAY_COUNTERS = ['fwd-msg', 'fwd-skb', 'fwd-bytes', 'split-hdr', 'carry-held', 'journaled', 'journal-freed', 'err-load', 'err-store', 'err-tail', 'err-head'] as const;
+export const RELAY_COUNTERS = ['fwd-msg', 'fwd-skb', 'fwd-bytes', 'split-hdr', 'carry-held', 'journaled', 'journal-freed', 'err-load', 'err-store', 'err-tail', 'err-head', 'overlap', 'seq-gap'] as const;
 export type RelayCounter = (typeof RELAY_COUNTERS)[number];
 
 /** A relay socket's direction by what arrives on it, indexed by DSR_RELAY_DIR_*. */
@@ -364,8 +366,14 @@ export const RELAY_EVENT: StructLayout = {
   fields: { conn: { offset: 0, size: 4 }, dir: { offset: 4, size: 4 }, reason: { offset: 8, size: 4 }, pad: { offset: 12, size: 4 } },
 };
 
+export const RELAY_BUSY: StructLayout = {
+  name: 'dsr_relay_busy',
+  size: 16,
+  fields: { busy: { offset: 0, size: 4 }, seq_set: { offset: 4, size: 4 }, next_seq: { offset: 8, size: 4 }, pad: { offset: 12, size: 4 } },
+};
+
 /** Every struct of the header, for the layout test. */
-export const STRUCTS: readonly StructLayout[] = [PORT, SWITCH, PORT_STAT_KEY, PORT_STAT, RELAY_SOCK, RELAY_CONN, RELAY_SESSION_KEY, RELAY_TREE_KEY, RELAY_FILE_KEY, RELAY_FILE_ID, RELAY_JOURNAL, RELAY_JOURNAL_KEY, RELAY_EVENT];
+export const STRUCTS: readonly StructLayout[] = [PORT, SWITCH, PORT_STAT_KEY, PORT_STAT, RELAY_SOCK, RELAY_CONN, RELAY_SESSION_KEY, RELAY_TREE_KEY, RELAY_FILE_KEY, RELAY_FILE_ID, RELAY_JOURNAL, RELAY_JOURNAL_KEY, RELAY_EVENT, RELAY_BUSY];
 
 const off = (s: StructLayout, field: string): number => {
   const f = s.fields[field];

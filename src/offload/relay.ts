@@ -36,6 +36,7 @@ import {
   encodeRelaySock,
   encodeRelayTreeKey,
   passReasonOf,
+  RELAY_BUSY,
   RELAY_CONN,
   RELAY_COUNTERS,
   RELAY_FILE_ID,
@@ -175,7 +176,7 @@ const FRESH = { skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(0
 interface Maps {
   socks: BpfMap;
   state: BpfMap;
-  /** relay_busy: odd while a verdict runs on the socket. */
+  /** relay_busy: odd while a verdict runs on the socket, and where its stream stands (struct dsr_relay_busy, the verdicts' alone). */
   busy: BpfMap;
   conns: BpfMap;
   sessions: BpfMap;
@@ -209,7 +210,7 @@ export class RelayPrograms {
       const maps: Maps = {
         socks: obj.map(RelayMaps.socks, 4, 8),
         state: obj.map(RelayMaps.state, 8, RELAY_SOCK.size),
-        busy: obj.map(RelayMaps.busy, 8, 4),
+        busy: obj.map(RelayMaps.busy, 8, RELAY_BUSY.size),
         conns: obj.map(RelayMaps.conns, 4, RELAY_CONN.size),
         sessions: obj.map(RelayMaps.sessions, RELAY_SESSION_KEY.size, 8),
         trees: obj.map(RelayMaps.trees, RELAY_TREE_KEY.size, 4),
@@ -270,7 +271,7 @@ export class RelayPrograms {
     this.conns.set(conn, o);
     try {
       this.freshState(conn, o);
-      for (const cookie of [o.clientCookie, o.backendCookie]) this.maps.busy.update(u64(cookie), u32(0));
+      for (const cookie of [o.clientCookie, o.backendCookie]) this.maps.busy.update(u64(cookie), Buffer.alloc(RELAY_BUSY.size));
       if (buffers !== undefined) for (const s of [client, backend]) sockBuffers(fdOf(s), buffers);
       this.maps.socks.update(u32(2 * conn + 1), u64(BigInt(fdOf(backend))), UpdateFlag.NOEXIST);
       this.maps.socks.update(u32(2 * conn), u64(BigInt(fdOf(client))), UpdateFlag.NOEXIST);
@@ -373,7 +374,7 @@ export class RelayPrograms {
     o.backendTaken = 0n;
     o.backendCookie = sockCookie(fdOf(backend));
     this.maps.state.update(u64(o.backendCookie), encodeRelaySock({ conn, peerKey: 2 * conn, dir: 'reply', ...FRESH }));
-    this.maps.busy.update(u64(o.backendCookie), u32(0));
+    this.maps.busy.update(u64(o.backendCookie), Buffer.alloc(RELAY_BUSY.size));
     if (buffers !== undefined) sockBuffers(fdOf(backend), buffers);
     this.maps.socks.update(u32(2 * conn + 1), u64(BigInt(fdOf(backend))), UpdateFlag.NOEXIST);
     this.log.debug({ event: 'relay.backend_replaced', conn });
