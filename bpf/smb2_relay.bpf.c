@@ -672,6 +672,25 @@ static __always_inline int check_frame(struct __sk_buff *skb, __u32 off, __u32 l
 	return next ? check_chain(skb, off, nb, len - off, rs, rc) : 0;
 }
 
+/* relay_events: one record for user space, which may have stopped reading the socket. */
+static __always_inline void ring(const struct dsr_relay_sock *rs, __u32 reason)
+{
+	struct dsr_relay_event ev = { .conn = rs->conn, .dir = rs->dir, .reason = reason };
+
+	bpf_ringbuf_output(&relay_events, &ev, sizeof(ev), 0);
+}
+
+/* An skb that carries the peer's FIN (with data or without): user space hears of it
+ * (DSR_PASS_NONE in relay_events) and reads the end of the stream. */
+static __always_inline void ring_fin(struct __sk_buff *skb, const struct dsr_relay_sock *rs)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	struct tcp_skb_cb *cb = (struct tcp_skb_cb *)&kskb->cb[0];
+
+	if (rs && (BPF_CORE_READ(cb, tcp_flags) & 0x01))
+		ring(rs, DSR_PASS_NONE);
+}
+
 /*
  * To user space, and the direction stays there (sticky) until user space re-arms it, so the
  * kernel never forwards a message ahead of one user space still holds. rs->skip/at_nb say where
@@ -680,10 +699,8 @@ static __always_inline int check_frame(struct __sk_buff *skb, __u32 off, __u32 l
 static __always_inline int pass(struct dsr_relay_sock *rs, __u32 reason)
 {
 	if (rs && !rs->sticky) {
-		struct dsr_relay_event ev = { .conn = rs->conn, .dir = rs->dir, .reason = reason };
-
 		rs->sticky = reason;
-		bpf_ringbuf_output(&relay_events, &ev, sizeof(ev), 0);
+		ring(rs, reason);
 	}
 	count(&relay_passes, reason, 1);
 	return SK_PASS;
@@ -783,6 +800,7 @@ static __always_inline int verdict_msg(struct __sk_buff *skb, __u64 cookie)
 	/* A FIN without data: nothing to forward, and redirected it would break the peer socket
 	 * (the kernel's sender reports a zero-length send as EPIPE there). The socket has seen
 	 * the FIN already; user space reads the end of the stream. */
+	ring_fin(skb, rs);
 	if (!skb->len)
 		return SK_DROP;
 	if (!rs)
@@ -1126,6 +1144,7 @@ static __always_inline int verdict_cut(struct __sk_buff *skb, __u64 cookie, stru
 	/* A FIN without data: nothing to forward, and redirected it would break the peer socket
 	 * (the kernel's sender reports a zero-length send as EPIPE there). The socket has seen
 	 * the FIN already; user space reads the end of the stream. */
+	ring_fin(skb, rs);
 	if (!skb->len)
 		return SK_DROP;
 	r = cut_repeat(skb, b);

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
@@ -283,4 +284,80 @@ int dsr_sock_written(int fd, uint64_t *out, uint64_t *out_queued)
 	*out = info.tcpi_bytes_acked + (uint64_t)queued;
 	*out_queued = (uint64_t)queued;
 	return 0;
+}
+
+/* A socket's TCP state (tcpi_state: TCP_ESTABLISHED, TCP_CLOSE_WAIT ...). */
+int dsr_sock_state(int fd)
+{
+	struct tcp_info info;
+	socklen_t len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len))
+		return -errno;
+	return info.tcpi_state;
+}
+
+/*
+ * A BPF ring buffer's consumer: dsr_ring_poll waits up to timeout_ms for records and copies
+ * them, back to back, into the caller's buffer. It may run on a thread of its own (koffi's async
+ * calls), one call at a time per ring; dsr_ring_close only once no call runs.
+ */
+struct dsr_ring {
+	struct ring_buffer *rb;
+	uint8_t *out;
+	uint32_t cap;
+	uint32_t used;
+	int overflow;
+};
+
+static int ring_sample(void *ctx, void *data, size_t size)
+{
+	struct dsr_ring *r = ctx;
+
+	if (r->used + size > r->cap) {
+		r->overflow = 1;
+		return 0;
+	}
+	memcpy(r->out + r->used, data, size);
+	r->used += size;
+	return 0;
+}
+
+int dsr_ring_open(int map_fd, struct dsr_ring **out)
+{
+	struct dsr_ring *r = calloc(1, sizeof(*r));
+	int err;
+
+	if (!r)
+		return -ENOMEM;
+	r->rb = ring_buffer__new(map_fd, ring_sample, r, NULL);
+	if (!r->rb) {
+		err = -errno;
+		free(r);
+		return err;
+	}
+	*out = r;
+	return 0;
+}
+
+/* Bytes of records copied (0 on timeout), -ENOSPC when some did not fit (they are gone), or -errno. */
+int dsr_ring_poll(struct dsr_ring *r, int timeout_ms, void *out, uint32_t cap)
+{
+	int n;
+
+	r->out = out;
+	r->cap = cap;
+	r->used = 0;
+	r->overflow = 0;
+	n = ring_buffer__poll(r->rb, timeout_ms);
+	if (n < 0 && n != -EINTR)
+		return n;
+	return r->overflow ? -ENOSPC : (int)r->used;
+}
+
+void dsr_ring_close(struct dsr_ring *r)
+{
+	ring_buffer__free(r->rb);
+	free(r);
 }

@@ -501,13 +501,14 @@ struct dsr_relay_file_id {
 _Static_assert(sizeof(struct dsr_relay_file_id) == 16, "struct dsr_relay_file_id");
 
 /* Map relay_events (ring buffer, DSR_RELAY_EVENTS_BYTES): one record when a direction turns
- * sticky, so user space needs no EPOLLIN on offloaded sockets (the verdict-only path wakes
- * readers on every skb it forwards). */
+ * sticky, and one when an skb carries the peer's FIN, so user space needs no EPOLLIN on
+ * offloaded sockets (the kernel wakes a verdict socket's reader after every batch of skbs, the
+ * ones it forwarded too). */
 struct dsr_relay_event {
 	__u32 conn;
 	/* DSR_RELAY_DIR_* */
 	__u32 dir;
-	/* DSR_PASS_* */
+	/* DSR_PASS_* that made the direction sticky; DSR_PASS_NONE: the peer's FIN. */
 	__u32 reason;
 	__u32 pad;
 };

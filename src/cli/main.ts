@@ -25,7 +25,7 @@ interface OffloadView {
   sessions: Record<string, unknown>[];
   trees: Record<string, unknown>[];
   ports: { filter: string; reason?: string; directPeer?: string | null; load?: LoadReport };
-  relay: { state: string; reason?: string; framing?: string; lent?: number; entries?: number; requests?: number; replies?: number; kernelShare?: number | null; answeredLate?: number; replayed?: number; exits?: Record<string, number>; passes?: Record<string, number> };
+  relay: { state: string; reason?: string; framing?: string; lent?: number; entries?: number; requests?: number; replies?: number; kernelShare?: number | null; answeredLate?: number; replayed?: number; sunk?: number; exits?: Record<string, number>; passes?: Record<string, number> };
 }
 
 const program = new Command();
@@ -205,7 +205,7 @@ offload
     process.stdout.write(`\nkernel SMB2 relay: ${r.state}${r.framing ? ` (${r.framing})` : ''}${r.reason ? ` (${r.reason})` : ''}\n`);
     if (r.entries !== undefined) {
       const share = r.kernelShare === null || r.kernelShare === undefined ? '-' : `${(100 * r.kernelShare).toFixed(2)}%`;
-      process.stdout.write(`  connections lent now ${r.lent}, lent ${r.entries} time(s); requests ${r.requests} and replies ${r.replies} forwarded by the kernel; kernel share of READ/WRITE ${share}\n`);
+      process.stdout.write(`  connections lent now ${r.lent}, lent ${r.entries} time(s) (${r.sunk ?? 0} long enough that Node stopped reading them); requests ${r.requests} and replies ${r.replies} forwarded by the kernel; kernel share of READ/WRITE ${share}\n`);
       const list = (m: Record<string, number> | undefined) => Object.entries(m ?? {}).map(([k, n]) => `${k} ${n}`).join(', ') || '-';
       process.stdout.write(`  answered through Node after a take-back ${r.answeredLate}, sent again from the kernel's journal after a server loss ${r.replayed}\n`);
       process.stdout.write(`  taken back because: ${list(r.exits)}\n  passed to user space because: ${list(r.passes)}\n`);

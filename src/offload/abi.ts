@@ -813,11 +813,13 @@ export function decodeRelayJournal(b: Buffer): RelayJournal {
 export interface RelayEvent {
   conn: number;
   dir: RelayDirection;
-  reason: PassReason;
+  /** Why the direction went to user space, or 'fin': the peer's FIN reached the verdict. */
+  reason: PassReason | 'fin';
 }
 
 export function decodeRelayEvent(b: Buffer): RelayEvent {
   const s = RELAY_EVENT;
   checkLength(s, b);
-  return { conn: b.readUInt32LE(off(s, 'conn')), dir: relayDirection(s, b.readUInt32LE(off(s, 'dir'))), reason: passReason(s, b.readUInt32LE(off(s, 'reason'))) };
+  const reason = b.readUInt32LE(off(s, 'reason'));
+  return { conn: b.readUInt32LE(off(s, 'conn')), dir: relayDirection(s, b.readUInt32LE(off(s, 'dir'))), reason: reason === ABI.DSR_PASS_NONE ? 'fin' : passReason(s, reason) };
 }

@@ -30,6 +30,7 @@ const ENOENT = 2;
 const EBADF = 9;
 const EPERM = 1;
 const ENODEV = 19;
+const ENOSPC = 28;
 
 /** A file under dist/: beside this module when compiled (dist/src/offload), the checkout's build when run from source (tsx). */
 export function distPath(rel: string): string {
@@ -74,6 +75,16 @@ interface Shim {
   sockCookie(fd: number, out: bigint[]): number;
   sockWritten(fd: number, out: bigint[], queued: bigint[]): number;
   sockBuffers(fd: number, bytes: number): number;
+  sockState(fd: number): number;
+  ringOpen(mapFd: number, out: unknown[]): number;
+  ringPoll: KoffiAsync<[ring: unknown, timeoutMs: number, out: Buffer, cap: number], number>;
+  ringClose(ring: unknown): void;
+}
+
+/** A koffi function that may also run on a libuv pool thread (`async`, the result to a callback). */
+interface KoffiAsync<A extends unknown[], R> {
+  (...args: A): R;
+  async(...args: [...A, (err: unknown, res: R) => void]): void;
 }
 
 let shim: Shim | undefined;
@@ -84,6 +95,7 @@ function lib(): Shim {
   if (!existsSync(path)) throw new DsrError(ErrorCode.BPF_UNSUPPORTED, `${path} is missing: run npm run build (scripts/build-native.sh)`);
   const l = koffi.load(path);
   koffi.opaque('bpf_object');
+  koffi.opaque('dsr_ring');
   shim = {
     log: l.func('int dsr_log(_Out_ uint8_t *buf, uint32_t size)'),
     objLoad: l.func('int dsr_obj_load(const char *path, _Out_ bpf_object **out)'),
@@ -112,6 +124,10 @@ function lib(): Shim {
     sockCookie: l.func('int dsr_sock_cookie(int fd, _Out_ uint64_t *out)'),
     sockWritten: l.func('int dsr_sock_written(int fd, _Out_ uint64_t *out, _Out_ uint64_t *out_queued)'),
     sockBuffers: l.func('int dsr_sock_buffers(int fd, int bytes)'),
+    sockState: l.func('int dsr_sock_state(int fd)'),
+    ringOpen: l.func('int dsr_ring_open(int map_fd, _Out_ dsr_ring **out)'),
+    ringPoll: l.func('int dsr_ring_poll(dsr_ring *r, int timeout_ms, void *out, uint32_t cap)') as Shim['ringPoll'],
+    ringClose: l.func('void dsr_ring_close(dsr_ring *r)'),
   };
   return shim;
 }
@@ -320,6 +336,57 @@ export function sockWritten(fd: number): { written: bigint; queued: bigint } {
 /** Fixed receive and send buffers of `bytes` each (the kernel doubles them; see native/dsrbpf.c). */
 export function sockBuffers(fd: number, bytes: number): void {
   check(`set the buffers of socket fd ${fd}`, lib().sockBuffers(fd, bytes));
+}
+
+/** A TCP socket's state (tcpi_state; TCP_ESTABLISHED is 1). */
+export function sockState(fd: number): number {
+  return check(`read the state of socket fd ${fd}`, lib().sockState(fd));
+}
+
+/**
+ * A BPF ring buffer's consumer. `poll` waits on a libuv pool thread, so the event loop goes on;
+ * one poll at a time, and `close` frees the ring once the poll under way has returned.
+ */
+export class RingConsumer {
+  private ring: unknown;
+  private polling = false;
+  private closing = false;
+  private readonly buf: Buffer;
+
+  constructor(mapFd: number, capacity = 64 * 1024) {
+    const out: unknown[] = [null];
+    check(`open ring buffer fd ${mapFd}`, lib().ringOpen(mapFd, out));
+    this.ring = out[0];
+    this.buf = Buffer.alloc(capacity);
+  }
+
+  /** Records that came within `timeoutMs` (possibly none), or 'lost' when some did not fit and are gone. */
+  poll(timeoutMs: number): Promise<Buffer | 'lost'> {
+    if (this.polling || this.closing) return Promise.reject(new DsrError(ErrorCode.USAGE, 'the ring buffer is being polled or closed'));
+    this.polling = true;
+    return new Promise((resolve, reject) => {
+      lib().ringPoll.async(this.ring, timeoutMs, this.buf, this.buf.length, (err, n) => {
+        this.polling = false;
+        if (this.closing) this.free();
+        if (err) reject(err instanceof Error ? err : new Error(String(err)));
+        else if (n === -ENOSPC) resolve('lost');
+        else if (n < 0) reject(new BpfError('poll a ring buffer', -n, ''));
+        else resolve(Buffer.from(this.buf.subarray(0, n)));
+      });
+    });
+  }
+
+  close(): void {
+    if (this.closing) return;
+    this.closing = true;
+    if (!this.polling) this.free();
+  }
+
+  private free(): void {
+    if (this.ring === null) return;
+    lib().ringClose(this.ring);
+    this.ring = null;
+  }
 }
 
 export function possibleCpus(): number {

@@ -21,12 +21,13 @@
  * the programs and frees the maps.
  */
 import type { Socket } from 'node:net';
-import { DsrError, ErrorCode } from '../control/errors.js';
+import { DsrError, ErrorCode, errorMessage } from '../control/errors.js';
 import { component, silentLogger, type Logger } from '../control/log.js';
 import {
   ABI,
   decodeRelayJournal,
   decodeRelayJournalKey,
+  decodeRelayEvent,
   decodeRelaySock,
   encodeRelayConn,
   encodeRelayJournalKey,
@@ -38,6 +39,7 @@ import {
   passReasonOf,
   RELAY_BUSY,
   RELAY_CONN,
+  RELAY_EVENT,
   RELAY_COUNTERS,
   RELAY_FILE_ID,
   RELAY_FILE_KEY,
@@ -57,7 +59,7 @@ import {
   type RelayJournal,
   type RelaySock,
 } from './abi.js';
-import { AttachType, BpfObject, closeFd, distPath, linkCreate, requireKernel, sockBuffers, sockCookie, sockWritten, UpdateFlag, type BpfMap } from './native.js';
+import { AttachType, BpfObject, closeFd, distPath, linkCreate, requireKernel, RingConsumer, sockBuffers, sockCookie, sockState as tcpState, sockWritten, UpdateFlag, type BpfMap } from './native.js';
 import type { PassReason } from './offload.js';
 import { fileIdKey, type FileId } from '../control/wire/smb2/file-id.js';
 
@@ -69,6 +71,26 @@ function fdOf(socket: Socket): number {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) throw new DsrError(ErrorCode.BPF, 'socket has no file descriptor (closed, or not a TCP socket)');
   return fd;
+}
+
+/** libuv's read handle of a Node socket: Node's own stream API cannot stop a flowing socket's reads. */
+function readHandle(socket: Socket): { reading: boolean; readStop(): number; readStart(): number } | undefined {
+  return (socket as unknown as { _handle?: { reading: boolean; readStop(): number; readStart(): number } })._handle;
+}
+
+/** Node stops reading the socket (no wake-ups, no reads) until resumeReading; as net.Socket's own backpressure does. */
+export function pauseReading(socket: Socket): void {
+  const h = readHandle(socket);
+  if (!h?.reading || socket.destroyed) return;
+  h.reading = false;
+  h.readStop();
+}
+
+export function resumeReading(socket: Socket): void {
+  const h = readHandle(socket);
+  if (!h || h.reading || socket.destroyed) return;
+  h.reading = true;
+  h.readStart();
 }
 
 /** Bytes handed to a socket's TCP so far, by Node's writes or the relay's redirects. */
@@ -187,12 +209,24 @@ interface Maps {
   journal: BpfMap;
   journalFree: BpfMap;
   journalIndex: BpfMap;
+  events: BpfMap;
 }
+
+/** How long a wait on relay_events lasts before it is made again (the pool thread is held meanwhile). */
+const EVENT_WAIT_MS = 100;
+/** How often the sockets of watched connections are checked for an end no skb brought (a reset). */
+const CHECK_MS = 200;
+/** tcpi_state of an open connection (include/net/tcp_states.h). */
+const TCP_ESTABLISHED = 1;
 
 export class RelayPrograms {
   private readonly conns = new Map<number, Offloaded>();
   private closed = false;
   private retiring = false;
+  /** Connections whose sockets Node does not read, and what wakes each (watch). */
+  private readonly watched = new Map<number, () => void>();
+  private events: RingConsumer | undefined;
+  private checker: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly obj: BpfObject,
@@ -220,6 +254,7 @@ export class RelayPrograms {
         journal: obj.map(RelayMaps.journal, 4, RELAY_JOURNAL.size),
         journalFree: obj.map(RelayMaps.journalFree, 0, 4),
         journalIndex: obj.map(RelayMaps.journalIndex, RELAY_JOURNAL_KEY.size, 4),
+        events: obj.map(RelayMaps.events, 0, 0),
       };
       for (let slot = 0; slot < ABI.DSR_RELAY_JOURNAL_SLOTS; slot++) maps.journalFree.push(u32(slot));
       if ((opts.framing ?? 'strparser') === 'strparser') {
@@ -433,6 +468,7 @@ export class RelayPrograms {
   release(conn: number): Released | undefined {
     const o = this.conns.get(conn);
     if (!o) return undefined;
+    this.wake(conn);
     this.conns.delete(conn);
     this.maps.socks.delete(u32(2 * conn));
     this.maps.socks.delete(u32(2 * conn + 1));
@@ -556,10 +592,80 @@ export class RelayPrograms {
     return this.retiring;
   }
 
+  /**
+   * Calls `wake` once, when the verdict sends something of an attached connection to user space
+   * (a direction turns sticky), a peer's FIN reaches it, or one of its sockets is no longer
+   * established (a reset, which brings no skb): Node need not read the connection's sockets
+   * until then. The kernel wakes a verdict socket's reader after every batch of skbs, the ones
+   * it forwarded too, and those wake-ups were most of Node's CPU under the relay.
+   */
+  watch(conn: number, wake: () => void): void {
+    this.checkOpen();
+    const o = this.offloaded(conn);
+    this.watched.set(conn, wake);
+    if (!this.events) {
+      this.events = new RingConsumer(this.maps.events.fd);
+      void this.waitEvents(this.events);
+    }
+    this.checker ??= setInterval(() => this.checkWatched(), CHECK_MS);
+    // A record put in before the watch went unheeded: what it said is still in the state.
+    if (this.passed(conn, o)) this.wake(conn);
+  }
+
+  unwatch(conn: number): void {
+    this.watched.delete(conn);
+    if (this.watched.size === 0 && this.checker) {
+      clearInterval(this.checker);
+      this.checker = undefined;
+    }
+  }
+
+  private wake(conn: number): void {
+    const wake = this.watched.get(conn);
+    if (!wake) return;
+    this.unwatch(conn);
+    wake();
+  }
+
+  private async waitEvents(ring: RingConsumer): Promise<void> {
+    while (this.events === ring) {
+      let got: Buffer | 'lost';
+      try {
+        got = await ring.poll(EVENT_WAIT_MS);
+      } catch (e) {
+        this.log.warn({ event: 'relay.events_failed', err: errorMessage(e) }, 'cannot read the relay events: every watched connection is woken');
+        got = 'lost';
+        await new Promise((resolve) => setTimeout(resolve, EVENT_WAIT_MS));
+      }
+      if (got === 'lost') for (const conn of [...this.watched.keys()]) this.wake(conn);
+      else for (let at = 0; at + RELAY_EVENT.size <= got.length; at += RELAY_EVENT.size) this.wake(decodeRelayEvent(got.subarray(at, at + RELAY_EVENT.size)).conn);
+    }
+  }
+
+  /**
+   * Wakes the watched connections that need it without a record (one put in before watch, or
+   * lost to a full ring): a direction sticky (which stays so until the next arm), or a socket
+   * no longer established.
+   */
+  private checkWatched(): void {
+    for (const conn of [...this.watched.keys()]) {
+      const o = this.conns.get(conn);
+      if (!o || this.passed(conn, o) || [o.client, o.backend].some((s) => s.destroyed || tcpState(fdOf(s)) !== TCP_ESTABLISHED)) this.wake(conn);
+    }
+  }
+
+  /** Whether the verdict sent something of the connection to user space since it was armed. */
+  private passed(conn: number, o: Offloaded): boolean {
+    return this.sockState(o.clientCookie, conn).sticky !== undefined || this.sockState(o.backendCookie, conn).sticky !== undefined;
+  }
+
   /** Takes every connection back, detaches and frees the maps; idempotent. */
   close(): void {
     if (this.closed) return;
     this.retiring = false;
+    for (const conn of [...this.watched.keys()]) this.wake(conn);
+    this.events?.close();
+    this.events = undefined;
     for (const conn of [...this.conns.keys()]) this.release(conn);
     this.closed = true;
     for (const l of this.links.splice(0)) closeFd(l);

@@ -387,7 +387,7 @@ describe('abi.ts codecs', () => {
     const ev = (dir: number, reason: number) => Buffer.from([7, 0, 0, 0, dir, 0, 0, 0, reason, 0, 0, 0, 0, 0, 0, 0]);
     assert.deepEqual(decodeRelayEvent(ev(1, 15)), { conn: 7, dir: 'reply', reason: 'no-peer' });
     assert.deepEqual(decodeRelayEvent(ev(0, 1)), { conn: 7, dir: 'request', reason: 'signed' });
-    assert.throws(() => decodeRelayEvent(ev(0, 0)), /unknown pass reason 0/);
+    assert.deepEqual(decodeRelayEvent(ev(0, 0)), { conn: 7, dir: 'request', reason: 'fin' });
     assert.deepEqual(decodeRelayEvent(ev(0, 19)), { conn: 7, dir: 'request', reason: 'invalid' });
     assert.deepEqual(decodeRelayEvent(ev(0, 20)), { conn: 7, dir: 'request', reason: 'journal' });
     assert.deepEqual(decodeRelayEvent(ev(0, 21)), { conn: 7, dir: 'request', reason: 'sequence' });

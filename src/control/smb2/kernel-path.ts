@@ -24,7 +24,7 @@ import { SMB2_HEADER_SIZE, Smb2Command, Smb2Dialect, Smb2Flags } from '../wire/s
 import { type FileId, fileIdKey, getFileId, REQUEST_FILE_ID_AT, setFileId } from '../wire/smb2/file-id.js';
 import { Hdr, type Smb2Header } from '../wire/smb2/header.js';
 import { NETBIOS_HEADER_SIZE } from '../wire/netbios.js';
-import { drained, written, type JournalEntry, type RelayPrograms, type Released } from '../../offload/relay.js';
+import { drained, pauseReading, resumeReading, written, type JournalEntry, type RelayPrograms, type Released } from '../../offload/relay.js';
 import type { BackendLink } from './backend.js';
 import type { ConnectionState, DsrContext } from './context.js';
 import type { CreditWindow } from './credits.js';
@@ -33,6 +33,8 @@ import { feedTail, type RawTail } from './transport.js';
 /** What the kernel forwards: no command whose response carries a FileId (the kernel maps requests' only). */
 const RELAYED = [Smb2Command.READ, Smb2Command.WRITE, Smb2Command.FLUSH, Smb2Command.QUERY_INFO] as const;
 const CMD_MASK = RELAYED.reduce((m, c) => m | (1 << c), 0);
+/** How long a lend lasts before Node stops reading its sockets (sink): past one small request's turn. */
+const SINK_MS = 10;
 
 /** The DSR's kernel relay and the counts of every connection's turns with it. */
 export interface KernelRelay {
@@ -107,10 +109,12 @@ export interface KernelPathStats {
   userReadWrite: number;
   /** Why a quiet connection stayed in user space, by reason (counted once per reason and connection). */
   refused: Record<string, number>;
+  /** Lends that lasted long enough for Node to stop reading their sockets until relay_events woke it. */
+  sunk: number;
 }
 
 export function newKernelPathStats(): KernelPathStats {
-  return { lent: 0, entries: 0, exits: {}, requests: 0, replies: 0, requestBytes: 0, replyBytes: 0, answeredLate: 0, replayed: 0, tails: 0, userReadWrite: 0, refused: {} };
+  return { lent: 0, entries: 0, exits: {}, requests: 0, replies: 0, requestBytes: 0, replyBytes: 0, answeredLate: 0, replayed: 0, tails: 0, userReadWrite: 0, refused: {}, sunk: 0 };
 }
 
 export class KernelPath {
@@ -139,6 +143,9 @@ export class KernelPath {
    */
   private attachedTo: KernelRelay | undefined;
   private readonly refusedOnce = new Set<string>();
+  /** Node does not read the lent connection's sockets (sink); relay_events wakes it. */
+  private sunk = false;
+  private sinkTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly host: KernelHost) {}
 
@@ -276,6 +283,38 @@ export class KernelPath {
     relay.stats.lent++;
     relay.stats.entries++;
     h.log.debug({ event: 'relay.lent', server: link.server.name, trees: trees.length, files: files.length, delta: delta.toString() }, 'connection lent to the kernel relay');
+    this.sinkLater(lent);
+  }
+
+  /**
+   * A lend that lasts (a transfer, not one small request) stops Node reading its sockets: the
+   * kernel wakes a verdict socket's reader after every batch of skbs it forwards, and those
+   * wake-ups were most of Node's CPU under the relay. relay_events wakes it again (surface) when
+   * the verdict sends bytes to user space or sees a FIN, or a socket is no longer established.
+   */
+  private sinkLater(lent: Lent): void {
+    clearTimeout(this.sinkTimer);
+    this.sinkTimer = setTimeout(() => this.sink(lent), SINK_MS);
+  }
+
+  private sink(lent: Lent): void {
+    this.sinkTimer = undefined;
+    if (this.lent !== lent || this.returning || this.sunk) return;
+    this.sunk = true;
+    lent.relay.stats.sunk++;
+    pauseReading(this.host.socket);
+    pauseReading(lent.link.client.tcp);
+    // Bytes the verdict passed before this, unread: watch wakes the connection at once.
+    lent.relay.programs.watch(this.host.state.id, () => this.surface(lent));
+  }
+
+  private surface(lent: Lent): void {
+    if (!this.sunk) return;
+    this.sunk = false;
+    lent.relay.programs.unwatch(this.host.state.id);
+    resumeReading(this.host.socket);
+    resumeReading(lent.link.client.tcp);
+    if (this.lent === lent && !this.returning) this.sinkLater(lent);
   }
 
   /** Why the connection cannot be lent now, or the link and trees it would be lent with. */
@@ -319,6 +358,9 @@ export class KernelPath {
     if (this.returning) return this.returning;
     if (!this.lent) return Promise.resolve();
     const lent = this.lent;
+    clearTimeout(this.sinkTimer);
+    this.sinkTimer = undefined;
+    this.surface(lent);
     this.returning = this.doTakeBack(lent, why).finally(() => {
       this.returning = undefined;
       const held = this.held.splice(0);

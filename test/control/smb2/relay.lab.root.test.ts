@@ -75,6 +75,7 @@ interface RelayView {
   replayed: number;
   passes: Record<string, number>;
   counters: Record<string, number>;
+  sunk: number;
 }
 
 /** The DSR's warnings and errors so far, for a failure's message. */
@@ -115,13 +116,15 @@ describe('the kernel SMB2 relay through the DSR (lab)', { skip }, () => {
     assert.equal(sha256(join(share, 'big.bin')), sum, 'the file on the server');
     assert.equal(sha256(back), sum, 'the file back at the client');
 
-    t.diagnostic(`relay: lent ${v.entries} time(s), ${v.requests} requests and ${v.replies} replies by the kernel, ${v.userReadWrite} READ/WRITE by Node; exits ${JSON.stringify(v.exits)}; passes ${JSON.stringify(v.passes)}; counters ${JSON.stringify(v.counters)}`);
+    t.diagnostic(`relay: lent ${v.entries} time(s) (${v.sunk} with Node not reading), ${v.requests} requests and ${v.replies} replies by the kernel, ${v.userReadWrite} READ/WRITE by Node; exits ${JSON.stringify(v.exits)}; passes ${JSON.stringify(v.passes)}; counters ${JSON.stringify(v.counters)}`);
     console.log(`relay (1 GiB put + get): kernel share of READ/WRITE ${((v.kernelShare ?? 0) * 100).toFixed(2)}%, ${v.requests} requests by the kernel, ${v.userReadWrite} by Node, lent ${v.entries} time(s)`);
     // 1 GiB each way in 1 MiB messages: 2048 READ/WRITE at least.
     assert.ok(v.requests >= 2048, `the kernel forwarded the bulk (${v.requests} requests)`);
     assert.ok(v.replies >= 2048, `and its replies (${v.replies})`);
     assert.ok((v.kernelShare ?? 0) >= 0.99, `>= 99% of READ/WRITE by the kernel (${v.kernelShare})`);
     assert.ok((v.passes.command ?? 0) >= 1, 'CREATE or CLOSE passed to user space, which took the connection back');
+    // Each transfer lasts seconds: Node stopped reading its sockets, and relay_events woke it at the CLOSE.
+    assert.ok(v.sunk - before.sunk >= 2, `Node stopped reading the lent sockets in each transfer (${v.sunk - before.sunk})`);
     assert.equal(v.lent, 0, 'smbclient is gone: no connection left with the kernel');
     rmSync(src, { force: true });
     rmSync(back, { force: true });
