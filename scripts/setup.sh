@@ -14,9 +14,10 @@ fi
 
 # Debian packages: Samba servers and clients for the lab, netns/bridge/nft tooling, and
 # impacket (an independent NTLM/SPNEGO/DCE-RPC implementation the tests cross-check against),
+# python3 (test/offload/tcp-rewind.py rebuilds a TCP connection with TCP_REPAIR),
 # HAProxy (the bench's L4 peer), and the kernel fast path's toolchain: clang/llvm for the BPF
 # programs, libbpf and gcc for the shim, bpftool for vmlinux.h and the layout checks.
-packages=(samba smbclient samba-testsuite iproute2 nftables util-linux procps passwd python3-impacket haproxy
+packages=(samba smbclient samba-testsuite iproute2 nftables util-linux procps passwd python3 python3-impacket haproxy
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config gcc make)
 missing=()
 for p in "${packages[@]}"; do

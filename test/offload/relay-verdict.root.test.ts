@@ -9,21 +9,29 @@
  *   - with rules.msgIdNext, requests must use MessageIds in order ('sequence'); unset, unchecked;
  *   - cut-through: a header split at the end of an skb longer than 16 KiB (bpf_skb_change_tail's
  *     bound) is carried to the next skb, itself longer than 16 KiB (bpf_skb_change_head's bound
- *     for a non-GSO skb), not passed 'error'.
+ *     for a non-GSO skb), not passed 'error';
+ *   - cut-through: a segment that repeats bytes the socket received (a client rebuilt with
+ *     TCP_REPAIR by tcp-rewind.py, its send sequence 10 bytes back) loses its repeated head.
  * The server is a plain TCP server of this test that never answers on its own.
  *
  *   client --TCP--> [accepted]  relay_socks 2*conn    (requests)
  *                   [backend]   relay_socks 2*conn+1  --TCP--> server
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import type { RelayConn } from '../../src/offload/abi.js';
 import type { RelayPrograms, RelayFraming } from '../../src/offload/relay.js';
 import { Smb2Command, Smb2Flags } from '../../src/control/wire/smb2/constants.js';
 import { encodeWriteRequest } from '../../src/control/wire/smb2/write.js';
-import { BACKEND, BUFFERS, CLIENT, DELTA, FILE, IDS, RULES as DSR_RULES, RelayBench, message, readBody, relaySkip, request, until, type Pair } from './relay-harness.js';
+import { BACKEND, BUFFERS, CLIENT, DELTA, FILE, IDS, RULES as DSR_RULES, RelayBench, Received, message, readBody, relaySkip, request, until, type Pair } from './relay-harness.js';
+
+/** test/offload/tcp-rewind.py in the checkout (from dist/test/offload or test/offload). */
+const REWIND = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../test/offload/tcp-rewind.py' : './tcp-rewind.py', import.meta.url));
 
 const skip = relaySkip('relay verdict');
 
@@ -170,6 +178,48 @@ for (const framing of ['strparser', 'cut-through'] as RelayFraming[]) {
           assert.deepEqual(relay.passes(), before.passes);
         });
       }
+
+      test('a segment that starts 10 bytes before the end of what the socket received (a retransmission cut differently) loses its repeated head: the next READ reaches the server once, rewritten', async () => {
+        const srv = createServer();
+        const dsr = createServer();
+        await Promise.all([srv, dsr].map((x) => new Promise<void>((r) => x.listen(0, '127.0.0.1', r))));
+        let accepted: Socket | undefined;
+        let server: Socket | undefined;
+        dsr.on('connection', (x) => (accepted = x));
+        srv.on('connection', (x) => (server = x));
+        const sent = [read(50n), read(51n)];
+        const rewind = spawn('python3', [REWIND, '127.0.0.1', String((dsr.address() as AddressInfo).port), sent[0]!.toString('hex'), sent[1]!.toString('hex'), '10'], { stdio: ['pipe', 'pipe', 'inherit'] });
+        const out: string[] = [];
+        rewind.stdout.on('data', (c: Buffer) => out.push(c.toString()));
+        try {
+          await until('the client connection', () => accepted !== undefined);
+          const backend = connect({ host: '127.0.0.1', port: (srv.address() as AddressInfo).port, noDelay: true });
+          await until('the server connection', () => server !== undefined);
+          const atServer = new Received(server!);
+          const atNode = new Received(accepted!);
+          const conn = 900;
+          const before = relay.counters();
+          relay.offload(conn, accepted!, backend, RULES, IDS, BUFFERS);
+          rewind.stdin.write('go\n');
+          await until('the first READ at the server', () => atServer.bytes.length === sent[0]!.length);
+          rewind.stdin.write('go\n');
+          await until('the second send', () => out.join('').includes('sent'));
+          await until('the second READ at the server', () => atServer.bytes.length >= sent[0]!.length + sent[1]!.length);
+          await sleep(100);
+          assert.deepEqual(atServer.frames().map(ids), sent.map((f) => [ids(f)[0]! + DELTA, BACKEND.session]), 'each READ once, rewritten');
+          assert.equal(atServer.bytes.length, sent[0]!.length + sent[1]!.length, 'no byte twice');
+          assert.equal(atNode.bytes.length, 0, 'nothing passed to Node');
+          assert.equal(relay.counters().overlap - before.overlap, 1, 'one repeated head taken off');
+          relay.release(conn);
+          backend.destroy();
+        } finally {
+          rewind.stdin.end('\n');
+          rewind.kill();
+          accepted?.destroy();
+          server?.destroy();
+          await Promise.all([srv, dsr].map((x) => new Promise((r) => x.close(r))));
+        }
+      });
 
       test("with the backend socket gone, a header split at the end of the skb: the skb passes 'no-peer' cut before it, skip covers it, the carry holds the header's first bytes (they follow the skb)", async () => {
         const [conn, p] = await offloaded();
