@@ -856,7 +856,8 @@ static __always_inline int verdict_msg(struct __sk_buff *skb, __u64 cookie)
  * read after it is overwritten), and `cut` bytes come off its head (bpf_skb_adjust_room has no
  * such bound). Rare (a header split at the end of a large skb), so a copy of the skb is fine.
  */
-#define TRIM_CHUNK 128
+/* Within bounded_len's mask. */
+#define TRIM_CHUNK 112
 
 struct trim {
 	struct __sk_buff *skb;
@@ -877,9 +878,7 @@ static int trim_step(__u32 index, void *ctx)
 	n = t->end - t->cut;
 	if (n > TRIM_CHUNK)
 		n = TRIM_CHUNK;
-	/* As bounded_len, for a chunk. */
-	asm volatile("%[n] &= 0xff" : [n] "+r"(n));
-	n = n == 0 || n > TRIM_CHUNK ? 0 : n;
+	n = bounded_len(n, TRIM_CHUNK);
 	if (!n)
 		return 1;
 	from = t->end - n;

@@ -268,16 +268,24 @@ int dsr_sock_buffers(int fd, int bytes)
  * a queue that does not empty is a peer not reading). Read in that order so an ACK in between
  * can only make the sum smaller: a barrier waiting for it never ends early.
  */
+/* TCP_INFO, zeroed past what the kernel fills: the length it filled, or -errno. */
+static int tcp_info_of(int fd, struct tcp_info *info)
+{
+	socklen_t len = sizeof(*info);
+
+	memset(info, 0, sizeof(*info));
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, &len) ? -errno : (int)len;
+}
+
 int dsr_sock_written(int fd, uint64_t *out, uint64_t *out_queued)
 {
 	struct tcp_info info;
-	socklen_t len = sizeof(info);
+	int len = tcp_info_of(fd, &info);
 	int queued;
 
-	memset(&info, 0, sizeof(info));
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len))
-		return -errno;
-	if (len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(info.tcpi_bytes_acked))
+	if (len < 0)
+		return len;
+	if ((size_t)len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(info.tcpi_bytes_acked))
 		return -EOPNOTSUPP;
 	if (ioctl(fd, SIOCOUTQ, &queued))
 		return -errno;
@@ -290,12 +298,9 @@ int dsr_sock_written(int fd, uint64_t *out, uint64_t *out_queued)
 int dsr_sock_state(int fd)
 {
 	struct tcp_info info;
-	socklen_t len = sizeof(info);
+	int len = tcp_info_of(fd, &info);
 
-	memset(&info, 0, sizeof(info));
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len))
-		return -errno;
-	return info.tcpi_state;
+	return len < 0 ? len : info.tcpi_state;
 }
 
 /*

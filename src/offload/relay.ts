@@ -74,9 +74,8 @@ function fdOf(socket: Socket): number {
 }
 
 /** libuv's read handle of a Node socket: Node's own stream API cannot stop a flowing socket's reads. */
-function readHandle(socket: Socket): { reading: boolean; readStop(): number; readStart(): number } | undefined {
-  return (socket as unknown as { _handle?: { reading: boolean; readStop(): number; readStart(): number } })._handle;
-}
+type ReadHandle = { reading: boolean; readStop(): number; readStart(): number };
+const readHandle = (socket: Socket): ReadHandle | undefined => (socket as unknown as { _handle?: ReadHandle })._handle;
 
 /** Node stops reading the socket (no wake-ups, no reads) until resumeReading; as net.Socket's own backpressure does. */
 export function pauseReading(socket: Socket): void {

@@ -248,7 +248,7 @@ export class Smb2Client {
     this.credits = sequence.credits;
     // The carry follows a raw tail (the skb it was cut from passed), else precedes what was held.
     const carry = tail?.carry.length ? tail.carry : undefined;
-    if (tail && tail.raw > 0)
+    if (tail && tail.raw > 0) {
       this.rawTail = {
         left: tail.raw,
         to: tail.to,
@@ -258,8 +258,10 @@ export class Smb2Client {
           if (carry) this.onChunk(carry);
         },
       };
-    else tail?.done();
-    if (carry && !(tail && tail.raw > 0)) this.onChunk(carry);
+    } else {
+      tail?.done();
+      if (carry) this.onChunk(carry);
+    }
     for (const chunk of held) this.onChunk(chunk);
     this.drain();
   }

@@ -305,7 +305,11 @@ export class KernelPath {
     pauseReading(this.host.socket);
     pauseReading(lent.link.client.tcp);
     // Bytes the verdict passed before this, unread: watch wakes the connection at once.
-    lent.relay.programs.watch(this.host.state.id, () => this.surface(lent));
+    lent.relay.programs.watch(this.host.state.id, () => {
+      this.surface(lent);
+      // Woken with nothing to take back (a record before this lend): sink again later.
+      if (this.lent === lent && !this.returning) this.sinkLater(lent);
+    });
   }
 
   private surface(lent: Lent): void {
@@ -314,7 +318,6 @@ export class KernelPath {
     lent.relay.programs.unwatch(this.host.state.id);
     resumeReading(this.host.socket);
     resumeReading(lent.link.client.tcp);
-    if (this.lent === lent && !this.returning) this.sinkLater(lent);
   }
 
   /** Why the connection cannot be lent now, or the link and trees it would be lent with. */
