@@ -305,7 +305,7 @@ struct hdr_walk {
 	__u32 write;      /* rewrite, and count in t; else check only */
 	__u32 next;       /* out: NextCommand */
 	__s32 slot;       /* out: the journal slot the frame took (write only); -1: none */
-	__u32 pad;
+	__u32 tail;       /* out: a final response that goes on past the skb (its request's entry stays) */
 	struct tally t;   /* the headers written so far */
 };
 
@@ -502,6 +502,7 @@ __attribute__((noinline)) int rewrite_hdr(struct __sk_buff *skb, const struct ds
 	if (!rs || !rc || !w)
 		return DSR_PASS_ERROR;
 	w->slot = -1;
+	w->tail = 0;
 	off = w->off;
 	if (bpf_skb_load_bytes(skb, off, &h, sizeof(h)))
 		return helper_failed(DSR_RELAY_ERR_LOAD);
@@ -600,10 +601,13 @@ __attribute__((noinline)) int rewrite_hdr(struct __sk_buff *skb, const struct ds
 	if (w->slot >= 0)
 		count(&relay_counters, DSR_RELAY_JOURNALED, 1);
 	/* A final response on its way to the client: its request's entry goes (a miss is a request
-	 * user space forwarded, or a break). */
-	if (rs->dir == DSR_RELAY_DIR_REPLY && (rc->flags & DSR_RELAY_CONN_JOURNAL) && server_id != ~0ULL &&
-	    !(h.status == DSR_SMB2_STATUS_PENDING && (h.flags & DSR_SMB2_FLAGS_ASYNC_COMMAND)) &&
-	    journal_free(rs->conn, server_id))
+	 * user space forwarded, or a break), once its last byte goes (the verdict_cut tail). */
+	if (rs->dir != DSR_RELAY_DIR_REPLY || !(rc->flags & DSR_RELAY_CONN_JOURNAL) || server_id == ~0ULL ||
+	    (h.status == DSR_SMB2_STATUS_PENDING && (h.flags & DSR_SMB2_FLAGS_ASYNC_COMMAND)))
+		return 0;
+	if (len > w->avail)
+		w->tail = 1;
+	else if (journal_free(rs->conn, server_id))
 		count(&relay_counters, DSR_RELAY_JOURNAL_FREED, 1);
 	return 0;
 }
@@ -993,6 +997,38 @@ static __always_inline void journal_start(struct __sk_buff *skb, struct dsr_rela
 	rs->journal_left = journal_copy(skb, rs->conn, slot, from, n) ? 0 : len - n;
 }
 
+/*
+ * Cut-through, replies: the final response at `off` (rewritten, `avail` bytes of it here) goes on
+ * past this skb. Which one it is (its server MessageId) and, for a successful READ response, its
+ * DataOffset and DataLength: user space reads the rest from another server if this one is lost
+ * before the last byte. Not inlined: its stack stays off the verdict's deepest call chain.
+ */
+static __attribute__((noinline)) void tail_note(struct __sk_buff *skb, struct dsr_relay_sock *rs,
+						const struct dsr_relay_conn *rc, __u32 off, __u32 avail)
+{
+	struct {
+		__u32 status;
+		__u16 command;
+		__u16 credit;
+		__u32 flags;
+		__u32 next_command;
+		__u64 message_id;
+	} h;
+	__u64 read = 0; /* StructureSize, DataOffset, Reserved, DataLength */
+
+	if (!rs || !rc || bpf_skb_load_bytes(skb, off + DSR_SMB2_OFF_STATUS, &h, sizeof(h)))
+		return;
+	/* rewrite_hdr gave it the client's MessageId. */
+	if (rc->flags & DSR_RELAY_CONN_REWRITE)
+		h.message_id += rc->msg_id_delta;
+	rs->tail_msg_id = h.message_id + 1;
+	if (h.command != DSR_SMB2_CMD_READ || h.status || avail < DSR_SMB2_HDR_LEN + sizeof(read) ||
+	    bpf_skb_load_bytes(skb, off + DSR_SMB2_HDR_LEN, &read, sizeof(read)))
+		read = 0;
+	rs->tail_data_offset = (read >> 16) & 0xff;
+	rs->tail_data_length = read >> 32;
+}
+
 static int cut_step(__u32 index, void *ctx)
 {
 	struct cut *c = ctx;
@@ -1074,6 +1110,8 @@ static int cut_step(__u32 index, void *ctx)
 		return cut_fail(c, r);
 	if (c->w.slot >= 0)
 		journal_start(skb, rs, c->w.slot, c->pos, c->len - c->pos, c->frame_left + DSR_NB_HDR_LEN);
+	if (c->w.tail)
+		tail_note(skb, rs, c->rc, hdr, c->len - hdr);
 	next = c->w.next;
 	if (next) {
 		if (next < DSR_SMB2_HDR_LEN || next >= c->frame_left || (next & 7))
@@ -1183,6 +1221,15 @@ static __always_inline int verdict_cut(struct __sk_buff *skb, __u64 cookie, stru
 		if (bpf_skb_store_bytes(skb, 0, rs->carry, carried, 0))
 			return pass(rs, helper_failed(DSR_RELAY_ERR_STORE));
 		rs->carry_len = 0;
+	}
+	/* The response whose last bytes this skb holds: forwarded now, or passed and user space has
+	 * them, its request's entry goes (a carry comes only after a frame's end). */
+	if (rs->tail_msg_id && rs->skip <= skb->len) {
+		if (journal_free(rs->conn, rs->tail_msg_id - 1))
+			count(&relay_counters, DSR_RELAY_JOURNAL_FREED, 1);
+		rs->tail_msg_id = 0;
+		rs->tail_data_offset = 0;
+		rs->tail_data_length = 0;
 	}
 	c.skb = skb;
 	c.rs = rs;

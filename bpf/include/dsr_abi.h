@@ -431,8 +431,17 @@ struct dsr_relay_sock {
 	 * kernel forwarded or carried before. A first skb elsewhere passes (DSR_PASS_UNREAD): bytes
 	 * the verdict passed earlier are still in the socket, and would reach user space after it. */
 	__u64 expect;
+	/* Replies, cut-through with DSR_RELAY_CONN_JOURNAL: the final response whose last `skip`
+	 * bytes are still to come: its server MessageId + 1 (0: none) and, for a successful READ
+	 * response, its DataOffset and DataLength (MS-SMB2 2.2.20; 0: another response, or not in
+	 * the header's skb). Its request's journal entry stays until the verdict forwards the last
+	 * byte, so user space can read the rest from another server if this one is lost first. User
+	 * space writes them 0. */
+	__u64 tail_msg_id;
+	__u32 tail_data_offset;
+	__u32 tail_data_length;
 };
-_Static_assert(sizeof(struct dsr_relay_sock) == 216, "struct dsr_relay_sock");
+_Static_assert(sizeof(struct dsr_relay_sock) == 232, "struct dsr_relay_sock");
 
 /* dsr_relay_conn.flags: look ids up and write them (off: forward bytes untouched, framing only). */
 #define DSR_RELAY_CONN_REWRITE 1

@@ -25,7 +25,7 @@ interface OffloadView {
   sessions: Record<string, unknown>[];
   trees: Record<string, unknown>[];
   ports: { filter: string; reason?: string; directPeer?: string | null; load?: LoadReport };
-  relay: { state: string; reason?: string; framing?: string; lent?: number; entries?: number; requests?: number; replies?: number; kernelShare?: number | null; answeredLate?: number; replayed?: number; sunk?: number; exits?: Record<string, number>; passes?: Record<string, number> };
+  relay: { state: string; reason?: string; framing?: string; lent?: number; entries?: number; requests?: number; replies?: number; kernelShare?: number | null; answeredLate?: number; replayed?: number; refilled?: number; sunk?: number; exits?: Record<string, number>; passes?: Record<string, number> };
 }
 
 const program = new Command();
@@ -207,7 +207,7 @@ offload
       const share = r.kernelShare === null || r.kernelShare === undefined ? '-' : `${(100 * r.kernelShare).toFixed(2)}%`;
       process.stdout.write(`  connections lent now ${r.lent}, lent ${r.entries} time(s) (${r.sunk ?? 0} long enough that Node stopped reading them); requests ${r.requests} and replies ${r.replies} forwarded by the kernel; kernel share of READ/WRITE ${share}\n`);
       const list = (m: Record<string, number> | undefined) => Object.entries(m ?? {}).map(([k, n]) => `${k} ${n}`).join(', ') || '-';
-      process.stdout.write(`  answered through Node after a take-back ${r.answeredLate}, sent again from the kernel's journal after a server loss ${r.replayed}\n`);
+      process.stdout.write(`  answered through Node after a take-back ${r.answeredLate}, sent again from the kernel's journal after a server loss ${r.replayed}, READ responses finished from another server ${r.refilled ?? 0}\n`);
       process.stdout.write(`  taken back because: ${list(r.exits)}\n  passed to user space because: ${list(r.passes)}\n`);
     }
     const f = s.ports;

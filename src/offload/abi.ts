@@ -286,7 +286,7 @@ export const PORT_STAT: StructLayout = { name: 'dsr_port_stat', size: 16, fields
 
 export const RELAY_SOCK: StructLayout = {
   name: 'dsr_relay_sock',
-  size: 216,
+  size: 232,
   fields: {
     conn: { offset: 0, size: 4 },
     peer_key: { offset: 4, size: 4 },
@@ -307,6 +307,9 @@ export const RELAY_SOCK: StructLayout = {
     journal_slot: { offset: 200, size: 4 },
     journal_left: { offset: 204, size: 4 },
     expect: { offset: 208, size: 8 },
+    tail_msg_id: { offset: 216, size: 8 },
+    tail_data_offset: { offset: 224, size: 4 },
+    tail_data_length: { offset: 228, size: 4 },
   },
 };
 export const RELAY_CONN: StructLayout = {
@@ -557,6 +560,12 @@ export interface RelaySock extends RelaySockCounts {
   journalSlot: number;
   journalLeft: number;
   /**
+   * Replies, cut-through, journaled: the final response whose last `skip` bytes are still to
+   * come (its request's journal entry stays until they go), by its server MessageId, and a
+   * successful READ response's DataOffset and DataLength (0: another response, or unknown).
+   */
+  tail?: { messageId: bigint; dataOffset: number; dataLength: number };
+  /**
    * Set until the first skb after arming: the stream offset it must start at (what user space
    * consumed of the socket), else it passes ('unread'). Unset: not checked.
    */
@@ -591,6 +600,11 @@ export function encodeRelaySock(r: RelaySockInit): Buffer {
   b.writeUInt32LE(r.journalLeft ?? 0, off(s, 'journal_left'));
   b.writeUInt32LE(r.expect === undefined ? 0 : 1, off(s, 'gate'));
   b.writeBigUInt64LE(r.expect ?? 0n, off(s, 'expect'));
+  if (r.tail) {
+    b.writeBigUInt64LE(r.tail.messageId + 1n, off(s, 'tail_msg_id'));
+    b.writeUInt32LE(r.tail.dataOffset, off(s, 'tail_data_offset'));
+    b.writeUInt32LE(r.tail.dataLength, off(s, 'tail_data_length'));
+  }
   return b;
 }
 
@@ -618,6 +632,13 @@ export function decodeRelaySock(b: Buffer): RelaySock {
     journalSlot: b.readUInt32LE(off(s, 'journal_slot')),
     journalLeft: b.readUInt32LE(off(s, 'journal_left')),
     ...(b.readUInt32LE(off(s, 'gate')) !== 0 && { expect: b.readBigUInt64LE(off(s, 'expect')) }),
+    ...(b.readBigUInt64LE(off(s, 'tail_msg_id')) !== 0n && {
+      tail: {
+        messageId: b.readBigUInt64LE(off(s, 'tail_msg_id')) - 1n,
+        dataOffset: b.readUInt32LE(off(s, 'tail_data_offset')),
+        dataLength: b.readUInt32LE(off(s, 'tail_data_length')),
+      },
+    }),
   };
 }
 

@@ -309,18 +309,20 @@ describe('abi.ts codecs', () => {
       journalSlot: 63,
       journalLeft: 0x10_0000,
       expect: 0x1_0000_0003n,
+      tail: { messageId: 0x41n, dataOffset: 0x50, dataLength: 0x10_0000 },
     };
     const b = encodeRelaySock(r);
-    assert.equal(b.length, 216);
+    assert.equal(b.length, 232);
     assert.equal(b.subarray(0, 40).toString('hex'), '07000000' + '0f000000' + '01000000' + '0f000000' + '03000000' + '00000000' + '64000000' + '08000000' + '00000042fe534d42');
     assert.equal(
       b.subarray(148).toString('hex'),
-      '01000000' + '0500000000000000' + '0100000001000000' + '0900000000000000' + '0200000001000000' + '0300000000000000' + '0100000000000000' + '3f000000' + '00001000' + '0300000001000000',
+      '01000000' + '0500000000000000' + '0100000001000000' + '0900000000000000' + '0200000001000000' + '0300000000000000' + '0100000000000000' + '3f000000' + '00001000' + '0300000001000000' + '4200000000000000' + '50000000' + '00001000',
     );
     assert.deepEqual(decodeRelaySock(b), r);
     const fresh = { conn: 1, peerKey: 3, dir: 'request' as const, skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(0) };
     const zero = { msgs: 0, bytes: 0, charge: 0, msgIdEnd: 0n, credits: 0, interims: 0, journalSlot: 0, journalLeft: 0 };
-    assert.deepEqual(decodeRelaySock(encodeRelaySock(fresh)), { ...fresh, ...zero }, 'not sticky: sticky 0, left out; no expect: gate 0, left out');
+    assert.deepEqual(decodeRelaySock(encodeRelaySock(fresh)), { ...fresh, ...zero }, 'not sticky: sticky 0, left out; no expect: gate 0, left out; no tail: 0, left out');
+    assert.deepEqual(decodeRelaySock(encodeRelaySock({ ...fresh, tail: { messageId: 0n, dataOffset: 0, dataLength: 0 } })).tail, { messageId: 0n, dataOffset: 0, dataLength: 0 }, 'MessageId 0 is a tail (stored + 1)');
     assert.equal(encodeRelaySock(fresh).readUInt32LE(148), 0, 'gate 0');
     assert.deepEqual(decodeRelaySock(encodeRelaySock({ ...fresh, expect: 0n })).expect, 0n, 'a gate at offset 0 is a gate');
   });
@@ -399,7 +401,7 @@ describe('abi.ts codecs', () => {
     assert.throws(() => encodePort({ server: 1, address: '198.18.1', mac: '02:00:00:00:01:0a' }), /not an IPv4 address/);
     assert.throws(() => encodePort({ server: 1, address: '198.18.1.1', mac: '02:00:00:00:01' }), /not a MAC address/);
     assert.throws(() => decodePort(Buffer.alloc(15)), /15 bytes, expected 16/);
-    assert.throws(() => decodeRelaySock(Buffer.alloc(199)), /199 bytes, expected 216/);
+    assert.throws(() => decodeRelaySock(Buffer.alloc(199)), /199 bytes, expected 232/);
     assert.throws(() => encodeRelaySock({ conn: 1, peerKey: 3, dir: 'request', skip: 0, atFrameStart: true, frameLeft: 0, carry: Buffer.alloc(117) }), /117 carried bytes, at most 116/);
     assert.throws(() => decodeRelayFileKey(Buffer.alloc(16)), /16 bytes, expected 24/);
   });

@@ -15,6 +15,7 @@ import { ABI } from '../../src/offload/abi.js';
 import type { RelayPrograms, RelayFraming } from '../../src/offload/relay.js';
 import { NtStatus } from '../../src/control/wire/ntstatus.js';
 import { SMB2_HEADER_SIZE, Smb2Command, Smb2Flags } from '../../src/control/wire/smb2/constants.js';
+import { encodeReadResponse } from '../../src/control/wire/smb2/read.js';
 import { encodeWriteRequest } from '../../src/control/wire/smb2/write.js';
 import { BACKEND, BUFFERS, DELTA, FILE, IDS, MIB, RULES, RelayBench, message, readBody, relaySkip, request, until, type Pair } from './relay-harness.js';
 
@@ -114,6 +115,37 @@ for (const framing of ['strparser', 'cut-through'] as RelayFraming[]) {
         await until('the journal empty', () => relay.journal(CONN).length === 0);
       });
 
+      test("a READ response in two pieces keeps its request's entry until its last byte; cut-through names it in the reply's state, with its DataOffset and DataLength", async () => {
+        p.client.write(read(20n));
+        await until('the READ at the server', () => p.atServer.frames().length === 4);
+        const data = Buffer.alloc(200_000, 0x5a);
+        const rsp = message(
+          { Command: Smb2Command.READ, MessageId: 20n + DELTA, Flags: Smb2Flags.SERVER_TO_REDIR, SessionId: BACKEND.session, TreeId: BACKEND.tree },
+          encodeReadResponse({ Reserved: 0, DataRemaining: 0, Flags: 0, Data: data }),
+        );
+        const freed = counter('journal-freed');
+        const half = 100_000;
+        const atClient = () => p.atClient.bytes.length;
+        const before = atClient();
+        p.server.write(rsp.subarray(0, half));
+        if (framing === 'cut-through') await until('the first piece at the client', () => atClient() === before + half);
+        else await sleep(50);
+        assert.deepEqual(relay.journal(CONN).map((e) => e.messageId), [20n + DELTA], 'the entry stays');
+        const { reply } = relay.state(CONN);
+        if (framing === 'cut-through') {
+          assert.equal(reply.skip, rsp.length - half, 'the rest of the frame is still to come');
+          assert.deepEqual(reply.tail, { messageId: 20n + DELTA, dataOffset: SMB2_HEADER_SIZE + 16, dataLength: data.length });
+        } else {
+          assert.equal(reply.tail, undefined, 'a whole frame is never forwarded in part');
+        }
+        p.server.write(rsp.subarray(half));
+        await until('the response at the client', () => p.atClient.frames().length === 5);
+        assert.equal(p.atClient.frames()[4]!.length, rsp.length);
+        assert.deepEqual(relay.journal(CONN), []);
+        assert.equal(counter('journal-freed'), freed + 1);
+        assert.equal(relay.state(CONN).reply.tail, undefined);
+      });
+
       test("a compound passes 'compound', untouched, before anything of it is journaled", async () => {
         const passes = relay.passes().compound ?? 0;
         const journaled = counter('journaled');
@@ -126,7 +158,7 @@ for (const framing of ['strparser', 'cut-through'] as RelayFraming[]) {
         p.client.write(compound);
         await until('the compound in Node', () => p.atNode.bytes.length === compound.length);
         assert.deepEqual(p.atNode.bytes, compound, 'the bytes as the client sent them');
-        assert.equal(p.atServer.frames().length, 3, 'the server got nothing');
+        assert.equal(p.atServer.frames().length, 4, 'the server got nothing');
         assert.equal(relay.passes().compound, passes + 1);
         assert.equal(relay.state(CONN).request.sticky, 'compound');
         assert.equal(counter('journaled'), journaled);

@@ -6,8 +6,9 @@
  * connection with one log line.
  */
 import { createConnection, type Socket } from 'node:net';
-import { AuthError, errorMessage, ProtocolError, WireError } from '../errors.js';
+import { AuthError, DsrError, ErrorCode, errorMessage, ProtocolError, WireError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { FileOpen } from '../tables/opens.js';
 import type { Session } from '../tables/sessions.js';
 import type { Tree } from '../tables/trees.js';
 import { FrameDecoder, NETBIOS_HEADER_SIZE } from '../wire/netbios.js';
@@ -26,20 +27,21 @@ import {
 import type { FileId } from '../wire/smb2/file-id.js';
 import { decodeHeader, Hdr, setCredit, type Smb2Header } from '../wire/smb2/header.js';
 import { encodeMessage } from '../wire/smb2/message.js';
+import { decodeReadResponse, encodeReadRequest } from '../wire/smb2/read.js';
 import { BackendLink, BackendPool } from './backend.js';
 import type { InFlight, Outbound } from './client.js';
 import type { ConnectionState, DsrContext, Smb2Reply, Smb2Request } from './context.js';
 import { CreditWindow } from './credits.js';
 import { breakToClient, type ChainState, dropTrees, type Forward } from './redirect.js';
 import { type FailoverTally, type Moved, type TreeMove, leaveOld, moveTree, moveTrees, replayable, rerouteForReplay } from './failover.js';
-import { COMMANDS, errorReply } from './dispatch.js';
+import { COMMANDS, creditsFor, errorReply } from './dispatch.js';
 import { answerSmb1Negotiate } from './negotiate.js';
 import { destroySession } from './session-setup.js';
 import { signReply, verifyRequest } from './signing.js';
 import { decryptMessage, encryptMessage, transformSessionId } from '../auth/smb2-encryption.js';
 import { framePool } from './frame-pool.js';
 import { sendFrame } from './transport.js';
-import { KernelPath } from './kernel-path.js';
+import { KernelPath, type Reread } from './kernel-path.js';
 
 /** Thrown inside the pipeline when the connection must be closed. */
 class Disconnect extends Error {}
@@ -205,6 +207,7 @@ export class Smb2Connection {
       quiet: () => this.quiet(),
       receive: (chunk) => this.receive(chunk),
       adopt: (msg) => this.adopt(msg),
+      reread: (lost, read) => this.reread(lost, read),
       sendMessage: (msg, release) => this.sendReplies([{ msg, signWith: undefined, onWire: undefined, after: undefined, release }]),
       holdClientWrites: () => {
         this.writeHolds++;
@@ -264,6 +267,37 @@ export class Smb2Connection {
         this.frames--;
         this.kernel.tryLend();
       });
+  }
+
+  /**
+   * File bytes the client was being sent from a lost server (the rest of a READ response the
+   * kernel relay was forwarding): read once the failover moved the tree, from its new server.
+   */
+  private async reread(lost: BackendLink, read: Reread): Promise<Buffer> {
+    await this.recover(lost, 'connection lost');
+    const tree = this.ctx.trees.get(read.sessionId, read.treeId);
+    const gate = tree ? this.gates.get(tree) : undefined;
+    if (gate) await gate;
+    const route = tree ? this.state.routes.get(tree) : undefined;
+    if (!route || route.link.client.isClosed) throw new DsrError(ErrorCode.PROTOCOL, 'no server serves the share now');
+    const open = this.ctx.opens.get(read.sessionId, read.fileId);
+    const file = open?.kind === 'file' ? (open.target as FileOpen) : undefined;
+    if (!file || file.server !== route.link.server.name) throw new DsrError(ErrorCode.PROTOCOL, 'the file was not reopened');
+    const body = encodeReadRequest({
+      Padding: 0,
+      Flags: 0,
+      Length: read.length,
+      Offset: read.offset,
+      FileId: file.backendFileId,
+      MinimumCount: read.length,
+      Channel: 0,
+      RemainingBytes: 0,
+      ReadChannelInfo: Buffer.alloc(0),
+    });
+    const r = await route.link.client.request(Smb2Command.READ, body, { session: route.bs.session, treeId: route.backendTreeId, creditCharge: creditsFor(read.length) });
+    const data = decodeReadResponse(r.msg).Data;
+    if (data.length !== read.length) throw new DsrError(ErrorCode.PROTOCOL, `${route.link.server.name} returned ${data.length} of ${read.length} bytes`);
+    return data;
   }
 
   /**

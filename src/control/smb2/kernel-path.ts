@@ -24,6 +24,7 @@ import { SMB2_HEADER_SIZE, Smb2Command, Smb2Dialect, Smb2Flags } from '../wire/s
 import { type FileId, fileIdKey, getFileId, REQUEST_FILE_ID_AT, setFileId } from '../wire/smb2/file-id.js';
 import { Hdr, type Smb2Header } from '../wire/smb2/header.js';
 import { NETBIOS_HEADER_SIZE } from '../wire/netbios.js';
+import { decodeReadRequest, type ReadRequest } from '../wire/smb2/read.js';
 import { drained, pauseReading, resumeReading, written, type JournalEntry, type RelayPrograms, type Released } from '../../offload/relay.js';
 import type { BackendLink } from './backend.js';
 import type { ConnectionState, DsrContext } from './context.js';
@@ -61,10 +62,24 @@ export interface KernelHost {
    * MessageId was consumed already.
    */
   adopt(msg: Buffer): void;
+  /**
+   * The rest of a READ response whose server (`lost`) went away in its middle, read from the
+   * server the failover moves its tree to (ids are the client's). Rejects with why it cannot.
+   */
+  reread(lost: BackendLink, read: Reread): Promise<Buffer>;
   /** Node's own writes to the client wait (the tail of a server message still goes to it raw). */
   holdClientWrites(): void;
   releaseClientWrites(): void;
   close(reason: string): void;
+}
+
+/** File bytes to read again, for the client's session, tree and file. */
+export interface Reread {
+  sessionId: bigint;
+  treeId: number;
+  fileId: FileId;
+  offset: bigint;
+  length: number;
 }
 
 /** The connection while the kernel has it. */
@@ -105,6 +120,8 @@ export interface KernelPathStats {
   replayed: number;
   /** Take-backs in the middle of a message, whose tail Node passed on raw. */
   tails: number;
+  /** READ responses the kernel was in the middle of when their server was lost, finished with data read from the new server. */
+  refilled: number;
   /** READ and WRITE requests Node forwarded itself (the kernel's share is requests / (requests + these)). */
   userReadWrite: number;
   /** Why a quiet connection stayed in user space, by reason (counted once per reason and connection). */
@@ -114,7 +131,7 @@ export interface KernelPathStats {
 }
 
 export function newKernelPathStats(): KernelPathStats {
-  return { lent: 0, entries: 0, exits: {}, requests: 0, replies: 0, requestBytes: 0, replyBytes: 0, answeredLate: 0, replayed: 0, tails: 0, userReadWrite: 0, refused: {}, sunk: 0 };
+  return { lent: 0, entries: 0, exits: {}, requests: 0, replies: 0, requestBytes: 0, replyBytes: 0, answeredLate: 0, replayed: 0, tails: 0, refilled: 0, userReadWrite: 0, refused: {}, sunk: 0 };
 }
 
 export class KernelPath {
@@ -426,9 +443,15 @@ export class KernelPath {
     let entries: JournalEntry[] = [];
     let end = request.msgIdEnd;
     let charge = request.charge;
-    if (late > 0 || request.skip > 0) {
+    // The final response the kernel was in the middle of: its request's entry stays until the
+    // response's last byte, and says what to read elsewhere if the server is lost before.
+    const tail = reply.skip > 0 ? reply.tail : undefined;
+    let tailEntry: JournalEntry | undefined;
+    if (late > 0 || request.skip > 0 || tail) {
       try {
         entries = lent.relay.programs.journal(h.state.id);
+        tailEntry = tail && entries.find((e) => e.messageId === tail.messageId);
+        entries = entries.filter((e) => e !== tailEntry);
         for (const e of entries) {
           const id = e.messageId - lent.delta;
           if (request.charge > 0 && id < request.msgIdEnd) continue;
@@ -458,6 +481,7 @@ export class KernelPath {
           journaled: entries.length,
           partial: entries.filter((e) => e.copied < e.length).map((e) => e.length - e.copied),
           tails: [request.skip, reply.skip],
+          replyTail: tail && { messageId: tail.messageId.toString(), journaled: tailEntry !== undefined, dataOffset: tail.dataOffset, dataLength: tail.dataLength },
           bytes: [request.bytes, reply.bytes],
           frameLeft: [request.frameLeft, reply.frameLeft],
           carried: request.carry.length,
@@ -514,12 +538,37 @@ export class KernelPath {
       lent.relay.stats.tails++;
     }
     let replyTail = reply.skip > 0;
+    let tailLeft = reply.skip;
+    const toClient = (bytes: Buffer) => (this.clientDrain ? this.clientDrain.push(bytes) : h.socket.write(bytes));
+    const tailDone = () => {
+      if (!replyTail) return;
+      replyTail = false;
+      if (tailEntry) this.freeJournal(lent, tailEntry.messageId);
+      h.releaseClientWrites();
+    };
     if (replyTail) {
       h.holdClientWrites();
       lent.relay.stats.tails++;
-      // A server gone before the tail is through leaves the client with half a message.
+      // A server gone before the tail is through leaves the client with half a message: a READ
+      // response's rest is read from the share's new server, anything else closes the client.
       void client.closed.then(() => {
-        if (replyTail) h.close(`${lent.link.server.name} went away in the middle of a message`);
+        if (!replyTail) return;
+        const lost = `${lent.link.server.name} went away in the middle of a message`;
+        const rest = tailEntry && tail ? this.restOfRead(lent, tailEntry, tail, reply.frameLeft, tailLeft) : 'no journal entry';
+        if (typeof rest === 'string') {
+          h.close(`${lost} (${rest})`);
+          return;
+        }
+        h.reread(lent.link, rest).then(
+          (data) => {
+            if (!replyTail) return;
+            toClient(data);
+            lent.relay.stats.refilled++;
+            h.log.info({ event: 'relay.refilled', server: lent.link.server.name, bytes: data.length }, `the last ${data.length} bytes of a READ response were read again after ${lent.link.server.name} was lost`);
+            tailDone();
+          },
+          (e: unknown) => h.close(`${lost}, and its rest could not be read again: ${errorMessage(e)}`),
+        );
       });
     }
     if (entries.length > 0) {
@@ -534,14 +583,45 @@ export class KernelPath {
       {
         carry: reply.carry,
         raw: reply.skip,
-        to: (bytes) => (this.clientDrain ? this.clientDrain.push(bytes) : h.socket.write(bytes)),
-        done: () => {
-          if (!replyTail) return;
-          replyTail = false;
-          h.releaseClientWrites();
+        to: (bytes) => {
+          tailLeft -= bytes.length;
+          toClient(bytes);
         },
+        done: tailDone,
       },
     );
+  }
+
+  /**
+   * What a READ response's last `left` bytes hold, from its request's journal entry (ids made
+   * the client's): the file range to read again, or why there is none. The kernel read the
+   * response's DataOffset and DataLength; the data must end its frame (`frameLen` bytes).
+   */
+  private restOfRead(lent: Lent, entry: JournalEntry, tail: { dataOffset: number; dataLength: number }, frameLen: number, left: number): Reread | string {
+    if (tail.dataOffset === 0) return 'not a READ response';
+    if (tail.dataOffset + tail.dataLength !== frameLen || left > tail.dataLength) return 'the rest is not all READ data';
+    let msg: Buffer;
+    try {
+      msg = Buffer.from(lent.relay.programs.journalFrame(entry).subarray(NETBIOS_HEADER_SIZE));
+    } catch (e) {
+      return errorMessage(e);
+    }
+    if (entry.copied < entry.length || msg.readUInt16LE(Hdr.Command) !== Smb2Command.READ) return 'its request is not a whole READ';
+    this.toClient(lent, msg);
+    let req: ReadRequest;
+    try {
+      req = decodeReadRequest(msg);
+    } catch (e) {
+      return errorMessage(e);
+    }
+    if (tail.dataLength > req.Length) return 'more data than was asked for';
+    return {
+      sessionId: msg.readBigUInt64LE(Hdr.SessionId),
+      treeId: msg.readUInt32LE(Hdr.TreeId),
+      fileId: req.FileId,
+      offset: req.Offset + BigInt(tail.dataLength - left),
+      length: left,
+    };
   }
 
   /** A response to a request the kernel forwarded, arriving after the take-back: sent on as the kernel would have. */
