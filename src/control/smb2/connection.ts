@@ -551,7 +551,9 @@ export class Smb2Connection {
       if (hdr.Command === Smb2Command.READ || hdr.Command === Smb2Command.WRITE) this.ctx.relay.stats.userReadWrite++;
       // The kernel relay lends a connection only while the server's credit window is as wide as
       // the client's (kernel-path.ts): ask the server for what the client asks, plus the gap.
-      const gap = Math.max(this.credits.outstanding - link.client.sequence.credits, 0);
+      // The client's charge for this request is spent already; the server's is not, yet.
+      const charge = Math.max(fwd.msg.readUInt16LE(Hdr.CreditCharge), 1);
+      const gap = Math.max(this.credits.outstanding - (link.client.sequence.credits - charge), 0);
       setCredit(fwd.msg, Math.min(Math.max(fwd.msg.readUInt16LE(Hdr.Credit), hdr.Credit) + gap, MAX_SERVER_CREDITS));
     }
     let batch = batches.get(link);

@@ -261,6 +261,13 @@ export class KernelPath {
         backendFiles.set(fileIdKey(backendFileId), o.fileId);
       }
     }
+    // Every command the kernel forwards names an open file: with none, the next request (a
+    // CREATE) would only take the connection back, a lend and a take-back on every small op.
+    // The CREATE's answer lends it.
+    if (files.length === 0) {
+      this.refuse('no open file');
+      return;
+    }
     const lent: Lent = {
       relay,
       link,
