@@ -11,10 +11,14 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './lib/args.js';
 import { labDown, labUp } from '../src/lab/lab.js';
 
-const { values } = parseArgs({ options: { count: { type: 'string', default: '400' }, parallel: { type: 'string', default: '8' }, rounds: { type: 'string', default: '3' } } });
+const values = benchArgs('usage: node dist/bench/session-setup.js [--count N] [--parallel P] [--rounds R]', {
+  count: { type: 'string', default: '400' },
+  parallel: { type: 'string', default: '8' },
+  rounds: { type: 'string', default: '3' },
+});
 const WORKER = fileURLToPath(new URL('./session-setup-worker.js', import.meta.url));
 const name = `db${randomBytes(2).toString('hex')}`;
 

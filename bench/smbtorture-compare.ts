@@ -14,13 +14,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './lib/args.js';
 import { labDirectPath, labDown, labStatus, labUp } from '../src/lab/lab.js';
 import { compareSuite, formatComparisons, LanePool, labLanes, type Comparison } from '../src/lab/smbtorture.js';
 import { KNOWN_DIFFERENCES, selectSuites } from '../test/smbtorture/suites.js';
 
-const { values } = parseArgs({
-  options: { suites: { type: 'string' }, jobs: { type: 'string', default: process.env.DSR_TORTURE_JOBS ?? '2' }, lab: { type: 'string' }, json: { type: 'string' } },
+const values = benchArgs('usage: node dist/bench/smbtorture-compare.js [--suites smb2.lock,smb2.read] [--jobs N] [--lab NAME] [--json FILE]', {
+  suites: { type: 'string' },
+  jobs: { type: 'string', default: process.env.DSR_TORTURE_JOBS ?? '2' },
+  lab: { type: 'string' },
+  json: { type: 'string' },
 });
 const suites = selectSuites(values.suites ?? process.env.DSR_TORTURE_SUITES);
 const jobs = Number(values.jobs);

@@ -30,7 +30,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { adminCall } from '../src/control/admin.js';
 import { DsrError, ErrorCode, errorMessage, SystemError } from '../src/control/errors.js';
 import { component, createLogger } from '../src/control/log.js';
@@ -38,6 +37,7 @@ import { labDirectPath, labDown, labStatus, labUp, type LabStatus } from '../src
 import { runIn } from '../src/lab/netns.js';
 import { missingCommands, must, oneLine, sleep } from '../src/lab/process.js';
 import { labDataDir, labStateDir } from '../src/lab/topology.js';
+import { benchArgs } from './lib/args.js';
 import { sha256File, writeRandomFile } from './lib/files.js';
 import { clockTicks, processSeconds, systemBusySeconds } from './lib/cpu.js';
 import { startHaproxy, type Haproxy } from './lib/haproxy.js';
@@ -54,16 +54,14 @@ const BACKGROUND_MS = 500;
 /** ...and the load (cores) below which it counts as idle. */
 const IDLE_CORES = 0.1;
 
-const { values } = parseArgs({
-  options: {
-    'size-mib': { type: 'string', default: '1024' },
-    ops: { type: 'string', default: '1000' },
-    runs: { type: 'string', default: '3' },
-    'settle-seconds': { type: 'string', default: '30' },
-    keep: { type: 'boolean', default: false },
-    name: { type: 'string' },
-    json: { type: 'boolean', default: false },
-  },
+const values = benchArgs('usage: node dist/bench/throughput.js [--size-mib 1024] [--ops 1000] [--runs 3] [--settle-seconds 30] [--keep] [--name LAB] [--json]', {
+  'size-mib': { type: 'string', default: '1024' },
+  ops: { type: 'string', default: '1000' },
+  runs: { type: 'string', default: '3' },
+  'settle-seconds': { type: 'string', default: '30' },
+  keep: { type: 'boolean', default: false },
+  name: { type: 'string' },
+  json: { type: 'boolean', default: false },
 });
 
 function integer(flag: string, text: string | undefined, min: number): number {
