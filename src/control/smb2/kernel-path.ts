@@ -439,7 +439,10 @@ export class KernelPath {
         h.releaseClientWrites();
         this.tryLend();
       });
-    if (!backendGone && !(await drained(client.tcp, lent.backendBase, request.bytes))) {
+    // A server lost while its socket still waits for the kernel's bytes (it stopped reading, then
+    // died) is a server lost: the requests are in the journal and go again to the share's new
+    // server. Only a live server that never takes them closes the client.
+    if (!backendGone && !(await drained(client.tcp, lent.backendBase, request.bytes)) && !client.isClosed) {
       h.close(`the kernel relay's bytes did not reach the server socket`);
       return;
     }

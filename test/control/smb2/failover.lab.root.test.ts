@@ -16,7 +16,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
-import { labDown, labExec, labFail, labUp, type LabStatus } from '../../../src/lab/lab.js';
+import { labDown, labExec, labFail, labFreeze, labUp, type LabStatus } from '../../../src/lab/lab.js';
 import { nftChainCounters } from '../../../src/lab/netns.js';
 import { sleep } from '../../../src/lab/process.js';
 import { ADDRESSES, COUNTER_TABLE, labDataDir } from '../../../src/lab/topology.js';
@@ -191,6 +191,37 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
     assert.equal(sha256(back), sum, `the bytes\n${events}`);
     assert.match(log, /"event":"relay\.refilled","server":"server1"/, `the rest of a response was read again\n${events}`);
     rmSync(back, { force: true });
+  });
+
+  test('server1 stops reading under a put the kernel relay carries, the relay is turned off (its take-back waits for the kernel\'s bytes to reach server1), then server1 dies: the requests go again to server2, the bytes intact', { timeout: 240_000 }, async () => {
+    await labDown(name);
+    const lab = await labUp({ name, servers: 3 });
+    const sanPath = lab.servers.find((s) => s.name === 'server1')!.shares.find((s) => s.name === 'san')!.path;
+    const src = join(labDataDir(name), 'stalled.bin');
+    const sum = writeRandomFile(src, SIZE);
+    // server1's sockets take 128 KiB at most: stopped, it leaves most of the kernel's WRITEs
+    // queued at the DSR, not acknowledged in its own receive buffer.
+    const rmem = await labExec(lab.name, 'server1', ['sysctl', '-qw', 'net.ipv4.tcp_rmem=4096 65536 131072']);
+    assert.equal(rmem.code, 0, rmem.stderr);
+    const run = smbclient(lab, 'san', `put ${src} big.bin`);
+    await underWay(join(sanPath, 'big.bin'), run.done);
+    labFreeze(lab.name, 'server1');
+    await sleep(300);
+    const off = promisify(execFile)(process.execPath, [CLI, 'offload', 'relay', 'off', '--json', '--socket', lab.dsr.adminSocket]);
+    await sleep(300);
+    await faultServer1(lab, 'kill');
+    await off;
+    const r = await run.done;
+    const log = readFileSync(lab.dsr.logFile, 'utf8');
+    const events = log
+      .split('\n')
+      .filter((l) => /failover|backend_lost|relay\.(taken_back|replayed)|conn\.closed/.test(l))
+      .join('\n');
+    assert.equal(r.code, 0, `${r.out}\n${events}`);
+    assert.doesNotMatch(r.out, /NT_STATUS_/, `the client saw no error\n${events}`);
+    assert.equal(sha256(join(sanPath, 'big.bin')), sum, `the bytes\n${events}`);
+    assert.match(log, /"event":"relay\.replayed","server":"server1"/, `requests went again from the journal\n${events}`);
+    rmSync(src, { force: true });
   });
 
   test('a server ending one connection is not a failed server: the trees reconnect to it, the probe connects again', { timeout: 180_000 }, async () => {
