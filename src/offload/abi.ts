@@ -611,6 +611,7 @@ export function encodeRelaySock(r: RelaySockInit): Buffer {
 export function decodeRelaySock(b: Buffer): RelaySock {
   const s = RELAY_SOCK;
   checkLength(s, b);
+  const tailMsgId = b.readBigUInt64LE(off(s, 'tail_msg_id'));
   const sticky = b.readUInt32LE(off(s, 'sticky'));
   const carryLen = b.readUInt32LE(off(s, 'carry_len'));
   if (carryLen > ABI.DSR_RELAY_CARRY_MAX) throw new DsrError(ErrorCode.BPF, `struct ${s.name}: carry_len ${carryLen}`);
@@ -632,9 +633,9 @@ export function decodeRelaySock(b: Buffer): RelaySock {
     journalSlot: b.readUInt32LE(off(s, 'journal_slot')),
     journalLeft: b.readUInt32LE(off(s, 'journal_left')),
     ...(b.readUInt32LE(off(s, 'gate')) !== 0 && { expect: b.readBigUInt64LE(off(s, 'expect')) }),
-    ...(b.readBigUInt64LE(off(s, 'tail_msg_id')) !== 0n && {
+    ...(tailMsgId !== 0n && {
       tail: {
-        messageId: b.readBigUInt64LE(off(s, 'tail_msg_id')) - 1n,
+        messageId: tailMsgId - 1n,
         dataOffset: b.readUInt32LE(off(s, 'tail_data_offset')),
         dataLength: b.readUInt32LE(off(s, 'tail_data_length')),
       },

@@ -32,7 +32,7 @@ import { BackendLink, BackendPool } from './backend.js';
 import type { InFlight, Outbound } from './client.js';
 import type { ConnectionState, DsrContext, Smb2Reply, Smb2Request } from './context.js';
 import { CreditWindow } from './credits.js';
-import { breakToClient, type ChainState, dropTrees, type Forward } from './redirect.js';
+import { breakToClient, type ChainState, dropTrees, type Forward, type Route } from './redirect.js';
 import { type FailoverTally, type Moved, type TreeMove, leaveOld, moveTree, moveTrees, replayable, rerouteForReplay } from './failover.js';
 import { COMMANDS, creditsFor, errorReply } from './dispatch.js';
 import { answerSmb1Negotiate } from './negotiate.js';
@@ -274,11 +274,7 @@ export class Smb2Connection {
    * kernel relay was forwarding): read once the failover moved the tree, from its new server.
    */
   private async reread(lost: BackendLink, read: Reread): Promise<Buffer> {
-    await this.recover(lost, 'connection lost');
-    const tree = this.ctx.trees.get(read.sessionId, read.treeId);
-    const gate = tree ? this.gates.get(tree) : undefined;
-    if (gate) await gate;
-    const route = tree ? this.state.routes.get(tree) : undefined;
+    const route = await this.routeAfterFailover(lost, this.ctx.trees.get(read.sessionId, read.treeId));
     if (!route || route.link.client.isClosed) throw new DsrError(ErrorCode.PROTOCOL, 'no server serves the share now');
     const open = this.ctx.opens.get(read.sessionId, read.fileId);
     const file = open?.kind === 'file' ? (open.target as FileOpen) : undefined;
@@ -659,12 +655,8 @@ export class Smb2Connection {
    * instead, or undefined when it was sent.
    */
   private async replay(f: Forwarded, item: Outbound): Promise<number | undefined> {
-    await this.recover(f.forward.route.link, 'connection lost');
-    // A tree whose own server is being tried again waits for that.
-    const gate = f.tree ? this.gates.get(f.tree) : undefined;
-    if (gate) await gate;
+    const route = await this.routeAfterFailover(f.forward.route.link, f.tree);
     if (this.closed) return undefined;
-    const route = f.tree ? this.state.routes.get(f.tree) : undefined;
     if (!route || route.link.client.isClosed) return NtStatus.STATUS_NETWORK_NAME_DELETED;
     // It may or may not have happened on the lost server: a server would not know either.
     if (!replayable(f.req.Command, f.related)) return NtStatus.STATUS_UNEXPECTED_NETWORK_ERROR;
@@ -674,6 +666,14 @@ export class Smb2Connection {
     this.log.debug({ event: 'failover.replay', command: smb2CommandName(f.req.Command), server: route.link.server.name }, 'request replayed on the new server');
     [f.handle] = route.link.client.send([item]);
     return undefined;
+  }
+
+  /** A tree's route once the failover of `lost` is done (a tree whose own server is being tried again waits for that). */
+  private async routeAfterFailover(lost: BackendLink, tree: Tree | undefined): Promise<Route | undefined> {
+    await this.recover(lost, 'connection lost');
+    const gate = tree ? this.gates.get(tree) : undefined;
+    if (gate) await gate;
+    return tree ? this.state.routes.get(tree) : undefined;
   }
 
   /**

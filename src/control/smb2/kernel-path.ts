@@ -610,13 +610,14 @@ export class KernelPath {
   private restOfRead(lent: Lent, entry: JournalEntry, tail: { dataOffset: number; dataLength: number }, frameLen: number, left: number): Reread | string {
     if (tail.dataOffset === 0) return 'not a READ response';
     if (tail.dataOffset + tail.dataLength !== frameLen || left > tail.dataLength) return 'the rest is not all READ data';
+    if (entry.copied < entry.length) return 'its request is not whole in the journal';
     let msg: Buffer;
     try {
       msg = Buffer.from(lent.relay.programs.journalFrame(entry).subarray(NETBIOS_HEADER_SIZE));
     } catch (e) {
       return errorMessage(e);
     }
-    if (entry.copied < entry.length || msg.readUInt16LE(Hdr.Command) !== Smb2Command.READ) return 'its request is not a whole READ';
+    if (msg.readUInt16LE(Hdr.Command) !== Smb2Command.READ) return 'its request is not a READ';
     this.toClient(lent, msg);
     let req: ReadRequest;
     try {

@@ -66,12 +66,31 @@ async function smbdServing(lab: LabStatus, server: string, peer: string): Promis
   return [...new Set(pids)];
 }
 
+/** The DSR's log lines that match `re`, for a failure's message. */
+function dsrEvents(lab: LabStatus, re: RegExp): string {
+  return readFileSync(lab.dsr.logFile, 'utf8')
+    .split('\n')
+    .filter((l) => re.test(l))
+    .join('\n');
+}
+
 /** The kernel relay's take-backs and replays, when the DSR runs it, for a failure's message. */
 function relayEvents(lab: LabStatus): string {
-  const lines = readFileSync(lab.dsr.logFile, 'utf8')
-    .split('\n')
-    .filter((l) => /relay\.(taken_back|replayed|stray_dropped)|conn\.closed/.test(l));
-  return lines.length ? `\n${lines.join('\n')}` : '';
+  const lines = dsrEvents(lab, /relay\.(taken_back|replayed|stray_dropped)|conn\.closed/);
+  return lines ? `\n${lines}` : '';
+}
+
+/** A lab of its own for one test, and the `san` share's directory (server1 and server2 serve it). */
+async function freshLab(): Promise<{ lab: LabStatus; sanPath: string }> {
+  await labDown(name);
+  const lab = await labUp({ name, servers: 3 });
+  return { lab, sanPath: lab.servers.find((s) => s.name === 'server1')!.shares.find((s) => s.name === 'san')!.path };
+}
+
+/** smbclient ended well and printed no NTSTATUS error. */
+function clientOk(r: { code: number; out: string }, events: string): void {
+  assert.equal(r.code, 0, `${r.out}\n${events}`);
+  assert.doesNotMatch(r.out, /NT_STATUS_/, `the client saw no error\n${events}`);
 }
 
 /**
@@ -131,12 +150,8 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
         console.log(`failover (${how}, ${dir}): ${toServer2} ms from the fault to the first bulk bytes served by server2`);
 
         // What the DSR did, for a failure's message.
-        const events = readFileSync(lab.dsr.logFile, 'utf8')
-          .split('\n')
-          .filter((l) => /failover|backend_lost|server\.failed|portmap\.port|conn\.closed/.test(l))
-          .join('\n');
-        assert.equal(r.code, 0, `${r.out}\n${events}`);
-        assert.doesNotMatch(r.out, /NT_STATUS_/, `the client saw no error\n${events}`);
+        const events = dsrEvents(lab, /failover|backend_lost|server\.failed|portmap\.port|conn\.closed/);
+        clientOk(r, events);
         assert.equal(sha256(dir === 'put' ? join(sanPath, 'big.bin') : back), sum, `the bytes${relayEvents(lab)}\n${events}`);
         assert.ok(toServer2 < 2000, `server2 took over within 2 s (${toServer2} ms)`);
         assert.equal(b.code, 0, b.out);
@@ -153,9 +168,7 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
   }
 
   test("server1's link cut in the middle of a READ response the kernel relay was forwarding: the rest is read from server2", { timeout: 240_000 }, async () => {
-    await labDown(name);
-    const lab = await labUp({ name, servers: 3 });
-    const sanPath = lab.servers.find((s) => s.name === 'server1')!.shares.find((s) => s.name === 'san')!.path;
+    const { lab, sanPath } = await freshLab();
     const back = join(labDataDir(name), 'cut.bin');
     const sum = writeRandomFile(join(sanPath, 'big.bin'), SIZE);
     const run = smbclient(lab, 'san', `get big.bin ${back}`);
@@ -175,21 +188,15 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
     await faultServer1(lab, 'link');
     const r = await run.done;
     const log = readFileSync(lab.dsr.logFile, 'utf8');
-    const events = log
-      .split('\n')
-      .filter((l) => /failover|backend_lost|relay\.(taken_back|refilled)|conn\.closed/.test(l))
-      .join('\n');
-    assert.equal(r.code, 0, `${r.out}\n${events}`);
-    assert.doesNotMatch(r.out, /NT_STATUS_/, `the client saw no error\n${events}`);
+    const events = dsrEvents(lab, /failover|backend_lost|relay\.(taken_back|refilled)|conn\.closed/);
+    clientOk(r, events);
     assert.equal(sha256(back), sum, `the bytes\n${events}`);
     assert.match(log, /"event":"relay\.refilled","server":"server1"/, `the rest of a response was read again\n${events}`);
     rmSync(back, { force: true });
   });
 
   test('server1 stops reading under a put the kernel relay carries, the relay is turned off (its take-back waits for the kernel\'s bytes to reach server1), then server1 dies: the requests go again to server2, the bytes intact', { timeout: 240_000 }, async () => {
-    await labDown(name);
-    const lab = await labUp({ name, servers: 3 });
-    const sanPath = lab.servers.find((s) => s.name === 'server1')!.shares.find((s) => s.name === 'san')!.path;
+    const { lab, sanPath } = await freshLab();
     const src = join(labDataDir(name), 'stalled.bin');
     const sum = writeRandomFile(src, SIZE);
     // server1's sockets take 128 KiB at most: stopped, it leaves most of the kernel's WRITEs
@@ -206,21 +213,15 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
     await off;
     const r = await run.done;
     const log = readFileSync(lab.dsr.logFile, 'utf8');
-    const events = log
-      .split('\n')
-      .filter((l) => /failover|backend_lost|relay\.(taken_back|replayed)|conn\.closed/.test(l))
-      .join('\n');
-    assert.equal(r.code, 0, `${r.out}\n${events}`);
-    assert.doesNotMatch(r.out, /NT_STATUS_/, `the client saw no error\n${events}`);
+    const events = dsrEvents(lab, /failover|backend_lost|relay\.(taken_back|replayed)|conn\.closed/);
+    clientOk(r, events);
     assert.equal(sha256(join(sanPath, 'big.bin')), sum, `the bytes\n${events}`);
     assert.match(log, /"event":"relay\.replayed","server":"server1"/, `requests went again from the journal\n${events}`);
     rmSync(src, { force: true });
   });
 
   test('a server ending one connection is not a failed server: the trees reconnect to it, the probe connects again', { timeout: 180_000 }, async () => {
-    await labDown(name);
-    const lab = await labUp({ name, servers: 3 });
-    const sanPath = lab.servers.find((s) => s.name === 'server1')!.shares.find((s) => s.name === 'san')!.path;
+    const { lab, sanPath } = await freshLab();
     const back = join(labDataDir(name), 'again.bin');
     const sum = writeRandomFile(join(sanPath, 'big.bin'), SIZE);
     const run = smbclient(lab, 'san', `get big.bin ${back}`);
@@ -245,9 +246,7 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
   });
 
   test('dsr resource move: a share moves under a client reading it, and the read goes on', { timeout: 180_000 }, async () => {
-    await labDown(name);
-    const lab = await labUp({ name, servers: 3 });
-    const sanPath = lab.servers.find((s) => s.name === 'server1')!.shares.find((s) => s.name === 'san')!.path;
+    const { lab, sanPath } = await freshLab();
     const back = join(labDataDir(name), 'moved.bin');
     const sum = writeRandomFile(join(sanPath, 'big.bin'), SIZE);
     const run = smbclient(lab, 'san', `get big.bin ${back}`);
