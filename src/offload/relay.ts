@@ -94,7 +94,12 @@ export function resumeReading(socket: Socket): void {
 
 /** Bytes handed to a socket's TCP so far, by Node's writes or the relay's redirects. */
 export function written(socket: Socket): bigint {
-  return sockWritten(fdOf(socket)).written;
+  return sendCounts(socket).written;
+}
+
+/** written(), and how many of those bytes the socket still holds (unsent or unacknowledged). */
+export function sendCounts(socket: Socket): { written: bigint; queued: bigint } {
+  return sockWritten(fdOf(socket));
 }
 
 /**

@@ -923,15 +923,16 @@ export class Smb2Connection {
     const payload = enc ? encryptMessage(frame, enc.out, enc.cipher, encryptWith!.sessionId, enc.nonces) : frame;
     // Sent as is, a message's bytes are free once written; joined or encrypted, they were copied.
     const releases = out.map((o) => o.release).filter((r): r is () => void => r !== undefined);
-    // Lent before the reply goes out, not after: a client that pipelines its READs right behind
-    // a CREATE's answer would otherwise beat the lend, and keep the connection busy in Node.
-    if (this.ctx.relay && out.every((o) => o.after === undefined)) this.kernel.tryLend(NETBIOS_HEADER_SIZE + payload.length);
-    if (payload === out[0]!.msg) {
-      this.send(payload, releases[0]);
-    } else {
-      this.send(payload);
-      for (const r of releases) r();
-    }
+    const write = () => {
+      if (payload === out[0]!.msg) {
+        this.send(payload, releases[0]);
+      } else {
+        this.send(payload);
+        for (const r of releases) r();
+      }
+    };
+    if (this.ctx.relay && out.every((o) => o.after === undefined)) this.kernel.lendAround(NETBIOS_HEADER_SIZE + payload.length, write);
+    else write();
     for (const o of out) o.after?.();
     this.kernel.tryLend();
   }

@@ -25,7 +25,7 @@ import { type FileId, fileIdKey, getFileId, REQUEST_FILE_ID_AT, setFileId } from
 import { Hdr, type Smb2Header } from '../wire/smb2/header.js';
 import { NETBIOS_HEADER_SIZE } from '../wire/netbios.js';
 import { decodeReadRequest, type ReadRequest } from '../wire/smb2/read.js';
-import { drained, pauseReading, resumeReading, written, type JournalEntry, type RelayPrograms, type Released } from '../../offload/relay.js';
+import { drained, pauseReading, resumeReading, sendCounts, written, type JournalEntry, type RelayPrograms, type Released } from '../../offload/relay.js';
 import type { BackendLink } from './backend.js';
 import type { ConnectionState, DsrContext } from './context.js';
 import type { CreditWindow } from './credits.js';
@@ -203,24 +203,41 @@ export class KernelPath {
   }
 
   /**
-   * Lends the connection to the kernel when it is quiet and the rules can carry it. `writing`:
-   * the bytes of a reply Node is about to write to the client, which count as written before
-   * anything the kernel redirects there.
+   * Lends the connection before a reply of `bytes` (NetBIOS header included) goes to the client,
+   * then writes it (`write`): a client that pipelines its READs right behind a CREATE's answer
+   * would otherwise beat the lend and keep the connection busy in Node. The reply must go into
+   * the socket whole, at once: bytes Node writes later land behind what the kernel redirects there
+   * meanwhile (a 1 MiB READ response written in parts had another one cut into its middle). So
+   * it lends first only when the socket's send buffer has room for the reply; should the socket
+   * still take part of it (memory pressure), the connection is taken back at once.
    */
-  tryLend(writing = 0): void {
+  lendAround(bytes: number, write: () => void): void {
+    const lent = this.tryLend(bytes);
+    write();
+    if (!lent || this.host.socket.writableLength === 0) return;
+    this.host.log.warn({ event: 'relay.partial_write', bytes, unwritten: this.host.socket.writableLength }, 'the client socket took part of a reply written after a lend: taken back');
+    void this.takeBack('partial write');
+  }
+
+  /**
+   * Lends the connection to the kernel when it is quiet and the rules can carry it; true when
+   * it did. `writing`: the bytes of a reply Node is about to write to the client (lendAround),
+   * which count as written before anything the kernel redirects there.
+   */
+  tryLend(writing = 0): boolean {
     const relay = this.host.ctx.relay;
-    if (!relay || this.holding || this.clientDrain || this.pending.size > 0) return;
+    if (!relay || this.holding || this.clientDrain || this.pending.size > 0) return false;
     const h = this.host;
-    if (!h.quiet()) return;
+    if (!h.quiet()) return false;
     const why = this.refusal();
     if (typeof why === 'string') {
       this.refuse(why);
-      return;
+      return false;
     }
     const { link, trees } = why;
     if (this.attachedTo && this.attachedTo !== relay) {
       this.refuse('its sockets are in a relay turned off since');
-      return;
+      return false;
     }
     const backend = link.client.tcp;
     // The trees moved to another server connection while the old one is still open (a planned
@@ -229,7 +246,7 @@ export class KernelPath {
     const attached = relay.programs.attached(h.state.id);
     if (attached !== undefined && attached !== backend && !attached.destroyed) {
       this.refuse('the previous server connection is still open');
-      return;
+      return false;
     }
     // Node's own writes still queued would land after the kernel's.
     if (h.socket.writableLength > 0 || backend.writableLength > 0) {
@@ -241,8 +258,14 @@ export class KernelPath {
         };
         (h.socket.writableLength > 0 ? h.socket : backend).once('drain', again);
       }
-      return;
+      return false;
     }
+    // A whole message must fit a socket's receive buffer (the strparser); the kernel doubles this.
+    const buffers = 2 * Math.max(h.state.maxReadSize, h.state.maxWriteSize, h.state.maxTransactSize) + 64 * 1024;
+    const sent = sendCounts(h.socket);
+    // The reply about to be written must fit the send buffer (attach makes it 2 x buffers) at
+    // once (lendAround); else the lend waits for tryLend after the write.
+    if (writing > 0 && sent.queued + BigInt(writing) > BigInt(buffers)) return false;
     const range = h.credits.range!;
     const seq = link.client.sequence;
     const delta = seq.nextMessageId - range.low;
@@ -266,7 +289,7 @@ export class KernelPath {
     // The CREATE's answer lends it.
     if (files.length === 0) {
       this.refuse('no open file');
-      return;
+      return false;
     }
     const lent: Lent = {
       relay,
@@ -274,15 +297,13 @@ export class KernelPath {
       delta,
       backendNext: seq.nextMessageId,
       backendCredits: seq.credits,
-      clientBase: written(h.socket) + BigInt(writing),
+      clientBase: sent.written + BigInt(writing),
       backendBase: written(backend),
       sessions,
       trees: treeIds,
       files: backendFiles,
       shares: [...new Set(trees.map((t) => t.share))],
     };
-    // A whole message must fit a socket's receive buffer (the strparser); the kernel doubles this.
-    const buffers = 2 * Math.max(h.state.maxReadSize, h.state.maxWriteSize, h.state.maxTransactSize) + 64 * 1024;
     const { programs } = relay;
     const id = h.state.id;
     try {
@@ -300,7 +321,7 @@ export class KernelPath {
       );
     } catch (e) {
       this.refuse(`the relay refused the rules: ${errorMessage(e)}`);
-      return;
+      return false;
     }
     this.lent = lent;
     link.client.hold(() => void this.takeBack('server'));
@@ -308,6 +329,7 @@ export class KernelPath {
     relay.stats.entries++;
     h.log.debug({ event: 'relay.lent', server: link.server.name, trees: trees.length, files: files.length, delta: delta.toString() }, 'connection lent to the kernel relay');
     this.sinkLater(lent);
+    return true;
   }
 
   /**

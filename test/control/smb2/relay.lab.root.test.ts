@@ -172,6 +172,23 @@ describe('the kernel SMB2 relay through the DSR (lab)', { skip }, () => {
     assert.ok(v.requests - before.requests >= 20, `READs went through the kernel (${v.requests - before.requests})`);
   });
 
+  test('a client behind in reading (Node answers READs into a full socket, then the connection is quiet), 48 rounds: every READ right', { timeout: 120_000 }, async (t) => {
+    const share = lab.servers.find((s) => s.name === 'server1')!.shares.find((s) => s.name === 'data1')!.path;
+    const before = await relayView(lab);
+    // The client's socket takes 128 KiB at most: stopped, it leaves Node's answers queued at the
+    // DSR, where a few 1 MiB ones fill the send buffer (the kernel's 2 x 2 MiB).
+    const sysctl = (...a: string[]) => run('ip', ['netns', 'exec', lab.client.namespace, 'sysctl', '-n', ...a]);
+    const rmem = (await sysctl('net.ipv4.tcp_rmem')).out.trim().split(/\s+/).join(' ');
+    assert.equal((await sysctl('-w', 'net.ipv4.tcp_rmem=4096 65536 131072')).code, 0);
+    const r = await run('ip', ['netns', 'exec', lab.client.namespace, process.execPath, TAIL_WORKER, lab.dsr.clientAddress, 'data1', 'tails.bin', join(share, 'tails.bin'), '48', 'dsralice', 'Alice-Pass-1', 'lag']).finally(() =>
+      sysctl('-w', `net.ipv4.tcp_rmem=${rmem}`),
+    );
+    assert.equal(r.code, 0, r.out);
+    const v = await relayView(lab);
+    t.diagnostic(`lent ${v.entries - before.entries} times, ${v.requests - before.requests} requests by the kernel, ${v.userReadWrite - before.userReadWrite} READs by Node`);
+    assert.ok(v.entries - before.entries >= 10, `lent again after the lagging rounds (${v.entries - before.entries} times)`);
+  });
+
   test('with signing required the transfer goes through user space, and the DSR says why', { timeout: 120_000 }, async () => {
     const data = labDataDir(name);
     const src = join(data, 'signed.bin');
