@@ -138,6 +138,8 @@ export class Smb2Connection {
   private nextAsyncId = 1n;
   /** Failovers of lost server connections, by the lost link (every request lost with it waits for one). */
   private readonly recovering = new Map<BackendLink, Promise<void>>();
+  /** Failovers not yet done (the connection is not quiet while one runs). */
+  private failingOver = 0;
   /** Trees being moved to another server: their requests wait here (in order, as the frame queue waits). */
   private readonly gates = new Map<Tree, Promise<void>>();
   /** Frames read and not yet handled. */
@@ -316,7 +318,7 @@ export class Smb2Connection {
       this.inflight.size === 0 &&
       this.asyncs.size === 0 &&
       this.gates.size === 0 &&
-      this.recovering.size === 0
+      this.failingOver === 0
     );
   }
 
@@ -736,7 +738,12 @@ export class Smb2Connection {
   private recover(link: BackendLink, why: string): Promise<void> {
     let p = this.recovering.get(link);
     if (!p) {
-      p = this.failOver(link, why);
+      this.failingOver++;
+      // Kept once done: a request that fails on the lost link later waits for the same failover.
+      p = this.failOver(link, why).finally(() => {
+        this.failingOver--;
+        this.kernel.tryLend();
+      });
       this.recovering.set(link, p);
     }
     return p;
