@@ -240,6 +240,8 @@ export class KernelPath {
       return false;
     }
     const backend = link.client.tcp;
+    // A socket closing under the reply that made the connection quiet has no fd left to lend.
+    if (h.socket.destroyed || backend.destroyed) return false;
     // The trees moved to another server connection while the old one is still open (a planned
     // move lets go of its handles on it): taking its socket out of the sockhash now would drop the
     // responses the verdict passed and Node has not read. Lent again once it is closed.
@@ -260,12 +262,6 @@ export class KernelPath {
       }
       return false;
     }
-    // A whole message must fit a socket's receive buffer (the strparser); the kernel doubles this.
-    const buffers = 2 * Math.max(h.state.maxReadSize, h.state.maxWriteSize, h.state.maxTransactSize) + 64 * 1024;
-    const sent = sendCounts(h.socket);
-    // The reply about to be written must fit the send buffer (attach makes it 2 x buffers) at
-    // once (lendAround); else the lend waits for tryLend after the write.
-    if (writing > 0 && sent.queued + BigInt(writing) > BigInt(buffers)) return false;
     const range = h.credits.range!;
     const seq = link.client.sequence;
     const delta = seq.nextMessageId - range.low;
@@ -291,6 +287,12 @@ export class KernelPath {
       this.refuse('no open file');
       return false;
     }
+    // A whole message must fit a socket's receive buffer (the strparser); the kernel doubles this.
+    const buffers = 2 * Math.max(h.state.maxReadSize, h.state.maxWriteSize, h.state.maxTransactSize) + 64 * 1024;
+    const sent = sendCounts(h.socket);
+    // The reply about to be written must fit the send buffer (attach makes it 2 x buffers) at
+    // once (lendAround); else the lend waits for tryLend after the write.
+    if (writing > 0 && sent.queued + BigInt(writing) > BigInt(buffers)) return false;
     const lent: Lent = {
       relay,
       link,
