@@ -174,13 +174,14 @@ describe('the kernel SMB2 relay through the DSR (lab)', { skip }, () => {
 
   test('a client behind in reading (Node answers READs into a full socket, then the connection is quiet), 48 rounds: every READ right', { timeout: 120_000 }, async (t) => {
     const share = lab.servers.find((s) => s.name === 'server1')!.shares.find((s) => s.name === 'data1')!.path;
+    writeRandomFile(join(share, 'lag.bin'), 16 * MIB);
     const before = await relayView(lab);
     // The client's socket takes 128 KiB at most: stopped, it leaves Node's answers queued at the
     // DSR, where a few 1 MiB ones fill the send buffer (the kernel's 2 x 2 MiB).
     const sysctl = (...a: string[]) => run('ip', ['netns', 'exec', lab.client.namespace, 'sysctl', '-n', ...a]);
     const rmem = (await sysctl('net.ipv4.tcp_rmem')).out.trim().split(/\s+/).join(' ');
     assert.equal((await sysctl('-w', 'net.ipv4.tcp_rmem=4096 65536 131072')).code, 0);
-    const r = await run('ip', ['netns', 'exec', lab.client.namespace, process.execPath, TAIL_WORKER, lab.dsr.clientAddress, 'data1', 'tails.bin', join(share, 'tails.bin'), '48', 'dsralice', 'Alice-Pass-1', 'lag']).finally(() =>
+    const r = await run('ip', ['netns', 'exec', lab.client.namespace, process.execPath, TAIL_WORKER, lab.dsr.clientAddress, 'data1', 'lag.bin', join(share, 'lag.bin'), '48', 'dsralice', 'Alice-Pass-1', 'lag']).finally(() =>
       sysctl('-w', `net.ipv4.tcp_rmem=${rmem}`),
     );
     assert.equal(r.code, 0, r.out);
