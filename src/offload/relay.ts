@@ -217,7 +217,7 @@ interface Maps {
 }
 
 /** How long a wait on relay_events lasts before it is made again (the pool thread is held meanwhile). */
-const EVENT_WAIT_MS = 100;
+const EVENT_WAIT_MS = 500;
 /** How often the sockets of watched connections are checked for an end no skb brought (a reset). */
 const CHECK_MS = 200;
 /** tcpi_state of an open connection (include/net/tcp_states.h). */
@@ -230,6 +230,8 @@ export class RelayPrograms {
   /** Connections whose sockets Node does not read, and what wakes each (watch). */
   private readonly watched = new Map<number, () => void>();
   private events: RingConsumer | undefined;
+  /** A waitEvents loop runs (it ends once no connection is watched: an idle DSR does not poll). */
+  private waiting = false;
   private checker: NodeJS.Timeout | undefined;
 
   private constructor(
@@ -607,10 +609,8 @@ export class RelayPrograms {
     this.checkOpen();
     const o = this.offloaded(conn);
     this.watched.set(conn, wake);
-    if (!this.events) {
-      this.events = new RingConsumer(this.maps.events.fd);
-      void this.waitEvents(this.events);
-    }
+    this.events ??= new RingConsumer(this.maps.events.fd);
+    if (!this.waiting) void this.waitEvents(this.events);
     this.checker ??= setInterval(() => this.checkWatched(), CHECK_MS);
     // A record put in before the watch went unheeded: what it said is still in the state.
     if (this.passed(conn, o)) this.wake(conn);
@@ -632,17 +632,24 @@ export class RelayPrograms {
   }
 
   private async waitEvents(ring: RingConsumer): Promise<void> {
-    while (this.events === ring) {
-      let got: Buffer | 'lost';
-      try {
-        got = await ring.poll(EVENT_WAIT_MS);
-      } catch (e) {
-        this.log.warn({ event: 'relay.events_failed', err: errorMessage(e) }, 'cannot read the relay events: every watched connection is woken');
-        got = 'lost';
-        await new Promise((resolve) => setTimeout(resolve, EVENT_WAIT_MS));
+    this.waiting = true;
+    try {
+      // Records put in while nobody waits stay in the ring; the next watch's first poll reads
+      // them, and waking a connection an old record names is harmless (it sinks again).
+      while (this.events === ring && this.watched.size > 0) {
+        let got: Buffer | 'lost';
+        try {
+          got = await ring.poll(EVENT_WAIT_MS);
+        } catch (e) {
+          this.log.warn({ event: 'relay.events_failed', err: errorMessage(e) }, 'cannot read the relay events: every watched connection is woken');
+          got = 'lost';
+          await new Promise((resolve) => setTimeout(resolve, EVENT_WAIT_MS));
+        }
+        if (got === 'lost') for (const conn of [...this.watched.keys()]) this.wake(conn);
+        else for (let at = 0; at + RELAY_EVENT.size <= got.length; at += RELAY_EVENT.size) this.wake(decodeRelayEvent(got.subarray(at, at + RELAY_EVENT.size)).conn);
       }
-      if (got === 'lost') for (const conn of [...this.watched.keys()]) this.wake(conn);
-      else for (let at = 0; at + RELAY_EVENT.size <= got.length; at += RELAY_EVENT.size) this.wake(decodeRelayEvent(got.subarray(at, at + RELAY_EVENT.size)).conn);
+    } finally {
+      this.waiting = false;
     }
   }
 
