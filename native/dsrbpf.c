@@ -6,6 +6,8 @@
  * stderr, so a failure can carry the verifier's explanation.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <net/if.h>
 #include <stdarg.h>
@@ -69,16 +71,26 @@ int dsr_log(char *buf, uint32_t size)
 	return (int)n;
 }
 
+/*
+ * Signals stay blocked on this thread while the verifier runs: it gives up with EAGAIN on any
+ * pending signal, and libbpf's five retries do not outlast a steady one (V8's CPU profiler sends
+ * SIGPROF every millisecond: the relay failed to load under `node --cpu-prof`). A signal that
+ * comes meanwhile is delivered when the load is done.
+ */
 int dsr_obj_load(const char *path, struct bpf_object **out)
 {
 	struct bpf_object *obj;
+	sigset_t all, old;
 	int err;
 
 	*out = NULL;
 	obj = bpf_object__open_file(path, NULL);
 	if (!obj)
 		return -errno;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	err = bpf_object__load(obj);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
 		bpf_object__close(obj);
 		return err;
