@@ -704,7 +704,7 @@ export async function drained(socket: Socket, base: bigint, bytes: number, stall
   let pause = 1;
   for (;;) {
     if (socket.destroyed) return false;
-    const { written: now, queued } = sockWritten(fdOf(socket));
+    const { written: now, queued } = sendCounts(socket);
     if (now >= want) return true;
     if (now !== last) {
       last = now;
