@@ -316,6 +316,17 @@ int dsr_sock_state(int fd)
 }
 
 /*
+ * Bytes a TCP socket holds that its owner has not read (SIOCINQ). For a socket in a sockmap this
+ * counts what the verdict passed only on kernels with tcp_bpf_ioctl (the caller checks).
+ */
+int dsr_sock_unread(int fd)
+{
+	int n;
+
+	return ioctl(fd, SIOCINQ, &n) ? -errno : n;
+}
+
+/*
  * A BPF ring buffer's consumer: dsr_ring_poll waits up to timeout_ms for records and copies
  * them, back to back, into the caller's buffer. It may run on a thread of its own (koffi's async
  * calls), one call at a time per ring; dsr_ring_close only once no call runs.

@@ -76,6 +76,7 @@ interface Shim {
   sockWritten(fd: number, out: bigint[], queued: bigint[]): number;
   sockBuffers(fd: number, bytes: number): number;
   sockState(fd: number): number;
+  sockUnread(fd: number): number;
   ringOpen(mapFd: number, out: unknown[]): number;
   ringPoll: KoffiAsync<[ring: unknown, timeoutMs: number, out: Buffer, cap: number], number>;
   ringClose(ring: unknown): void;
@@ -125,6 +126,7 @@ function lib(): Shim {
     sockWritten: l.func('int dsr_sock_written(int fd, _Out_ uint64_t *out, _Out_ uint64_t *out_queued)'),
     sockBuffers: l.func('int dsr_sock_buffers(int fd, int bytes)'),
     sockState: l.func('int dsr_sock_state(int fd)'),
+    sockUnread: l.func('int dsr_sock_unread(int fd)'),
     ringOpen: l.func('int dsr_ring_open(int map_fd, _Out_ dsr_ring **out)'),
     ringPoll: l.func('int dsr_ring_poll(dsr_ring *r, int timeout_ms, void *out, uint32_t cap)') as Shim['ringPoll'],
     ringClose: l.func('void dsr_ring_close(dsr_ring *r)'),
@@ -336,6 +338,11 @@ export function sockWritten(fd: number): { written: bigint; queued: bigint } {
 /** Fixed receive and send buffers of `bytes` each (the kernel doubles them; see native/dsrbpf.c). */
 export function sockBuffers(fd: number, bytes: number): void {
   check(`set the buffers of socket fd ${fd}`, lib().sockBuffers(fd, bytes));
+}
+
+/** Bytes a TCP socket holds that its owner has not read (SIOCINQ; see unread() in relay.ts for sockhash sockets). */
+export function sockUnread(fd: number): number {
+  return check(`read the receive queue of socket fd ${fd}`, lib().sockUnread(fd));
 }
 
 /** A TCP socket's state (tcpi_state; TCP_ESTABLISHED is 1). */

@@ -938,8 +938,11 @@ export class Smb2Connection {
         for (const r of releases) r();
       }
     };
-    if (this.ctx.relay && out.every((o) => o.after === undefined)) this.kernel.lendAround(NETBIOS_HEADER_SIZE + payload.length, write);
-    else write();
+    if (this.ctx.relay && out.every((o) => o.after === undefined)) {
+      this.kernel.lendAround(NETBIOS_HEADER_SIZE + payload.length, write);
+      return;
+    }
+    write();
     for (const o of out) o.after?.();
     this.kernel.tryLend();
   }

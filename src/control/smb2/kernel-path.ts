@@ -25,7 +25,7 @@ import { type FileId, fileIdKey, getFileId, REQUEST_FILE_ID_AT, setFileId } from
 import { Hdr, type Smb2Header } from '../wire/smb2/header.js';
 import { NETBIOS_HEADER_SIZE } from '../wire/netbios.js';
 import { decodeReadRequest, type ReadRequest } from '../wire/smb2/read.js';
-import { drained, pauseReading, resumeReading, sendCounts, written, type JournalEntry, type RelayPrograms, type Released } from '../../offload/relay.js';
+import { drained, pauseReading, resumeReading, sendCounts, unread, written, type JournalEntry, type RelayPrograms, type Released } from '../../offload/relay.js';
 import type { BackendLink } from './backend.js';
 import type { ConnectionState, DsrContext } from './context.js';
 import type { CreditWindow } from './credits.js';
@@ -212,43 +212,49 @@ export class KernelPath {
    * still take part of it (memory pressure), the connection is taken back at once.
    */
   lendAround(bytes: number, write: () => void): void {
-    const lent = this.tryLend(bytes);
+    const lent = this.lend(bytes);
     write();
-    if (!lent || this.host.socket.writableLength === 0) return;
+    if (lent === 'no room') this.tryLend();
+    if (lent !== 'lent' || this.host.socket.writableLength === 0) return;
     this.host.log.warn({ event: 'relay.partial_write', bytes, unwritten: this.host.socket.writableLength }, 'the client socket took part of a reply written after a lend: taken back');
     void this.takeBack('partial write');
   }
 
+  /** Lends the connection to the kernel when it is quiet and the rules can carry it; true when it did. */
+  tryLend(): boolean {
+    return this.lend(0) === 'lent';
+  }
+
   /**
-   * Lends the connection to the kernel when it is quiet and the rules can carry it; true when
-   * it did. `writing`: the bytes of a reply Node is about to write to the client (lendAround),
-   * which count as written before anything the kernel redirects there.
+   * tryLend, with `writing`: the bytes of a reply Node is about to write to the client
+   * (lendAround), which count as written before anything the kernel redirects there. 'no room':
+   * the socket's send buffer cannot take them at once, so the lend waits for the write.
    */
-  tryLend(writing = 0): boolean {
+  private lend(writing: number): 'lent' | 'refused' | 'no room' {
     const relay = this.host.ctx.relay;
-    if (!relay || this.holding || this.clientDrain || this.pending.size > 0) return false;
+    if (!relay || this.holding || this.clientDrain || this.pending.size > 0) return 'refused';
     const h = this.host;
-    if (!h.quiet()) return false;
+    if (!h.quiet()) return 'refused';
     const why = this.refusal();
     if (typeof why === 'string') {
       this.refuse(why);
-      return false;
+      return 'refused';
     }
     const { link, trees } = why;
     if (this.attachedTo && this.attachedTo !== relay) {
       this.refuse('its sockets are in a relay turned off since');
-      return false;
+      return 'refused';
     }
     const backend = link.client.tcp;
     // A socket closing under the reply that made the connection quiet has no fd left to lend.
-    if (h.socket.destroyed || backend.destroyed) return false;
+    if (h.socket.destroyed || backend.destroyed) return 'refused';
     // The trees moved to another server connection while the old one is still open (a planned
     // move lets go of its handles on it): taking its socket out of the sockhash now would drop the
     // responses the verdict passed and Node has not read. Lent again once it is closed.
     const attached = relay.programs.attached(h.state.id);
     if (attached !== undefined && attached !== backend && !attached.destroyed) {
       this.refuse('the previous server connection is still open');
-      return false;
+      return 'refused';
     }
     // Node's own writes still queued would land after the kernel's.
     if (h.socket.writableLength > 0 || backend.writableLength > 0) {
@@ -260,7 +266,7 @@ export class KernelPath {
         };
         (h.socket.writableLength > 0 ? h.socket : backend).once('drain', again);
       }
-      return false;
+      return 'refused';
     }
     const range = h.credits.range!;
     const seq = link.client.sequence;
@@ -285,14 +291,18 @@ export class KernelPath {
     // The CREATE's answer lends it.
     if (files.length === 0) {
       this.refuse('no open file');
-      return false;
+      return 'refused';
     }
+    // The client's next request is in its socket, passed by the verdict and not yet read (it came
+    // while the reply that made the connection quiet was worked out): the lend would fail its gate
+    // ('unread') and come back with nothing forwarded. Node reads it and tries again after.
+    if ((unread(h.socket) ?? 0) > 0) return 'refused';
     // A whole message must fit a socket's receive buffer (the strparser); the kernel doubles this.
     const buffers = 2 * Math.max(h.state.maxReadSize, h.state.maxWriteSize, h.state.maxTransactSize) + 64 * 1024;
     const sent = sendCounts(h.socket);
     // The reply about to be written must fit the send buffer (attach makes it 2 x buffers) at
     // once (lendAround); else the lend waits for tryLend after the write.
-    if (writing > 0 && sent.queued + BigInt(writing) > BigInt(buffers)) return false;
+    if (writing > 0 && sent.queued + BigInt(writing) > BigInt(buffers)) return 'no room';
     const lent: Lent = {
       relay,
       link,
@@ -323,7 +333,7 @@ export class KernelPath {
       );
     } catch (e) {
       this.refuse(`the relay refused the rules: ${errorMessage(e)}`);
-      return false;
+      return 'refused';
     }
     this.lent = lent;
     link.client.hold(() => void this.takeBack('server'));
@@ -331,7 +341,7 @@ export class KernelPath {
     relay.stats.entries++;
     h.log.debug({ event: 'relay.lent', server: link.server.name, trees: trees.length, files: files.length, delta: delta.toString() }, 'connection lent to the kernel relay');
     this.sinkLater(lent);
-    return true;
+    return 'lent';
   }
 
   /**
