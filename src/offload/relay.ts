@@ -74,25 +74,6 @@ function fdOf(socket: Socket): number {
   return fd;
 }
 
-/** libuv's read handle of a Node socket: Node's own stream API cannot stop a flowing socket's reads. */
-type ReadHandle = { reading: boolean; readStop(): number; readStart(): number };
-const readHandle = (socket: Socket): ReadHandle | undefined => (socket as unknown as { _handle?: ReadHandle })._handle;
-
-/** Node stops reading the socket (no wake-ups, no reads) until resumeReading; as net.Socket's own backpressure does. */
-export function pauseReading(socket: Socket): void {
-  const h = readHandle(socket);
-  if (!h?.reading || socket.destroyed) return;
-  h.reading = false;
-  h.readStop();
-}
-
-export function resumeReading(socket: Socket): void {
-  const h = readHandle(socket);
-  if (!h || h.reading || socket.destroyed) return;
-  h.reading = true;
-  h.readStart();
-}
-
 /** Bytes handed to a socket's TCP so far, by Node's writes or the relay's redirects. */
 export function written(socket: Socket): bigint {
   return sendCounts(socket).written;

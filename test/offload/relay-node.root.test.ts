@@ -13,7 +13,8 @@ import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { probeKernel } from '../../src/offload/native.js';
-import { drained, pauseReading, resumeReading, RelayPrograms, unread, written, type RelayFraming } from '../../src/offload/relay.js';
+import { drained, RelayPrograms, unread, written, type RelayFraming } from '../../src/offload/relay.js';
+import { pauseReading, resumeReading } from '../../src/control/smb2/transport.js';
 import { acceptSharedRead, sharedRead } from '../../src/control/smb2/transport.js';
 import { SMB2_HEADER_SIZE, Smb2Command, Smb2Flags } from '../../src/control/wire/smb2/constants.js';
 import { decodeHeader, encodeHeader, type Smb2Header } from '../../src/control/wire/smb2/header.js';
@@ -249,7 +250,7 @@ for (const framing of ['strparser', 'cut-through'] as const) {
     test("they keep their place: the first skb after arming passes ('unread'), and so does all after it, in order; the server sees none", async () => {
       const { relay, client, accepted } = f;
       // Node does not read for a while (its event loop is busy elsewhere): the bytes stay in the kernel.
-      pauseReading(accepted);
+      pauseReading(accepted, 'test');
       const passed = () => Object.values(relay.passes()).reduce((n, k) => n + k, 0);
       const before = passed();
       client.write(read(14n));
@@ -261,7 +262,7 @@ for (const framing of ['strparser', 'cut-through'] as const) {
       relay.arm(CONN, rules, ids);
       client.write(read(15n));
       await until('the verdict to pass the next', () => relay.state(CONN).request.sticky !== undefined);
-      resumeReading(accepted);
+      resumeReading(accepted, 'test');
       await until('both in Node', () => f.atNode.client.length === 4);
       assert.deepEqual(messageIds(f.atNode.client), [10n, 13n, 14n, 15n]);
       if (inq !== undefined) assert.equal(unread(accepted), 0, 'and nothing once Node read it');

@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
-import { pauseReading, resumeReading, type RelayFraming, type RelayPrograms } from '../../src/offload/relay.js';
+import { type RelayFraming, type RelayPrograms } from '../../src/offload/relay.js';
+import { pauseReading, resumeReading } from '../../src/control/smb2/transport.js';
 import { Smb2Command } from '../../src/control/wire/smb2/constants.js';
 import { BUFFERS, IDS, RULES, RelayBench, readBody, relaySkip, request, until, type Pair } from './relay-harness.js';
 
@@ -29,13 +30,13 @@ for (const framing of ['strparser', 'cut-through'] as RelayFraming[]) {
       const conn = nextConn++;
       const p = await bench.pair(true);
       relay.offload(conn, p.accepted, p.backend, RULES, IDS, BUFFERS);
-      pauseReading(p.accepted);
-      pauseReading(p.backend);
+      pauseReading(p.accepted, 'test');
+      pauseReading(p.backend, 'test');
       const woken = { wakes: 0 };
       relay.watch(conn, () => {
         woken.wakes++;
-        resumeReading(p.accepted);
-        resumeReading(p.backend);
+        resumeReading(p.accepted, 'test');
+        resumeReading(p.backend, 'test');
       });
       return [p, woken];
     }

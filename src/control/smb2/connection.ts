@@ -40,7 +40,7 @@ import { destroySession } from './session-setup.js';
 import { signReply, verifyRequest } from './signing.js';
 import { decryptMessage, encryptMessage, transformSessionId } from '../auth/smb2-encryption.js';
 import { framePool } from './frame-pool.js';
-import { sendFrame } from './transport.js';
+import { pauseReading, resumeReading, sendFrame } from './transport.js';
 import { KernelPath, type Reread } from './kernel-path.js';
 
 /** Thrown inside the pipeline when the connection must be closed. */
@@ -97,6 +97,11 @@ interface Batch {
 /** Credits asked of a server in one request, at most (Samba's default 'smb2 max credits'). */
 const MAX_SERVER_CREDITS = 8192;
 
+/** Bytes Node may hold for a reader that is behind before it stops reading the other side: at least. */
+const MIN_BACKLOG = 4 * 1024 * 1024;
+/** pauseReading's reason for the server sockets while the client is behind. */
+const CLIENT_BEHIND = 'the client is behind';
+
 /** How long a server whose connection ended gets to accept a new one before it counts as failed. */
 const REACHABLE_MS = 1000;
 
@@ -150,6 +155,10 @@ export class Smb2Connection {
   private writesHeld: [Buffer | Buffer[], (() => void) | undefined][] | undefined;
   /** How many reasons hold them (the kernel's bytes not yet in the socket, a server message's raw tail). */
   private writeHolds = 0;
+  /** Server sockets Node does not read until the client catches up (clientBehind). */
+  private serverReadsStopped: Set<Socket> | undefined;
+  /** Server connections whose sockets hold more of the client's requests than the backlog (serverBehind). */
+  private readonly serversBehind = new Set<BackendLink>();
   /** The kernel relay's turns with this connection (while the DSR has a relay). */
   private readonly kernel: KernelPath;
 
@@ -361,6 +370,7 @@ export class Smb2Connection {
       for (const [link, b] of batches) {
         const handles = link.client.send(b.items);
         b.forwarded.forEach((f, i) => (f.handle = handles[i]));
+        if (link.client.tcp.writableLength > this.backlog) this.serverBehind(link);
       }
       if (slots.length === 0) return;
       if (slots.every((o): o is Outgoing => !(o instanceof Promise))) {
@@ -870,10 +880,12 @@ export class Smb2Connection {
 
   /** This connection's trees routed over a backend connection. */
   private treesOn(link: BackendLink): Tree[] {
-    return this.ctx.sessions
-      .byConnection(this.state.id)
-      .flatMap((s) => this.ctx.trees.ofSession(s.sessionId))
-      .filter((t) => this.state.routes.get(t)?.link === link);
+    return this.trees().filter((t) => this.state.routes.get(t)?.link === link);
+  }
+
+  /** This connection's trees. */
+  private trees(): Tree[] {
+    return this.ctx.sessions.byConnection(this.state.id).flatMap((s) => this.ctx.trees.ofSession(s.sessionId));
   }
 
   /** A server's connection ended: its trees move to the servers now active for their shares. */
@@ -949,8 +961,57 @@ export class Smb2Connection {
 
   private send(payload: Buffer | Buffer[], written?: () => void): void {
     if (this.writesHeld) this.writesHeld.push([payload, written]);
-    else if (!this.closed) sendFrame(this.socket, payload, written);
-    else written?.();
+    else if (!this.closed) {
+      sendFrame(this.socket, payload, written);
+      if (this.socket.writableLength > this.backlog) this.clientBehind();
+    } else written?.();
+  }
+
+  /**
+   * Backpressure bound: two of the largest messages, so a reader that keeps up never waits. Without
+   * it a client that stops reading would have Node hold its whole credit window of READ responses
+   * (8192 credits of 64 KiB: 512 MiB), and a server that stops reading a client's WRITEs as much.
+   */
+  private get backlog(): number {
+    return Math.max(2 * Math.max(this.state.maxReadSize, this.state.maxWriteSize, this.state.maxTransactSize), MIN_BACKLOG);
+  }
+
+  /**
+   * The client reads slower than its servers answer: Node stops reading their sockets until the
+   * client socket drains, and TCP makes the servers wait.
+   */
+  private clientBehind(): void {
+    if (this.serverReadsStopped) return;
+    const sockets = new Set<Socket>();
+    for (const t of this.trees()) {
+      const route = this.state.routes.get(t);
+      if (route) sockets.add(route.link.client.tcp);
+    }
+    this.serverReadsStopped = sockets;
+    for (const s of sockets) pauseReading(s, CLIENT_BEHIND);
+    this.log.debug({ event: 'conn.client_behind', queued: this.socket.writableLength, servers: sockets.size }, 'client behind in reading: its servers wait');
+    this.socket.once('drain', () => {
+      this.serverReadsStopped = undefined;
+      for (const s of sockets) resumeReading(s, CLIENT_BEHIND);
+    });
+  }
+
+  /** A server reads slower than the client sends to it: Node stops reading the client until that server's socket drains (or closes). */
+  private serverBehind(link: BackendLink): void {
+    if (this.serversBehind.has(link)) return;
+    this.serversBehind.add(link);
+    const why = `${link.server.name} is behind`;
+    const tcp = link.client.tcp;
+    pauseReading(this.socket, why);
+    this.log.debug({ event: 'conn.server_behind', server: link.server.name, queued: tcp.writableLength }, `${link.server.name} behind in reading: the client waits`);
+    const caughtUp = () => {
+      tcp.off('drain', caughtUp);
+      tcp.off('close', caughtUp);
+      this.serversBehind.delete(link);
+      resumeReading(this.socket, why);
+    };
+    tcp.on('drain', caughtUp);
+    tcp.on('close', caughtUp);
   }
 
   /** Closes the connection with one log line saying why. */

@@ -25,17 +25,19 @@ import { type FileId, fileIdKey, getFileId, REQUEST_FILE_ID_AT, setFileId } from
 import { Hdr, type Smb2Header } from '../wire/smb2/header.js';
 import { NETBIOS_HEADER_SIZE } from '../wire/netbios.js';
 import { decodeReadRequest, type ReadRequest } from '../wire/smb2/read.js';
-import { drained, pauseReading, resumeReading, sendCounts, unread, written, type JournalEntry, type RelayPrograms, type Released } from '../../offload/relay.js';
+import { drained, sendCounts, unread, written, type JournalEntry, type RelayPrograms, type Released } from '../../offload/relay.js';
 import type { BackendLink } from './backend.js';
 import type { ConnectionState, DsrContext } from './context.js';
 import type { CreditWindow } from './credits.js';
-import { feedTail, type RawTail } from './transport.js';
+import { feedTail, pauseReading, resumeReading, type RawTail } from './transport.js';
 
 /** What the kernel forwards: no command whose response carries a FileId (the kernel maps requests' only). */
 const RELAYED = [Smb2Command.READ, Smb2Command.WRITE, Smb2Command.FLUSH, Smb2Command.QUERY_INFO] as const;
 const CMD_MASK = RELAYED.reduce((m, c) => m | (1 << c), 0);
 /** How long a lend lasts before Node stops reading its sockets (sink): past one small request's turn. */
 const SINK_MS = 10;
+/** pauseReading's reason while the kernel has the connection. */
+const SUNK = 'lent to the kernel';
 
 /** The DSR's kernel relay and the counts of every connection's turns with it. */
 export interface KernelRelay {
@@ -360,8 +362,8 @@ export class KernelPath {
     if (this.lent !== lent || this.returning || this.sunk) return;
     this.sunk = true;
     lent.relay.stats.sunk++;
-    pauseReading(this.host.socket);
-    pauseReading(lent.link.client.tcp);
+    pauseReading(this.host.socket, SUNK);
+    pauseReading(lent.link.client.tcp, SUNK);
     // Bytes the verdict passed before this, unread: watch wakes the connection at once.
     lent.relay.programs.watch(this.host.state.id, () => {
       this.surface(lent);
@@ -374,8 +376,8 @@ export class KernelPath {
     if (!this.sunk) return;
     this.sunk = false;
     lent.relay.programs.unwatch(this.host.state.id);
-    resumeReading(this.host.socket);
-    resumeReading(lent.link.client.tcp);
+    resumeReading(this.host.socket, SUNK);
+    resumeReading(lent.link.client.tcp, SUNK);
   }
 
   /** Why the connection cannot be lent now, or the link and trees it would be lent with. */

@@ -60,6 +60,37 @@ export function acceptSharedRead(server: Server, onSocket: (socket: Socket, atta
   };
 }
 
+/** libuv's read handle of a Node socket: Node's own stream API cannot stop a flowing socket's reads. */
+type ReadHandle = { reading: boolean; readStop(): number; readStart(): number };
+const readHandle = (socket: Socket): ReadHandle | undefined => (socket as unknown as { _handle?: ReadHandle })._handle;
+/** Why each socket is not read now: reads start again once no reason is left. */
+const stops = new WeakMap<Socket, Set<string>>();
+
+/**
+ * Node stops reading `socket` (no wake-ups, no reads) for `why` (the kernel relay has the
+ * connection, or the other side is behind: backpressure) until resumeReading with the same reason
+ * and every other one lifted, as net.Socket's own backpressure does.
+ */
+export function pauseReading(socket: Socket, why: string): void {
+  let reasons = stops.get(socket);
+  if (!reasons) stops.set(socket, (reasons = new Set()));
+  reasons.add(why);
+  const h = readHandle(socket);
+  if (!h?.reading || socket.destroyed) return;
+  h.reading = false;
+  h.readStop();
+}
+
+export function resumeReading(socket: Socket, why: string): void {
+  const reasons = stops.get(socket);
+  reasons?.delete(why);
+  if (reasons && reasons.size > 0) return;
+  const h = readHandle(socket);
+  if (!h || h.reading || socket.destroyed) return;
+  h.reading = true;
+  h.readStart();
+}
+
 /**
  * Writes one frame: `payload` is the frame, or the chunks it is made of (written in order,
  * never joined). `written` runs once the socket is done with the last of it (its buffer may

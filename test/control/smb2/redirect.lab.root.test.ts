@@ -13,6 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
@@ -25,6 +26,7 @@ import { ALICE, labSkip, uniqueLabName } from '../../helpers/lab.js';
 
 const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
 const WORKER = fileURLToPath(new URL('./redirect-worker.js', import.meta.url));
+const BACKPRESSURE_WORKER = fileURLToPath(new URL('./backpressure-worker.js', import.meta.url));
 const name = uniqueLabName();
 const PORT_B = 4450;
 let lab: LabStatus;
@@ -93,6 +95,54 @@ async function worker(scenario: string, port: number, onWait: (point: string) =>
   const code = await new Promise<number | null>((resolve) => (p.exitCode !== null ? resolve(p.exitCode) : p.on('close', resolve)));
   assert.equal(code, 0, `worker ${scenario} exited ${code}: ${err}`);
   return lines;
+}
+
+/** The lab DSR's resident memory, MiB. */
+const rssMiB = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${lab.dsr.pid}/status`, 'utf8'))![1]) / 1024;
+
+/** Recv-Q of the lab DSR's established TCP sockets that `filter` (an ss filter) picks, summed. */
+async function dsrRecvQ(filter: string): Promise<number> {
+  const r = await labExec(name, 'dsr', ['ss', '-Htn', 'state', 'established', filter]);
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .reduce((n, l) => n + Number(l.trim().split(/\s+/)[0]), 0);
+}
+
+/**
+ * Runs backpressure-worker in `mode` against the lab DSR (data1, on server1) and, while its
+ * COUNT requests are stalled, samples the DSR's memory for 2 s and what `whileStalled` reads.
+ * Returns the memory before the requests and at its highest meanwhile, MiB.
+ */
+async function stalledWorker(mode: 'read' | 'write', file: string, verify: string, count: number, whileStalled: () => Promise<void>): Promise<{ base: number; peak: number }> {
+  const p = spawnInClient(['node', BACKPRESSURE_WORKER, lab.dsr.clientAddress, 'data1', file, verify, ...ALICE.split('%'), mode, String(count)]);
+  let err = '';
+  p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const lines = createInterface({ input: p.stdout! })[Symbol.asyncIterator]();
+  const next = async (): Promise<string> => {
+    const r = await lines.next();
+    assert.ok(!r.done, `backpressure worker (${mode}) ended early: ${err}`);
+    return r.value as string;
+  };
+  try {
+    assert.equal(await next(), 'ready');
+    const base = rssMiB();
+    p.stdin!.write('\n');
+    assert.equal(await next(), 'stalled');
+    let peak = base;
+    for (let i = 0; i < 20; i++) {
+      await sleep(100);
+      peak = Math.max(peak, rssMiB());
+    }
+    await whileStalled();
+    p.stdin!.write('\n');
+    assert.deepEqual(JSON.parse(await next()), { done: count });
+    const code = await new Promise<number | null>((resolve) => (p.exitCode !== null ? resolve(p.exitCode) : p.on('close', resolve)));
+    assert.equal(code, 0, `backpressure worker (${mode}) exited ${code}: ${err}`);
+    return { base, peak };
+  } finally {
+    if (p.exitCode === null) p.kill('SIGKILL');
+  }
 }
 
 interface TreeRow {
@@ -307,5 +357,53 @@ describe('redirect and multiplex through the DSR (lab)', { skip: labSkip }, () =
       'the DSR tables to empty',
     );
     await eventually(async () => (await smbPeers('server2')).length === 0, 5000, 'server2 smbd to drop the DSR session');
+  });
+
+  describe('backpressure: Node holds about two messages for a side that is behind, not what the credits allow', () => {
+    const source = () => join(sharePath('data1'), 'bp.bin');
+    before(() => writeFileSync(source(), randomBytes(32 * 1024 * 1024)));
+    after(() => rmSync(source(), { force: true }));
+
+    test('a client that stops reading with 96 MiB of READs out: the DSR stops reading the server (its socket fills), its memory stays within 40 MiB, and every READ comes back right after', async () => {
+      let unread = 0;
+      const { base, peak } = await stalledWorker('read', 'bp.bin', source(), 96, async () => {
+        unread = await dsrRecvQ(`( dst ${lab.servers[0]!.address} and dport = :445 )`);
+      });
+      console.log(`# client behind: DSR memory ${base.toFixed(0)} -> ${peak.toFixed(0)} MiB with 96 MiB of READ responses owed; ${unread} bytes left unread in its server socket`);
+      assert.ok(unread > 0, "the DSR stopped reading server1's responses");
+      assert.ok(peak - base < 40, `the DSR's memory grew ${(peak - base).toFixed(0)} MiB`);
+    });
+
+    test("a server that reads slowly (its link at 40 Mbit/s) under 64 MiB of WRITEs: the DSR stops reading the client, its memory stays within 40 MiB, and the file is whole after", async (t) => {
+      const port = lab.servers[0]!.port;
+      const limit = await labExec(name, 'dsr', ['tc', 'qdisc', 'add', 'dev', port, 'root', 'tbf', 'rate', '40mbit', 'burst', '32kb', 'latency', '400ms']);
+      if (limit.code !== 0) {
+        t.skip(`the kernel has no tbf qdisc to slow the link with: ${limit.stderr.trim()}`);
+        return;
+      }
+      let limited = true;
+      const unlimit = async () => {
+        if (limited) await labExec(name, 'dsr', ['tc', 'qdisc', 'del', 'dev', port, 'root']);
+        limited = false;
+      };
+      let unread = 0;
+      let stats: { base: number; peak: number };
+      const target = join(sharePath('data1'), 'bp-w.bin');
+      try {
+        stats = await stalledWorker('write', 'bp-w.bin', source(), 64, async () => {
+          unread = await dsrRecvQ(`( sport = :445 and dst ${lab.client.address} )`);
+          await unlimit();
+        });
+      } finally {
+        await unlimit();
+      }
+      const { base, peak } = stats;
+      console.log(`# server behind: DSR memory ${base.toFixed(0)} -> ${peak.toFixed(0)} MiB with 64 MiB of WRITEs sent; ${unread} bytes left unread in its client socket`);
+      assert.ok(unread > 0, "the DSR stopped reading the client's WRITEs");
+      assert.ok(peak - base < 40, `the DSR's memory grew ${(peak - base).toFixed(0)} MiB`);
+      const src = readFileSync(source());
+      assert.ok(readFileSync(target).equals(Buffer.concat([src, src])), 'the file holds every WRITE');
+      rmSync(target, { force: true });
+    });
   });
 });

@@ -18,13 +18,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { Smb2Client } from '../../../src/control/smb2/client.js';
-import { ntOwfV1 } from '../../../src/control/tables/credentials.js';
 import { errorMessage } from '../../../src/control/errors.js';
 import { Smb2Command, Smb2Dialect } from '../../../src/control/wire/smb2/constants.js';
-import { AccessMask, CreateDisposition, CreateOptions, decodeCreateResponse, encodeCreateRequest, ImpersonationLevel, OplockLevel, ShareAccess } from '../../../src/control/wire/smb2/create.js';
 import { decodeReadResponse, encodeReadRequest } from '../../../src/control/wire/smb2/read.js';
 import { encodeReservedBody } from '../../../src/control/wire/smb2/simple.js';
-import { encodeTreeConnectRequest } from '../../../src/control/wire/smb2/tree.js';
+import { openInShare } from '../../helpers/smb2-open.js';
 
 const MIB = 1 << 20;
 const [host, share, file, verify, rounds, user, password, mode = 'tails'] = process.argv.slice(2) as [string, string, string, string, string, string, string, string?];
@@ -32,28 +30,7 @@ const expected = readFileSync(verify);
 const blocks = Math.floor(expected.length / MIB);
 const c = await Smb2Client.connect({ host, port: 445, dialects: [Smb2Dialect.SMB302], timeoutMs: 20000 });
 try {
-  await c.negotiate();
-  await c.sessionSetup(user, ntOwfV1(password));
-  const treeId = (await c.request(Smb2Command.TREE_CONNECT, encodeTreeConnectRequest({ Flags: 0, Path: `\\\\${host}\\${share}` }))).hdr.TreeId;
-  const created = await c.request(
-    Smb2Command.CREATE,
-    encodeCreateRequest({
-      SecurityFlags: 0,
-      RequestedOplockLevel: OplockLevel.SMB2_OPLOCK_LEVEL_NONE,
-      ImpersonationLevel: ImpersonationLevel.Impersonation,
-      SmbCreateFlags: 0n,
-      Reserved: 0n,
-      DesiredAccess: AccessMask.FILE_READ_DATA | AccessMask.SYNCHRONIZE,
-      FileAttributes: 0,
-      ShareAccess: ShareAccess.FILE_SHARE_READ,
-      CreateDisposition: CreateDisposition.FILE_OPEN,
-      CreateOptions: CreateOptions.FILE_NON_DIRECTORY_FILE,
-      Name: file,
-      CreateContexts: [],
-    }),
-    { treeId },
-  );
-  const FileId = decodeCreateResponse(created.msg).FileId;
+  const { treeId, FileId } = await openInShare(c, { host, share, file, user, password });
   /** A 1 MiB READ of block `block`, checked against the file when its response comes. */
   const read = async (round: number, block: number): Promise<void> => {
     const r = await c.request(
