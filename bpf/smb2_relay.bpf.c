@@ -738,6 +738,34 @@ static __always_inline int forward(struct __sk_buff *skb, struct dsr_relay_sock 
 	return SK_PASS;
 }
 
+/*
+ * Replies: whether more than max_queued of the bytes forwarded to the client wait for its socket.
+ * The client socket has been handed write_seq - snd_una + bytes_acked (what user space reads as
+ * tcpi_bytes_acked + SIOCOUTQ); of client_base + bytes, the rest is in its psock's queue.
+ */
+static __noinline int client_behind(const struct dsr_relay_sock *rs, const struct dsr_relay_conn *rc)
+{
+	__u32 key = rs->peer_key;
+	struct bpf_sock *sk;
+	struct tcp_sock *tp;
+	__u64 taken = 0, sent;
+	int known = 0;
+
+	if (rs->dir != DSR_RELAY_DIR_REPLY || !rc->max_queued)
+		return 0;
+	sk = bpf_map_lookup_elem(&relay_socks, &key);
+	if (!sk)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (tp) {
+		taken = (__u64)(__u32)(tp->write_seq - tp->snd_una) + tp->bytes_acked;
+		known = 1;
+	}
+	bpf_sk_release(sk);
+	sent = rc->client_base + rs->bytes;
+	return known && sent > taken && sent - taken > rc->max_queued;
+}
+
 /* Where the strparser's current frame starts in this skb (it may follow the previous frame). */
 static __always_inline __u32 strp_offset(struct __sk_buff *skb)
 {
@@ -821,6 +849,8 @@ static __always_inline int verdict_msg(struct __sk_buff *skb, __u64 cookie)
 	r = ungate(skb, rs, off);
 	if (r)
 		return pass(rs, r);
+	if (client_behind(rs, rc))
+		return pass(rs, DSR_PASS_BEHIND);
 	/* The strparser hands over whole frames: skb->len covers this one. */
 	r = check_frame(skb, off, skb->len, rs, rc, &nb);
 	if (r)
@@ -1199,6 +1229,10 @@ static __always_inline int verdict_cut(struct __sk_buff *skb, __u64 cookie, stru
 	r = ungate(skb, rs, 0);
 	if (r)
 		return pass(rs, r);
+	/* Only where a frame starts at the skb's first byte, with no carry to go in front and no
+	 * response's tail to finish: user space resumes framing there. */
+	if (!rs->skip && rs->at_nb && !rs->carry_len && !rs->tail_msg_id && client_behind(rs, rc))
+		return pass(rs, DSR_PASS_BEHIND);
 
 	/* The journaled request this skb continues: its next bytes (forwarded now, or by user space
 	 * as the message's tail if the skb passes). A header in the carry starts a frame, so there

@@ -173,7 +173,12 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
  * reading (dsr_relay_sock.expect): bytes passed before are still unread, and forwarding this skb
  * would put it before them. */
 #define DSR_PASS_UNREAD 22
-#define DSR_PASS_REASON_MAX 23
+/* A response, at a frame start, while more than dsr_relay_conn.max_queued bytes the kernel
+ * forwarded to the client wait for its socket (a client behind in reading): user space takes
+ * the connection and holds the server back (TCP stops at the server's socket only when nobody
+ * reads it, and the verdict does). */
+#define DSR_PASS_BEHIND 23
+#define DSR_PASS_REASON_MAX 24
 
 /* ---- SMB2 relay (sk_skb, bpf/smb2_relay.bpf.c) --------------------------------------------
  * An offloaded connection is a pair of TCP sockets in the sockhash relay_socks, the client's at
@@ -465,12 +470,19 @@ struct dsr_relay_conn {
 	__u32 max_read;
 	__u32 max_write;
 	__u32 max_transact;
-	__u32 pad;
+	/* Responses forwarded to the client and not yet in its socket (they wait in its psock's
+	 * queue, which nothing bounds), at most: past it a response passes (DSR_PASS_BEHIND). 0:
+	 * no bound. */
+	__u32 max_queued;
 	/* The client MessageId the first request forwarded must carry (the client's window is one
 	 * range from it when the connection is lent); each next one follows the last. 0: unchecked. */
 	__u64 msg_id_next;
+	/* With max_queued: what the client socket had been handed (tcpi_bytes_acked + SIOCOUTQ, and
+	 * a reply user space writes right after) when the rules went in; the reply direction's
+	 * `bytes` come on top. */
+	__u64 client_base;
 };
-_Static_assert(sizeof(struct dsr_relay_conn) == 40, "struct dsr_relay_conn");
+_Static_assert(sizeof(struct dsr_relay_conn) == 48, "struct dsr_relay_conn");
 
 /* Map relay_sessions (hash, DSR_RELAY_MAX_SESSIONS entries): this -> the SessionId for the peer
  * (__u64). */

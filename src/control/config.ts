@@ -134,13 +134,17 @@ export const configSchema = z
      * While it is on, the DSR offers at most `maxIoSize` for MaxRead/Write/TransactSize: a whole
      * message must fit a socket's receive buffer and a slot of the kernel's journal of forwarded
      * requests (DSR_RELAY_JOURNAL_BYTES: 1 MiB of payload), and smaller messages pipeline.
+     * `maxQueuedBytes`: responses the kernel forwarded that may wait for a client's socket (a
+     * client behind in reading) before the DSR takes the connection back and holds its servers
+     * back; above what a client keeps in flight when it reads at disk speed.
      */
     relay: z
       .object({
         mode: z.enum(['off', 'strparser', 'cut-through']).default('cut-through'),
         maxIoSize: z.number().int().min(65536).max(MiB).default(MiB),
+        maxQueuedBytes: z.number().int().min(MiB).max(1024 * MiB).default(32 * MiB),
       })
-      .default({ mode: 'cut-through', maxIoSize: MiB }),
+      .default({ mode: 'cut-through', maxIoSize: MiB, maxQueuedBytes: 32 * MiB }),
     limits: z
       .object({
         maxConnections: z.number().int().min(1).default(4096),

@@ -95,7 +95,8 @@ export const ABI = {
   DSR_PASS_JOURNAL: 20,
   DSR_PASS_SEQUENCE: 21,
   DSR_PASS_UNREAD: 22,
-  DSR_PASS_REASON_MAX: 23,
+  DSR_PASS_BEHIND: 23,
+  DSR_PASS_REASON_MAX: 24,
   DSR_RELAY_MAX_CONNS: 4096,
   DSR_RELAY_MAX_SOCKS: 8192,
   DSR_RELAY_MAX_SESSIONS: 16384,
@@ -241,6 +242,7 @@ export const PASS_REASON_CODES: Readonly<Record<PassReason, number>> = {
   [PassReason.JOURNAL]: ABI.DSR_PASS_JOURNAL,
   [PassReason.SEQUENCE]: ABI.DSR_PASS_SEQUENCE,
   [PassReason.UNREAD]: ABI.DSR_PASS_UNREAD,
+  [PassReason.BEHIND]: ABI.DSR_PASS_BEHIND,
 };
 const PASS_REASON_BY_CODE = new Map(Object.entries(PASS_REASON_CODES).map(([r, c]) => [c, r as PassReason]));
 
@@ -314,7 +316,7 @@ export const RELAY_SOCK: StructLayout = {
 };
 export const RELAY_CONN: StructLayout = {
   name: 'dsr_relay_conn',
-  size: 40,
+  size: 48,
   fields: {
     msg_id_delta: { offset: 0, size: 8 },
     cmd_mask: { offset: 8, size: 4 },
@@ -322,8 +324,9 @@ export const RELAY_CONN: StructLayout = {
     max_read: { offset: 16, size: 4 },
     max_write: { offset: 20, size: 4 },
     max_transact: { offset: 24, size: 4 },
-    pad: { offset: 28, size: 4 },
+    max_queued: { offset: 28, size: 4 },
     msg_id_next: { offset: 32, size: 8 },
+    client_base: { offset: 40, size: 8 },
   },
 };
 export const RELAY_SESSION_KEY: StructLayout = {
@@ -672,6 +675,13 @@ export interface RelayConn {
    * a request with another passes ('sequence'). Unset: not checked.
    */
   msgIdNext?: bigint;
+  /**
+   * Responses forwarded to the client and not yet taken by its socket, at most (they wait in its
+   * psock's queue); past it a response passes ('behind'). Unset: no bound.
+   */
+  maxQueued?: number;
+  /** With maxQueued: written() of the client socket when the rules go in, plus a reply user space writes right after. */
+  clientBase?: bigint;
 }
 
 /**
@@ -694,11 +704,12 @@ export function encodeRelayConn(r: RelayConn): Buffer {
     (r.rewrite ? ABI.DSR_RELAY_CONN_REWRITE : 0) | (files ? ABI.DSR_RELAY_CONN_FILES : 0) | (r.journal === true ? ABI.DSR_RELAY_CONN_JOURNAL : 0),
     off(s, 'flags'),
   );
-  for (const [field, value] of [['max_read', r.maxRead], ['max_write', r.maxWrite], ['max_transact', r.maxTransact]] as const) {
+  for (const [field, value] of [['max_read', r.maxRead], ['max_write', r.maxWrite], ['max_transact', r.maxTransact], ['max_queued', r.maxQueued ?? 0]] as const) {
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new DsrError(ErrorCode.BPF, `struct ${s.name}: ${field} ${value} is not a 32-bit size`);
     b.writeUInt32LE(value, off(s, field));
   }
   b.writeBigUInt64LE(r.msgIdNext ?? 0n, off(s, 'msg_id_next'));
+  b.writeBigUInt64LE(r.clientBase ?? 0n, off(s, 'client_base'));
   return b;
 }
 
@@ -718,6 +729,7 @@ export function decodeRelayConn(b: Buffer): RelayConn {
     maxWrite: b.readUInt32LE(off(s, 'max_write')),
     maxTransact: b.readUInt32LE(off(s, 'max_transact')),
     ...(b.readBigUInt64LE(off(s, 'msg_id_next')) !== 0n && { msgIdNext: b.readBigUInt64LE(off(s, 'msg_id_next')) }),
+    ...(b.readUInt32LE(off(s, 'max_queued')) !== 0 && { maxQueued: b.readUInt32LE(off(s, 'max_queued')), clientBase: b.readBigUInt64LE(off(s, 'client_base')) }),
   };
 }
 

@@ -66,6 +66,8 @@ export const PassReason = {
   SEQUENCE: 'sequence',
   /** The first skb after arming does not start where user space stopped reading: bytes passed before are still unread. */
   UNREAD: 'unread',
+  /** A response while more than the rules' maxQueued bytes the kernel forwarded wait for the client's socket: the client is behind in reading. */
+  BEHIND: 'behind',
 } as const;
 export type PassReason = (typeof PassReason)[keyof typeof PassReason];
 

@@ -235,6 +235,7 @@ export class RelayPrograms {
     private readonly maps: Maps,
     private readonly links: number[],
     private readonly log: Logger,
+    readonly framing: RelayFraming,
   ) {}
 
   /** Probes the kernel (one error naming whatever is missing), loads the relay and links its programs to the sockhash. */
@@ -242,6 +243,7 @@ export class RelayPrograms {
     requireKernel(['btf', 'sockmapLinks']);
     const obj = BpfObject.load(distPath(`bpf/${RELAY_OBJECT}`));
     const links: number[] = [];
+    const framing = opts.framing ?? 'strparser';
     try {
       const maps: Maps = {
         socks: obj.map(RelayMaps.socks, 4, 8),
@@ -259,13 +261,13 @@ export class RelayPrograms {
         events: obj.map(RelayMaps.events, 0, 0),
       };
       for (let slot = 0; slot < ABI.DSR_RELAY_JOURNAL_SLOTS; slot++) maps.journalFree.push(u32(slot));
-      if ((opts.framing ?? 'strparser') === 'strparser') {
+      if (framing === 'strparser') {
         links.push(linkCreate(obj.prog(RelayProgs.parser), maps.socks.fd, AttachType.SK_SKB_STREAM_PARSER, RelayProgs.parser));
         links.push(linkCreate(obj.prog(RelayProgs.verdictMsg), maps.socks.fd, AttachType.SK_SKB_STREAM_VERDICT, RelayProgs.verdictMsg));
       } else {
         links.push(linkCreate(obj.prog(RelayProgs.verdictCut), maps.socks.fd, AttachType.SK_SKB_STREAM_VERDICT, RelayProgs.verdictCut));
       }
-      return new RelayPrograms(obj, maps, links, component(opts.log ?? silentLogger, 'offload'));
+      return new RelayPrograms(obj, maps, links, component(opts.log ?? silentLogger, 'offload'), framing);
     } catch (e) {
       for (const l of links) closeFd(l);
       obj.close();

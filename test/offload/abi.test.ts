@@ -330,11 +330,15 @@ describe('abi.ts codecs', () => {
   test('dsr_relay_conn, session and tree keys encode as the header lays them out', () => {
     const limits = { maxRead: 0x40000, maxWrite: 0x100000, maxTransact: 0x10000 };
     const c = { msgIdDelta: -3n, cmdMask: 0x7ffe0, rewrite: true, ...limits };
-    assert.equal(encodeRelayConn(c).toString('hex'), 'fdffffffffffffff' + 'e0ff0700' + '01000000' + '00000400' + '00001000' + '00000100' + '00000000' + '0000000000000000');
+    assert.equal(encodeRelayConn(c).toString('hex'), 'fdffffffffffffff' + 'e0ff0700' + '01000000' + '00000400' + '00001000' + '00000100' + '00000000' + '0000000000000000' + '0000000000000000');
     assert.deepEqual(decodeRelayConn(encodeRelayConn(c)), c);
     const next = { ...c, msgIdNext: 0x0102030405n };
-    assert.equal(encodeRelayConn(next).subarray(32).toString('hex'), '0504030201000000', 'msg_id_next');
+    assert.equal(encodeRelayConn(next).subarray(32, 40).toString('hex'), '0504030201000000', 'msg_id_next');
     assert.deepEqual(decodeRelayConn(encodeRelayConn(next)), next);
+    const bounded = { ...c, maxQueued: 0x2000000, clientBase: 0x0a0b0c0dn };
+    assert.equal(encodeRelayConn(bounded).readUInt32LE(28), 0x2000000, 'max_queued');
+    assert.equal(encodeRelayConn(bounded).subarray(40).toString('hex'), '0d0c0b0a00000000', 'client_base');
+    assert.deepEqual(decodeRelayConn(encodeRelayConn(bounded)), bounded);
     const files = { msgIdDelta: 5n, cmdMask: (1 << Smb2Command.READ) | (1 << Smb2Command.CLOSE), rewrite: true, files: true, ...limits };
     assert.equal(encodeRelayConn(files).subarray(0, 16).toString('hex'), '0500000000000000' + '40010000' + '03000000', 'flags REWRITE | FILES');
     assert.deepEqual(decodeRelayConn(encodeRelayConn(files)), files);
@@ -393,7 +397,7 @@ describe('abi.ts codecs', () => {
     assert.deepEqual(decodeRelayEvent(ev(0, 19)), { conn: 7, dir: 'request', reason: 'invalid' });
     assert.deepEqual(decodeRelayEvent(ev(0, 20)), { conn: 7, dir: 'request', reason: 'journal' });
     assert.deepEqual(decodeRelayEvent(ev(0, 21)), { conn: 7, dir: 'request', reason: 'sequence' });
-    assert.throws(() => decodeRelayEvent(ev(0, ABI.DSR_PASS_REASON_MAX)), /unknown pass reason 23/);
+    assert.throws(() => decodeRelayEvent(ev(0, ABI.DSR_PASS_REASON_MAX)), /unknown pass reason 24/);
     assert.throws(() => decodeRelayEvent(ev(2, 1)), /unknown direction 2/);
   });
 

@@ -123,6 +123,9 @@ interface Pending {
 }
 
 /** Hands a response to its request; a response the caller cannot use (malformed body) fails that request alone. */
+/** The bytes of a chain's messages. */
+const chainBytes = (items: readonly Outbound[]): number => items.reduce((n, o) => n + o.msg.length, 0);
+
 function deliver(out: Outbound, msg: Buffer, hdr: Smb2Header, release?: () => void): void {
   try {
     out.onResponse(msg, hdr, release);
@@ -145,6 +148,10 @@ export class Smb2Client {
   private readonly pending = new Map<bigint, Pending>();
   /** Chains waiting for credits, in order. */
   private readonly waiting: { items: Outbound[]; handles: InFlight[] }[] = [];
+  /** Bytes of the chains waiting for credits. */
+  private waitingBytes = 0;
+  /** Runs after chains that waited for credits went out (`unsent` dropped; the socket's 'drain' says the rest). */
+  onCredited: (() => void) | undefined;
   private readonly decoder = new FrameDecoder(NETBIOS_MAX_LENGTH, (n) => framePool.take(n));
   private closedError: Error | undefined;
   /** Every frame that arrived, for tests that look at raw bytes. */
@@ -286,6 +293,7 @@ export class Smb2Client {
     this.closedError = e;
     const all = [...this.pending.values()].map((p) => p.out);
     for (const w of this.waiting.splice(0)) all.push(...w.items);
+    this.waitingBytes = 0;
     this.pending.clear();
     for (const o of all) o.onError(e);
     this.socket.destroy();
@@ -374,19 +382,29 @@ export class Smb2Client {
       return handles;
     }
     this.waiting.push({ items, handles });
-    this.drain();
+    this.waitingBytes += chainBytes(items);
+    this.drain(false);
     return handles;
   }
 
-  private drain(): void {
+  /** Bytes held for the server: in the socket's buffer, or waiting for credits. */
+  get unsent(): number {
+    return this.socket.writableLength + this.waitingBytes;
+  }
+
+  private drain(credited = true): void {
+    let sent = false;
     while (this.waiting.length > 0 && !this.closedError && !this.sendsHeld) {
       const w = this.waiting[0]!;
       const need = w.items.reduce((n, o) => n + this.charge(o.msg), 0);
       // With nothing in flight no credit can arrive; the server would rather refuse than hang.
-      if (need > this.credits && this.pending.size > 0) return;
+      if (need > this.credits && this.pending.size > 0) break;
       this.waiting.shift();
+      this.waitingBytes -= chainBytes(w.items);
       this.transmit(w.items, w.handles);
+      sent = true;
     }
+    if (sent && credited) this.onCredited?.();
   }
 
   private transmit(items: Outbound[], handles: InFlight[]): void {
@@ -440,7 +458,7 @@ export class Smb2Client {
         const i = w.handles.indexOf(handle);
         if (i < 0) continue;
         w.handles.splice(i, 1);
-        w.items.splice(i, 1);
+        this.waitingBytes -= w.items.splice(i, 1)[0]!.msg.length;
         if (w.items.length === 0) this.waiting.splice(this.waiting.indexOf(w), 1);
         handle.done = true;
         return false;

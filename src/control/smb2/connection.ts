@@ -97,8 +97,13 @@ interface Batch {
 /** Credits asked of a server in one request, at most (Samba's default 'smb2 max credits'). */
 const MAX_SERVER_CREDITS = 8192;
 
-/** Bytes Node may hold for a reader that is behind before it stops reading the other side: at least. */
-const MIN_BACKLOG = 4 * 1024 * 1024;
+/**
+ * Bytes Node may hold for a reader that is behind before it stops reading the other side, at
+ * least: above what a client keeps in flight (smbclient: 16 x 1 MiB READs), which would otherwise
+ * keep its transfer's requests in flight through Node, and the connection from quiet moments to
+ * lend it to the kernel relay again (a failover lab get fell from 0.9 kernel share to 0.4).
+ */
+const MIN_BACKLOG = 16 * 1024 * 1024;
 /** pauseReading's reason for the server sockets while the client is behind. */
 const CLIENT_BEHIND = 'the client is behind';
 
@@ -153,6 +158,8 @@ export class Smb2Connection {
   private owed = 0;
   /** Frames waiting while the kernel relay's bytes are not all in the client socket yet, or the tail of a server message goes to it raw (kernel-path.ts). */
   private writesHeld: [Buffer | Buffer[], (() => void) | undefined][] | undefined;
+  /** Bytes in writesHeld. */
+  private heldBytes = 0;
   /** How many reasons hold them (the kernel's bytes not yet in the socket, a server message's raw tail). */
   private writeHolds = 0;
   /** Server sockets Node does not read until the client catches up (clientBehind). */
@@ -228,7 +235,9 @@ export class Smb2Connection {
         if (--this.writeHolds > 0) return;
         const queued = this.writesHeld ?? [];
         this.writesHeld = undefined;
+        this.heldBytes = 0;
         for (const [payload, written] of queued) this.send(payload, written);
+        this.clientCaughtUp();
       },
       close: (why) => this.close(why),
     });
@@ -370,7 +379,7 @@ export class Smb2Connection {
       for (const [link, b] of batches) {
         const handles = link.client.send(b.items);
         b.forwarded.forEach((f, i) => (f.handle = handles[i]));
-        if (link.client.tcp.writableLength > this.backlog) this.serverBehind(link);
+        if (link.client.unsent > this.backlog) this.serverBehind(link);
       }
       if (slots.length === 0) return;
       if (slots.every((o): o is Outgoing => !(o instanceof Promise))) {
@@ -960,8 +969,11 @@ export class Smb2Connection {
   }
 
   private send(payload: Buffer | Buffer[], written?: () => void): void {
-    if (this.writesHeld) this.writesHeld.push([payload, written]);
-    else if (!this.closed) {
+    if (this.writesHeld) {
+      this.writesHeld.push([payload, written]);
+      this.heldBytes += Array.isArray(payload) ? payload.reduce((n, b) => n + b.length, 0) : payload.length;
+      if (this.heldBytes > this.backlog) this.clientBehind();
+    } else if (!this.closed) {
       sendFrame(this.socket, payload, written);
       if (this.socket.writableLength > this.backlog) this.clientBehind();
     } else written?.();
@@ -977,8 +989,9 @@ export class Smb2Connection {
   }
 
   /**
-   * The client reads slower than its servers answer: Node stops reading their sockets until the
-   * client socket drains, and TCP makes the servers wait.
+   * The client reads slower than its servers answer (Node's writes wait in its socket, or held
+   * while the kernel relay's replies go in first): Node stops reading their sockets until it has
+   * caught up, and TCP makes the servers wait.
    */
   private clientBehind(): void {
     if (this.serverReadsStopped) return;
@@ -989,29 +1002,42 @@ export class Smb2Connection {
     }
     this.serverReadsStopped = sockets;
     for (const s of sockets) pauseReading(s, CLIENT_BEHIND);
-    this.log.debug({ event: 'conn.client_behind', queued: this.socket.writableLength, servers: sockets.size }, 'client behind in reading: its servers wait');
-    this.socket.once('drain', () => {
-      this.serverReadsStopped = undefined;
-      for (const s of sockets) resumeReading(s, CLIENT_BEHIND);
-    });
+    this.log.debug({ event: 'conn.client_behind', queued: this.socket.writableLength, held: this.heldBytes, servers: sockets.size }, 'client behind in reading: its servers wait');
+    this.socket.on('drain', this.clientCaughtUp);
   }
 
-  /** A server reads slower than the client sends to it: Node stops reading the client until that server's socket drains (or closes). */
+  /** Nothing of Node's waits for the client any more: its servers are read again. */
+  private readonly clientCaughtUp = (): void => {
+    const sockets = this.serverReadsStopped;
+    if (!sockets || this.writesHeld || this.socket.writableLength > 0) return;
+    this.socket.off('drain', this.clientCaughtUp);
+    this.serverReadsStopped = undefined;
+    for (const s of sockets) resumeReading(s, CLIENT_BEHIND);
+  };
+
+  /**
+   * A server takes the client's requests slower than they come (in its socket's buffer, or
+   * waiting for its credits): Node stops reading the client until that is back under the backlog
+   * (or the server connection closes).
+   */
   private serverBehind(link: BackendLink): void {
     if (this.serversBehind.has(link)) return;
     this.serversBehind.add(link);
     const why = `${link.server.name} is behind`;
-    const tcp = link.client.tcp;
+    const { tcp } = link.client;
     pauseReading(this.socket, why);
-    this.log.debug({ event: 'conn.server_behind', server: link.server.name, queued: tcp.writableLength }, `${link.server.name} behind in reading: the client waits`);
-    const caughtUp = () => {
-      tcp.off('drain', caughtUp);
-      tcp.off('close', caughtUp);
+    this.log.debug({ event: 'conn.server_behind', server: link.server.name, unsent: link.client.unsent }, `${link.server.name} behind in reading: the client waits`);
+    const check = () => {
+      if (!tcp.destroyed && link.client.unsent > this.backlog) return;
+      tcp.off('drain', check);
+      tcp.off('close', check);
+      link.client.onCredited = undefined;
       this.serversBehind.delete(link);
       resumeReading(this.socket, why);
     };
-    tcp.on('drain', caughtUp);
-    tcp.on('close', caughtUp);
+    tcp.on('drain', check);
+    tcp.on('close', check);
+    link.client.onCredited = check;
   }
 
   /** Closes the connection with one log line saying why. */

@@ -330,7 +330,20 @@ export class KernelPath {
       } else if (attached !== backend) programs.replaceBackend(id, backend, buffers);
       programs.arm(
         id,
-        { msgIdDelta: delta, cmdMask: CMD_MASK, rewrite: true, files: true, journal: true, msgIdNext: range.low, maxRead: h.state.maxReadSize, maxWrite: h.state.maxWriteSize, maxTransact: h.state.maxTransactSize },
+        {
+          msgIdDelta: delta,
+          cmdMask: CMD_MASK,
+          rewrite: true,
+          files: true,
+          journal: true,
+          msgIdNext: range.low,
+          maxRead: h.state.maxReadSize,
+          maxWrite: h.state.maxWriteSize,
+          maxTransact: h.state.maxTransactSize,
+          // With the strparser a whole 1 MiB response passed to user space can stall the socket
+          // (README: driving the relay): there, what waits for a client stays unbounded.
+          ...(programs.framing === 'cut-through' && { maxQueued: h.ctx.config.relay.maxQueuedBytes, clientBase: lent.clientBase }),
+        },
         { sessions: [...sessions].map(([b, c]) => [c, b] as const), trees: [...treeIds].map(([b, c]) => [c, b] as const), files },
       );
     } catch (e) {

@@ -1,12 +1,13 @@
 /**
- * For redirect.lab.root.test.ts, run in the lab's client namespace: one SMB 3.1.1 session with
- * signing required (so the DSR keeps it in user space) that gets far ahead of one side, steered by
- * the test over stdin/stdout so it can read the DSR's memory meanwhile.
+ * For the lab tests (redirect, relay), run in the lab's client namespace: one session that gets
+ * far ahead of one side, steered by the test over stdin/stdout so it can read the DSR's memory
+ * meanwhile. SMB 3.1.1 with signing required, so the DSR keeps it in user space; with MODE
+ * `read-lent`, SMB 3.0.2 unsigned, which the DSR lends to its kernel relay.
  *
  *   backpressure-worker HOST SHARE FILE VERIFY USER PASSWORD MODE COUNT
  *
- * MODE `read`: COUNT READs of 1 MiB of FILE with the client not reading (its socket paused), so
- * the responses pile up in front of it. MODE `write`: COUNT WRITEs of 1 MiB into FILE (created),
+ * MODE `read` (and `read-lent`): COUNT READs of 1 MiB of FILE with the client not reading (its
+ * socket paused), so the responses pile up in front of it. MODE `write`: COUNT WRITEs of 1 MiB into FILE (created),
  * the bytes of VERIFY in order, while the test slows the server's link. Either way the worker
  * prints `ready` once its credits are in, waits for a line, sends the COUNT requests, prints
  * `stalled`, waits for another line, then reads again and checks every response (READ data
@@ -25,7 +26,7 @@ import { encodeWriteRequest } from '../../../src/control/wire/smb2/write.js';
 
 const MIB = 1 << 20;
 const CHARGE = 16;
-const [host, share, file, verify, user, password, mode, count] = process.argv.slice(2) as [string, string, string, string, string, string, 'read' | 'write', string];
+const [host, share, file, verify, user, password, mode, count] = process.argv.slice(2) as [string, string, string, string, string, string, 'read' | 'read-lent' | 'write', string];
 const n = Number(count);
 const expected = readFileSync(verify);
 const blocks = Math.floor(expected.length / MIB);
@@ -34,16 +35,26 @@ const nextLine = async () => {
   if ((await lines.next()).done) throw new Error('stdin closed');
 };
 
-const c = await Smb2Client.connect({ host, port: 445, dialects: [Smb2Dialect.SMB311], requireSigning: true, timeoutMs: 60000 });
+const lent = mode === 'read-lent';
+const c = await Smb2Client.connect({ host, port: 445, dialects: [lent ? Smb2Dialect.SMB302 : Smb2Dialect.SMB311], requireSigning: !lent, timeoutMs: 60000 });
 try {
   const { treeId, FileId } = await openInShare(c, { host, share, file, user, password, write: mode === 'write' });
-  // Every request is sent at once: the credits for all of them first.
-  await c.request(Smb2Command.ECHO, encodeReservedBody(), { creditRequest: n * CHARGE + 64 });
+  // Every request is sent at once: the credits for all of them first. A small READ asks for them
+  // when the session may be lent: the DSR forwards it and asks the server as much, and lends only
+  // while the server's window is as wide as the client's.
+  const credits = n * CHARGE + 64;
+  if (lent) {
+    await c.request(
+      Smb2Command.READ,
+      encodeReadRequest({ Padding: 0x50, Flags: 0, Length: 4096, Offset: 0n, FileId, MinimumCount: 0, Channel: 0, RemainingBytes: 0, ReadChannelInfo: Buffer.alloc(0) }),
+      { treeId, creditRequest: credits },
+    );
+  } else await c.request(Smb2Command.ECHO, encodeReservedBody(), { creditRequest: credits });
   process.stdout.write('ready\n');
   await nextLine();
   const block = (i: number) => expected.subarray((i % blocks) * MIB, (i % blocks) * MIB + MIB);
   let requests: Promise<void>[];
-  if (mode === 'read') {
+  if (mode !== 'write') {
     c.tcp.pause();
     requests = Array.from({ length: n }, async (_, i) => {
       const r = await c.request(

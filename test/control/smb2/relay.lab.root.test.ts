@@ -12,11 +12,12 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { labDown, labFail, labFreeze, labUp, type LabStatus } from '../../../src/lab/lab.js';
-import { labDataDir } from '../../../src/lab/topology.js';
+import { ADDRESSES, labDataDir } from '../../../src/lab/topology.js';
 import { probeKernel } from '../../../src/offload/native.js';
 import { writeRandomFile } from '../../../bench/lib/files.js';
 import { ALICE, labSkip, uniqueLabName } from '../../helpers/lab.js';
@@ -33,6 +34,7 @@ const sha256 = (path: string) => createHash('sha256').update(readFileSync(path))
 
 const WORKER = fileURLToPath(new URL('../../../bench/throughput-worker.js', import.meta.url));
 const TAIL_WORKER = fileURLToPath(new URL('./relay-worker.js', import.meta.url));
+const BACKPRESSURE_WORKER = fileURLToPath(new URL('./backpressure-worker.js', import.meta.url));
 const OPS = 300;
 
 /** A process's exit code and its stdout (stderr after it). */
@@ -76,6 +78,21 @@ interface RelayView {
   passes: Record<string, number>;
   counters: Record<string, number>;
   sunk: number;
+}
+
+/** Bytes the DSR has taken from server1 (acknowledged to its smbd) on its client connections' backend sockets so far. */
+async function takenFromServer1(lab: LabStatus): Promise<number> {
+  const ns = lab.servers.find((s) => s.name === 'server1')!.namespace;
+  const r = await run('ip', ['netns', 'exec', ns, 'ss', '-Htni', 'state', 'established', '( sport = :445 )']);
+  const lines = r.out.split('\n');
+  let n = 0;
+  lines.forEach((l, i) => {
+    // A socket's line, then its info line; the health probes come from their own address.
+    if (!l.includes(`${ADDRESSES.dsrStorage}:`)) return;
+    const acked = /bytes_acked:(\d+)/.exec(lines[i + 1] ?? '');
+    if (acked) n += Number(acked[1]);
+  });
+  return n;
 }
 
 /** The DSR's warnings and errors so far, for a failure's message. */
@@ -188,6 +205,48 @@ describe('the kernel SMB2 relay through the DSR (lab)', { skip }, () => {
     const v = await relayView(lab);
     t.diagnostic(`lent ${v.entries - before.entries} times, ${v.requests - before.requests} requests by the kernel, ${v.userReadWrite - before.userReadWrite} READs by Node`);
     assert.ok(v.entries - before.entries >= 10, `lent again after the lagging rounds (${v.entries - before.entries} times)`);
+  });
+
+  test('a lent client that stops reading with 160 MiB of READs out: the kernel forwards at most relay.maxQueuedBytes it cannot take, the DSR takes the connection back, and the server waits; every READ right after', { timeout: 120_000 }, async (t) => {
+    const share = lab.servers.find((s) => s.name === 'server1')!.shares.find((s) => s.name === 'data1')!.path;
+    writeRandomFile(join(share, 'behind.bin'), 32 * MIB);
+    const before = await relayView(lab);
+    const p = spawn('ip', ['netns', 'exec', lab.client.namespace, process.execPath, BACKPRESSURE_WORKER, lab.dsr.clientAddress, 'data1', 'behind.bin', join(share, 'behind.bin'), 'dsralice', 'Alice-Pass-1', 'read-lent', '160'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let err = '';
+    p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const lines = createInterface({ input: p.stdout! })[Symbol.asyncIterator]();
+    const next = async (): Promise<string> => {
+      const r = await lines.next();
+      assert.ok(!r.done, `the worker ended early: ${err}`);
+      return r.value as string;
+    };
+    try {
+      assert.equal(await next(), 'ready');
+      const taken0 = await takenFromServer1(lab);
+      p.stdin!.write('\n');
+      assert.equal(await next(), 'stalled');
+      // Until the DSR stops taking (or 5 s).
+      let taken = taken0;
+      for (let i = 0; i < 25; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const now = await takenFromServer1(lab);
+        if (now === taken && i >= 5) break;
+        taken = now;
+      }
+      const mid = await relayView(lab);
+      p.stdin!.write('\n');
+      assert.deepEqual(JSON.parse(await next()), { done: 160 });
+      const stalledMiB = (taken - taken0) / MIB;
+      t.diagnostic(`with 160 MiB of READs owed to a stopped client, the DSR took ${stalledMiB.toFixed(1)} MiB from server1; passes 'behind' ${(mid.passes.behind ?? 0) - (before.passes.behind ?? 0)}; requests by the kernel ${mid.requests - before.requests}`);
+      assert.ok((mid.passes.behind ?? 0) > (before.passes.behind ?? 0), `a response passed because the client was behind (${JSON.stringify(mid.passes)})`);
+      // relay.maxQueuedBytes (32 MiB) in the client's psock queue, plus the sockets' buffers on the
+      // way and Node's backlog: well under the 160 MiB the credits allowed.
+      assert.ok(stalledMiB < 100, `the DSR took ${stalledMiB.toFixed(1)} MiB from server1 for a client that reads nothing`);
+    } finally {
+      if (p.exitCode === null) p.kill('SIGKILL');
+    }
   });
 
   test('with signing required the transfer goes through user space, and the DSR says why', { timeout: 120_000 }, async () => {
