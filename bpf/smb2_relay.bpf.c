@@ -739,11 +739,14 @@ static __always_inline int forward(struct __sk_buff *skb, struct dsr_relay_sock 
 }
 
 /*
- * Replies: whether more than max_queued of the bytes forwarded to the client wait for its socket.
- * The client socket has been handed write_seq - snd_una + bytes_acked (what user space reads as
- * tcpi_bytes_acked + SIOCOUTQ); of client_base + bytes, the rest is in its psock's queue.
+ * Replies, where a frame starts: whether the client socket can take a response now (0), or why
+ * not. The socket has been handed write_seq - snd_una + bytes_acked (what user space reads as
+ * tcpi_bytes_acked + SIOCOUTQ). Less than client_base: the reply user space writes right after
+ * the arm is not all in yet, and a response redirected now would go in front of it, or into its
+ * middle (DSR_PASS_AHEAD). Of client_base + bytes forwarded since, more than max_queued not in
+ * yet: they wait in its psock's queue, the client is behind in reading (DSR_PASS_BEHIND).
  */
-static __noinline int client_behind(const struct dsr_relay_sock *rs, const struct dsr_relay_conn *rc)
+static __noinline __u32 client_room(const struct dsr_relay_sock *rs, const struct dsr_relay_conn *rc)
 {
 	__u32 key = rs->peer_key;
 	struct bpf_sock *sk;
@@ -751,7 +754,7 @@ static __noinline int client_behind(const struct dsr_relay_sock *rs, const struc
 	__u64 taken = 0, sent;
 	int known = 0;
 
-	if (rs->dir != DSR_RELAY_DIR_REPLY || !rc->max_queued)
+	if (rs->dir != DSR_RELAY_DIR_REPLY || !rc->client_base)
 		return 0;
 	sk = bpf_map_lookup_elem(&relay_socks, &key);
 	if (!sk)
@@ -762,8 +765,14 @@ static __noinline int client_behind(const struct dsr_relay_sock *rs, const struc
 		known = 1;
 	}
 	bpf_sk_release(sk);
+	if (!known)
+		return 0;
+	if (taken < rc->client_base)
+		return DSR_PASS_AHEAD;
 	sent = rc->client_base + rs->bytes;
-	return known && sent > taken && sent - taken > rc->max_queued;
+	if (rc->max_queued && sent > taken && sent - taken > rc->max_queued)
+		return DSR_PASS_BEHIND;
+	return 0;
 }
 
 /* Where the strparser's current frame starts in this skb (it may follow the previous frame). */
@@ -849,8 +858,9 @@ static __always_inline int verdict_msg(struct __sk_buff *skb, __u64 cookie)
 	r = ungate(skb, rs, off);
 	if (r)
 		return pass(rs, r);
-	if (client_behind(rs, rc))
-		return pass(rs, DSR_PASS_BEHIND);
+	r = client_room(rs, rc);
+	if (r)
+		return pass(rs, r);
 	/* The strparser hands over whole frames: skb->len covers this one. */
 	r = check_frame(skb, off, skb->len, rs, rc, &nb);
 	if (r)
@@ -1230,9 +1240,13 @@ static __always_inline int verdict_cut(struct __sk_buff *skb, __u64 cookie, stru
 	if (r)
 		return pass(rs, r);
 	/* Only where a frame starts at the skb's first byte, with no carry to go in front and no
-	 * response's tail to finish: user space resumes framing there. */
-	if (!rs->skip && rs->at_nb && !rs->carry_len && !rs->tail_msg_id && client_behind(rs, rc))
-		return pass(rs, DSR_PASS_BEHIND);
+	 * response's tail to finish: user space resumes framing there. (The first response after
+	 * an arm starts so: the connection was quiet.) */
+	if (!rs->skip && rs->at_nb && !rs->carry_len && !rs->tail_msg_id) {
+		r = client_room(rs, rc);
+		if (r)
+			return pass(rs, r);
+	}
 
 	/* The journaled request this skb continues: its next bytes (forwarded now, or by user space
 	 * as the message's tail if the skb passes). A header in the carry starts a frame, so there

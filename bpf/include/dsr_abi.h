@@ -178,7 +178,11 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
  * the connection and holds the server back (TCP stops at the server's socket only when nobody
  * reads it, and the verdict does). */
 #define DSR_PASS_BEHIND 23
-#define DSR_PASS_REASON_MAX 24
+/* A response, at a frame start, before the client socket has what dsr_relay_conn.client_base
+ * counts: user space lent the connection just before writing its reply there, and the response
+ * would go in front of it or into its middle. */
+#define DSR_PASS_AHEAD 24
+#define DSR_PASS_REASON_MAX 25
 
 /* ---- SMB2 relay (sk_skb, bpf/smb2_relay.bpf.c) --------------------------------------------
  * An offloaded connection is a pair of TCP sockets in the sockhash relay_socks, the client's at
@@ -472,14 +476,15 @@ struct dsr_relay_conn {
 	__u32 max_transact;
 	/* Responses forwarded to the client and not yet in its socket (they wait in its psock's
 	 * queue, which nothing bounds), at most: past it a response passes (DSR_PASS_BEHIND). 0:
-	 * no bound. */
+	 * no bound. Needs client_base. */
 	__u32 max_queued;
 	/* The client MessageId the first request forwarded must carry (the client's window is one
 	 * range from it when the connection is lent); each next one follows the last. 0: unchecked. */
 	__u64 msg_id_next;
-	/* With max_queued: what the client socket had been handed (tcpi_bytes_acked + SIOCOUTQ, and
-	 * a reply user space writes right after) when the rules went in; the reply direction's
-	 * `bytes` come on top. */
+	/* What the client socket had been handed (tcpi_bytes_acked + SIOCOUTQ, and a reply user
+	 * space writes right after) when the rules went in; the reply direction's `bytes` come on
+	 * top. No response is forwarded before the socket has it all (DSR_PASS_AHEAD). 0: unset,
+	 * and max_queued unchecked. */
 	__u64 client_base;
 };
 _Static_assert(sizeof(struct dsr_relay_conn) == 48, "struct dsr_relay_conn");

@@ -96,7 +96,8 @@ export const ABI = {
   DSR_PASS_SEQUENCE: 21,
   DSR_PASS_UNREAD: 22,
   DSR_PASS_BEHIND: 23,
-  DSR_PASS_REASON_MAX: 24,
+  DSR_PASS_AHEAD: 24,
+  DSR_PASS_REASON_MAX: 25,
   DSR_RELAY_MAX_CONNS: 4096,
   DSR_RELAY_MAX_SOCKS: 8192,
   DSR_RELAY_MAX_SESSIONS: 16384,
@@ -243,6 +244,7 @@ export const PASS_REASON_CODES: Readonly<Record<PassReason, number>> = {
   [PassReason.SEQUENCE]: ABI.DSR_PASS_SEQUENCE,
   [PassReason.UNREAD]: ABI.DSR_PASS_UNREAD,
   [PassReason.BEHIND]: ABI.DSR_PASS_BEHIND,
+  [PassReason.AHEAD]: ABI.DSR_PASS_AHEAD,
 };
 const PASS_REASON_BY_CODE = new Map(Object.entries(PASS_REASON_CODES).map(([r, c]) => [c, r as PassReason]));
 
@@ -677,10 +679,13 @@ export interface RelayConn {
   msgIdNext?: bigint;
   /**
    * Responses forwarded to the client and not yet taken by its socket, at most (they wait in its
-   * psock's queue); past it a response passes ('behind'). Unset: no bound.
+   * psock's queue); past it a response passes ('behind'). Unset: no bound. Needs clientBase.
    */
   maxQueued?: number;
-  /** With maxQueued: written() of the client socket when the rules go in, plus a reply user space writes right after. */
+  /**
+   * written() of the client socket when the rules go in, plus a reply user space writes right
+   * after: no response is forwarded before the socket has it all ('ahead'). Unset: unchecked.
+   */
   clientBase?: bigint;
 }
 
@@ -729,7 +734,8 @@ export function decodeRelayConn(b: Buffer): RelayConn {
     maxWrite: b.readUInt32LE(off(s, 'max_write')),
     maxTransact: b.readUInt32LE(off(s, 'max_transact')),
     ...(b.readBigUInt64LE(off(s, 'msg_id_next')) !== 0n && { msgIdNext: b.readBigUInt64LE(off(s, 'msg_id_next')) }),
-    ...(b.readUInt32LE(off(s, 'max_queued')) !== 0 && { maxQueued: b.readUInt32LE(off(s, 'max_queued')), clientBase: b.readBigUInt64LE(off(s, 'client_base')) }),
+    ...(b.readUInt32LE(off(s, 'max_queued')) !== 0 && { maxQueued: b.readUInt32LE(off(s, 'max_queued')) }),
+    ...(b.readBigUInt64LE(off(s, 'client_base')) !== 0n && { clientBase: b.readBigUInt64LE(off(s, 'client_base')) }),
   };
 }
 

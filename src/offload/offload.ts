@@ -68,6 +68,8 @@ export const PassReason = {
   UNREAD: 'unread',
   /** A response while more than the rules' maxQueued bytes the kernel forwarded wait for the client's socket: the client is behind in reading. */
   BEHIND: 'behind',
+  /** A response before the client socket has the reply user space wrote right after lending the connection: it would go in front of it. */
+  AHEAD: 'ahead',
 } as const;
 export type PassReason = (typeof PassReason)[keyof typeof PassReason];
 

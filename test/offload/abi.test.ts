@@ -397,7 +397,7 @@ describe('abi.ts codecs', () => {
     assert.deepEqual(decodeRelayEvent(ev(0, 19)), { conn: 7, dir: 'request', reason: 'invalid' });
     assert.deepEqual(decodeRelayEvent(ev(0, 20)), { conn: 7, dir: 'request', reason: 'journal' });
     assert.deepEqual(decodeRelayEvent(ev(0, 21)), { conn: 7, dir: 'request', reason: 'sequence' });
-    assert.throws(() => decodeRelayEvent(ev(0, ABI.DSR_PASS_REASON_MAX)), /unknown pass reason 24/);
+    assert.throws(() => decodeRelayEvent(ev(0, ABI.DSR_PASS_REASON_MAX)), /unknown pass reason 25/);
     assert.throws(() => decodeRelayEvent(ev(2, 1)), /unknown direction 2/);
   });
 

@@ -340,9 +340,10 @@ export class KernelPath {
           maxRead: h.state.maxReadSize,
           maxWrite: h.state.maxWriteSize,
           maxTransact: h.state.maxTransactSize,
+          clientBase: lent.clientBase,
           // With the strparser a whole 1 MiB response passed to user space can stall the socket
-          // (README: driving the relay): there, what waits for a client stays unbounded.
-          ...(programs.framing === 'cut-through' && { maxQueued: h.ctx.config.relay.maxQueuedBytes, clientBase: lent.clientBase }),
+          // (README: driving the relay): there only the journal bounds what waits for a client.
+          ...(programs.framing === 'cut-through' && { maxQueued: h.ctx.config.relay.maxQueuedBytes }),
         },
         { sessions: [...sessions].map(([b, c]) => [c, b] as const), trees: [...treeIds].map(([b, c]) => [c, b] as const), files },
       );
