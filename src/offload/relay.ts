@@ -84,8 +84,9 @@ export function sendCounts(socket: Socket): { written: bigint; queued: bigint } 
   return sockWritten(fdOf(socket));
 }
 
-/** Whether SIOCINQ on a sockhash socket counts what its verdict passed (probed once). */
+/** Whether SIOCINQ on a sockhash socket counts what its verdict passed (probed once, when a relay opens: /proc/kallsyms is 5 MB). */
 let psockInq: boolean | undefined;
+const probePsockInq = (): boolean => (psockInq ??= /\btcp_bpf_ioctl$/m.test(readFileSync('/proc/kallsyms', 'utf8')));
 
 /**
  * Bytes in a socket that Node has not read, or undefined where the kernel cannot say: for a
@@ -94,8 +95,7 @@ let psockInq: boolean | undefined;
  * relay's redirects leave behind, so it is not asked at all.
  */
 export function unread(socket: Socket): number | undefined {
-  psockInq ??= /\btcp_bpf_ioctl$/m.test(readFileSync('/proc/kallsyms', 'utf8'));
-  return psockInq ? sockUnread(fdOf(socket)) : undefined;
+  return probePsockInq() ? sockUnread(fdOf(socket)) : undefined;
 }
 
 /**
@@ -241,6 +241,7 @@ export class RelayPrograms {
   /** Probes the kernel (one error naming whatever is missing), loads the relay and links its programs to the sockhash. */
   static open(opts: { framing?: RelayFraming; log?: Logger } = {}): RelayPrograms {
     requireKernel(['btf', 'sockmapLinks']);
+    probePsockInq();
     const obj = BpfObject.load(distPath(`bpf/${RELAY_OBJECT}`));
     const links: number[] = [];
     const framing = opts.framing ?? 'strparser';
