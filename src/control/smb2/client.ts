@@ -122,10 +122,10 @@ interface Pending {
   handle: InFlight;
 }
 
-/** Hands a response to its request; a response the caller cannot use (malformed body) fails that request alone. */
 /** The bytes of a chain's messages. */
 const chainBytes = (items: readonly Outbound[]): number => items.reduce((n, o) => n + o.msg.length, 0);
 
+/** Hands a response to its request; a response the caller cannot use (malformed body) fails that request alone. */
 function deliver(out: Outbound, msg: Buffer, hdr: Smb2Header, release?: () => void): void {
   try {
     out.onResponse(msg, hdr, release);

@@ -40,7 +40,7 @@ import { destroySession } from './session-setup.js';
 import { signReply, verifyRequest } from './signing.js';
 import { decryptMessage, encryptMessage, transformSessionId } from '../auth/smb2-encryption.js';
 import { framePool } from './frame-pool.js';
-import { pauseReading, resumeReading, sendFrame } from './transport.js';
+import { frameBytes, pauseReading, resumeReading, sendFrame } from './transport.js';
 import { KernelPath, type Reread } from './kernel-path.js';
 
 /** Thrown inside the pipeline when the connection must be closed. */
@@ -971,7 +971,7 @@ export class Smb2Connection {
   private send(payload: Buffer | Buffer[], written?: () => void): void {
     if (this.writesHeld) {
       this.writesHeld.push([payload, written]);
-      this.heldBytes += Array.isArray(payload) ? payload.reduce((n, b) => n + b.length, 0) : payload.length;
+      this.heldBytes += frameBytes(payload);
       if (this.heldBytes > this.backlog) this.clientBehind();
     } else if (!this.closed) {
       sendFrame(this.socket, payload, written);

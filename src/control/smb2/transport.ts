@@ -91,6 +91,9 @@ export function resumeReading(socket: Socket, why: string): void {
   h.readStart();
 }
 
+/** The length of a frame's payload, given whole or in chunks (sendFrame). */
+export const frameBytes = (payload: Buffer | readonly Buffer[]): number => (Array.isArray(payload) ? payload.reduce((n: number, p: Buffer) => n + p.length, 0) : (payload as Buffer).length);
+
 /**
  * Writes one frame: `payload` is the frame, or the chunks it is made of (written in order,
  * never joined). `written` runs once the socket is done with the last of it (its buffer may
@@ -99,7 +102,7 @@ export function resumeReading(socket: Socket, why: string): void {
 export function sendFrame(socket: Socket, payload: Buffer | readonly Buffer[], written?: () => void): void {
   const parts = Array.isArray(payload) ? payload : [payload as Buffer];
   socket.cork();
-  socket.write(encodeFrameHeader(parts.reduce((n, p) => n + p.length, 0)));
+  socket.write(encodeFrameHeader(frameBytes(payload)));
   parts.forEach((p, i) => socket.write(p, i === parts.length - 1 && written ? () => written() : undefined));
   socket.uncork();
 }

@@ -23,6 +23,7 @@ import { ADDRESSES } from '../../../src/lab/topology.js';
 import { tcpListening } from '../../../src/lab/netns.js';
 import { waitUntil } from '../../../src/lab/process.js';
 import { ALICE, labSkip, uniqueLabName } from '../../helpers/lab.js';
+import { childLines } from '../../helpers/child-lines.js';
 
 const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
 const WORKER = fileURLToPath(new URL('./redirect-worker.js', import.meta.url));
@@ -116,14 +117,7 @@ async function dsrRecvQ(filter: string): Promise<number> {
  */
 async function stalledWorker(mode: 'read' | 'write', file: string, verify: string, count: number, whileStalled: () => Promise<void>): Promise<{ base: number; peak: number }> {
   const p = spawnInClient(['node', BACKPRESSURE_WORKER, lab.dsr.clientAddress, 'data1', file, verify, ...ALICE.split('%'), mode, String(count)]);
-  let err = '';
-  p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const lines = createInterface({ input: p.stdout! })[Symbol.asyncIterator]();
-  const next = async (): Promise<string> => {
-    const r = await lines.next();
-    assert.ok(!r.done, `backpressure worker (${mode}) ended early: ${err}`);
-    return r.value as string;
-  };
+  const { next, stderr } = childLines(p, `backpressure worker (${mode})`);
   try {
     assert.equal(await next(), 'ready');
     const base = rssMiB();
@@ -138,7 +132,7 @@ async function stalledWorker(mode: 'read' | 'write', file: string, verify: strin
     p.stdin!.write('\n');
     assert.deepEqual(JSON.parse(await next()), { done: count });
     const code = await new Promise<number | null>((resolve) => (p.exitCode !== null ? resolve(p.exitCode) : p.on('close', resolve)));
-    assert.equal(code, 0, `backpressure worker (${mode}) exited ${code}: ${err}`);
+    assert.equal(code, 0, `backpressure worker (${mode}) exited ${code}: ${stderr()}`);
     return { base, peak };
   } finally {
     if (p.exitCode === null) p.kill('SIGKILL');

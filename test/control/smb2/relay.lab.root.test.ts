@@ -12,7 +12,6 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
@@ -21,6 +20,7 @@ import { ADDRESSES, labDataDir } from '../../../src/lab/topology.js';
 import { probeKernel } from '../../../src/offload/native.js';
 import { writeRandomFile } from '../../../bench/lib/files.js';
 import { ALICE, labSkip, uniqueLabName } from '../../helpers/lab.js';
+import { childLines } from '../../helpers/child-lines.js';
 
 const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
 const name = uniqueLabName();
@@ -214,14 +214,7 @@ describe('the kernel SMB2 relay through the DSR (lab)', { skip }, () => {
     const p = spawn('ip', ['netns', 'exec', lab.client.namespace, process.execPath, BACKPRESSURE_WORKER, lab.dsr.clientAddress, 'data1', 'behind.bin', join(share, 'behind.bin'), 'dsralice', 'Alice-Pass-1', 'read-lent', '160'], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    let err = '';
-    p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const lines = createInterface({ input: p.stdout! })[Symbol.asyncIterator]();
-    const next = async (): Promise<string> => {
-      const r = await lines.next();
-      assert.ok(!r.done, `the worker ended early: ${err}`);
-      return r.value as string;
-    };
+    const { next } = childLines(p, 'the worker');
     try {
       assert.equal(await next(), 'ready');
       const taken0 = await takenFromServer1(lab);
