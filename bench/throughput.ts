@@ -12,7 +12,10 @@
  * Per path and run: put, get, sha256 of what came back, MB/s as smbclient timed it, the whole
  * machine's CPU and the relay process's CPU per GiB; then a worker in the client namespace
  * (bench/throughput-worker) times CREATE+CLOSE pairs and 4 KiB READs. Runs visit the paths in
- * turn, so drift hits them alike. Prints a table per path, the ratios to direct and the
+ * turn, so drift hits them alike: direct, haproxy, dsr-relay, then dsr, because the user-space
+ * path leaves the DSR's heap full of garbage whose collection lands in the next transfer the DSR
+ * serves (the relay's Node CPU read 0.27/0.23 s/GiB right after it, 0.11/0.11 with two other
+ * paths in between). Prints a table per path, the ratios to direct and the
  * issue's goals (>= 0.70 of direct throughput, <= 1.30 x direct p50 latency); no test asserts speed.
  *
  *   node dist/bench/throughput.js [--size-mib 1024] [--ops 1000] [--runs 3] [--settle-seconds 30]
@@ -35,6 +38,7 @@ import { DsrError, ErrorCode, errorMessage, SystemError } from '../src/control/e
 import { component, createLogger } from '../src/control/log.js';
 import { labDirectPath, labDown, labStatus, labUp, type LabStatus } from '../src/lab/lab.js';
 import { runIn } from '../src/lab/netns.js';
+import { closeFd, enableRunTimeStats, type ProgRunTime } from '../src/offload/native.js';
 import { missingCommands, must, oneLine, sleep } from '../src/lab/process.js';
 import { labDataDir, labStateDir } from '../src/lab/topology.js';
 import { benchArgs } from './lib/args.js';
@@ -49,6 +53,8 @@ const HAPROXY_PORT = 4445;
 const SMALL_FILE = 'bench-small.bin';
 const SMALL_FILE_BYTES = 1 << 20;
 const GIB = 2 ** 30;
+/** The order runs take the paths in (header comment); the report keeps PATH_IDS's. */
+const VISIT: readonly PathId[] = ['direct', 'haproxy', 'dsr-relay', 'dsr'];
 /** The window in which the machine's idle load is sampled before each transfer... */
 const BACKGROUND_MS = 500;
 /** ...and the load (cores) below which it counts as idle. */
@@ -103,6 +109,7 @@ interface Sample {
   backgroundCores: number;
   systemCpuPerGiB: number;
   relayCpuPerGiB?: number;
+  bpfCpuPerGiB?: number;
 }
 
 /** smbclient's own rate for the transfer ("(123.4 kb/s)" for put, "(123.4 KiloBytes/sec)" for get: KiB/s), in MB/s. */
@@ -152,6 +159,14 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
   const wasDirect = lab.dsr.directPath;
   const wasRelay = lab.dsr.running ? await relayMode(lab) : 'off';
   let haproxy: Haproxy | undefined;
+  // The DSR's BPF programs count their run time only while stats are on (the bpf CPU column).
+  let statsFd: number | undefined;
+  try {
+    statsFd = enableRunTimeStats();
+  } catch (e) {
+    log.warn({ event: 'bench.bpf_stats_unavailable', err: errorMessage(e) }, 'no bpf CPU figures: BPF run-time stats cannot be turned on');
+  }
+  const statsOn = statsFd !== undefined;
   try {
     mkdirSync(workDir, { recursive: true });
     const source = `${workDir}/source.bin`;
@@ -219,11 +234,13 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
       // Write back the previous transfer's dirty pages first, so their flush does not land inside this one.
       await must('sync before a transfer', ['sync'], { signal: stop.signal });
       const backgroundCores = await settle();
+      const bpf0 = await bpfSeconds(lab, statsOn);
       const cpu0 = systemBusySeconds(hz);
       const relay0 = p.relayPid === undefined ? undefined : processSeconds(p.relayPid, hz);
       const r = await runIn(lab.client.namespace, argv, { timeoutMs: 120_000 + sizeMiB * 1000, signal: stop.signal });
       const cpu1 = systemBusySeconds(hz);
       const relay1 = p.relayPid === undefined ? undefined : processSeconds(p.relayPid, hz);
+      const bpf1 = await bpfSeconds(lab, statsOn);
       const output = r.stdout + r.stderr;
       const mbps = smbclientMBps(output);
       if (r.code !== 0 || mbps === undefined) throw new SystemError(ErrorCode.LAB, `${dir} run ${run}`, `smbclient exited ${r.code}: ${oneLine(output, 3)}`);
@@ -235,6 +252,7 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
       const gib = sizeBytes / GIB;
       const sample: Sample = { mbps, backgroundCores, systemCpuPerGiB: (cpu1 - cpu0) / gib };
       if (relay0 !== undefined && relay1 !== undefined) sample.relayCpuPerGiB = (relay1 - relay0) / gib;
+      if (bpf0 !== undefined && bpf1 !== undefined) sample.bpfCpuPerGiB = (bpf1 - bpf0) / gib;
       log.info({ event: 'bench.transfer', path: p.id, dir, run, mbps: Number(mbps.toFixed(1)) });
       return sample;
     };
@@ -252,7 +270,7 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
     };
 
     for (let run = 1; run <= runs; run++) {
-      for (const p of paths) {
+      for (const p of VISIT.map((id) => paths.find((q) => q.id === id)!)) {
         if (p.transferError && p.smallOpsError) continue;
         stop.signal.throwIfAborted();
         try {
@@ -300,6 +318,7 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
     return !report.intact ? 2 : harnessFailed ? 1 : 0;
   } finally {
     await haproxy?.stop();
+    if (statsFd !== undefined) closeFd(statsFd);
     if (!wasDirect) await labDirectPath(name, false).catch(() => undefined);
     rmSync(workDir, { recursive: true, force: true });
     for (const id of PATH_IDS) rmSync(`${share.path}/bench-${id}.bin`, { force: true });
@@ -328,6 +347,17 @@ async function relayMode(lab: LabStatus): Promise<string> {
   return shown.relay?.state === 'on' ? (shown.relay.framing ?? 'off') : 'off';
 }
 
+/**
+ * The running DSR's BPF programs' (port filter, relay) time on a CPU so far, in seconds, from
+ * their run-time stats (`dsr offload show`); undefined without a DSR or with the stats off.
+ */
+async function bpfSeconds(lab: LabStatus, statsOn: boolean): Promise<number | undefined> {
+  if (!statsOn || !lab.dsr.running) return undefined;
+  const shown = (await adminCall(lab.dsr.adminSocket, 'offload.show')) as { relay?: { programs?: Record<string, ProgRunTime> }; ports?: { programs?: Record<string, ProgRunTime> } };
+  const all = [...Object.values(shown.relay?.programs ?? {}), ...Object.values(shown.ports?.programs ?? {})];
+  return all.reduce((ns, p) => ns + p.runTimeNs, 0) / 1e9;
+}
+
 /** The running DSR's storage port filter: attached, off or unsupported (`dsr offload show`). */
 async function portFilterState(lab: LabStatus): Promise<string> {
   const shown = (await adminCall(lab.dsr.adminSocket, 'offload.show')) as { ports?: { filter?: string } };
@@ -337,6 +367,7 @@ async function portFilterState(lab: LabStatus): Promise<string> {
 function transferSummary(samples: Sample[]): TransferSummary | undefined {
   if (samples.length === 0) return undefined;
   const relay = samples.flatMap((s) => (s.relayCpuPerGiB === undefined ? [] : [s.relayCpuPerGiB]));
+  const bpf = samples.flatMap((s) => (s.bpfCpuPerGiB === undefined ? [] : [s.bpfCpuPerGiB]));
   return {
     mbps: median(samples.map((s) => s.mbps)),
     runs: samples.map((s) => Number(s.mbps.toFixed(1))),
@@ -344,6 +375,7 @@ function transferSummary(samples: Sample[]): TransferSummary | undefined {
     backgroundCores: median(samples.map((s) => s.backgroundCores)),
     backgroundRuns: samples.map((s) => Number(s.backgroundCores.toFixed(2))),
     ...(relay.length > 0 && { relayCpuPerGiB: median(relay) }),
+    ...(bpf.length > 0 && { bpfCpuPerGiB: median(bpf) }),
   };
 }
 

@@ -226,6 +226,30 @@ int dsr_obj_id(int fd)
 	return err ? err : (int)info.id;
 }
 
+/* A program's run time and run count since it was loaded: the kernel adds to them only while
+ * run-time stats are on (kernel.bpf_stats_enabled, or a dsr_enable_run_time_stats fd held). */
+int dsr_prog_run_time(int fd, uint64_t *run_time_ns, uint64_t *run_cnt)
+{
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+	int err;
+
+	memset(&info, 0, sizeof(info));
+	err = bpf_obj_get_info_by_fd(fd, &info, &len);
+	if (err)
+		return err;
+	*run_time_ns = info.run_time_ns;
+	*run_cnt = info.run_cnt;
+	return 0;
+}
+
+/* Turns run-time stats on for every program until the returned fd is closed (or its process
+ * ends): unlike the sysctl, nothing stays on after a crash. */
+int dsr_enable_run_time_stats(void)
+{
+	return bpf_enable_stats(BPF_STATS_RUN_TIME);
+}
+
 int dsr_pin(int fd, const char *path)
 {
 	return bpf_obj_pin(fd, path);

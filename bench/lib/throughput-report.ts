@@ -4,7 +4,7 @@
  * check that every row is there.
  */
 
-/** The ways from the client to server1's data1, in the order they are measured and printed (dsr-relay: the DSR with its kernel relay on). */
+/** The ways from the client to server1's data1, in the order they are printed (dsr-relay: the DSR with its kernel relay on; bench/throughput's VISIT is the order it measures them in). */
 export const PATH_IDS = ['direct', 'haproxy', 'dsr', 'dsr-relay'] as const;
 export type PathId = (typeof PATH_IDS)[number];
 
@@ -38,6 +38,12 @@ export interface TransferSummary {
   backgroundRuns: number[];
   /** The relay process's own CPU seconds per GiB; absent on the direct path (the kernel routes). */
   relayCpuPerGiB?: number;
+  /**
+   * The DSR's BPF programs' CPU seconds per GiB (the port filter on every path, the relay's
+   * verdict on dsr-relay), from their run-time stats: part of systemCpuPerGiB, most of it in
+   * softirq. Absent without a DSR, or where the stats cannot be turned on.
+   */
+  bpfCpuPerGiB?: number;
 }
 
 export interface PathSummary {
@@ -180,13 +186,14 @@ export function formatReport(r: ThroughputReport): string {
   ];
   const legend = r.paths.map((p) => `  ${p.id.padEnd(8)} ${p.address}, ${p.via}${p.dialect ? `; small ops over SMB ${p.dialect}` : ''}`);
   const rows = [
-    ['path', 'get MB/s', 'put MB/s', 'sys CPU s/GiB get/put', 'relay CPU s/GiB get/put', 'open+close p50/p99 µs', '4K read p50/p99 µs', 'get sha256'],
+    ['path', 'get MB/s', 'put MB/s', 'sys CPU s/GiB get/put', 'relay CPU s/GiB get/put', 'bpf CPU s/GiB get/put', 'open+close p50/p99 µs', '4K read p50/p99 µs', 'get sha256'],
     ...r.paths.map((p) => [
       p.id,
       fixed(p.get?.mbps, 1),
       fixed(p.put?.mbps, 1),
       pair(fixed(p.get?.systemCpuPerGiB, 2), fixed(p.put?.systemCpuPerGiB, 2)),
       pair(fixed(p.get?.relayCpuPerGiB, 2), fixed(p.put?.relayCpuPerGiB, 2)),
+      pair(fixed(p.get?.bpfCpuPerGiB, 3), fixed(p.put?.bpfCpuPerGiB, 3)),
       pair(fixed(p.openClose?.p50, 0), fixed(p.openClose?.p99, 0)),
       pair(fixed(p.read4k?.p50, 0), fixed(p.read4k?.p99, 0)),
       p.sha256.length === 0 ? DASH : p.sha256.every((h) => h === r.sha256) ? `ok x${p.sha256.length}` : 'MISMATCH',

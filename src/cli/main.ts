@@ -17,6 +17,7 @@ import { registerLabCommands } from './lab.js';
 import { printJson, printTable } from './output.js';
 import { registerPortCommands } from './port.js';
 import { readPassword } from './secret.js';
+import type { ProgRunTime } from '../offload/native.js';
 import type { LoadReport, Rate } from '../offload/port-load.js';
 
 /** `offload.show` as the admin socket answers it. */
@@ -24,8 +25,15 @@ interface OffloadView {
   kind: string;
   sessions: Record<string, unknown>[];
   trees: Record<string, unknown>[];
-  ports: { filter: string; reason?: string; directPeer?: string | null; load?: LoadReport };
-  relay: { state: string; reason?: string; framing?: string; lent?: number; entries?: number; requests?: number; replies?: number; kernelShare?: number | null; answeredLate?: number; replayed?: number; refilled?: number; sunk?: number; exits?: Record<string, number>; passes?: Record<string, number> };
+  ports: { filter: string; reason?: string; directPeer?: string | null; load?: LoadReport; programs?: Record<string, ProgRunTime> };
+  relay: { state: string; reason?: string; framing?: string; lent?: number; entries?: number; requests?: number; replies?: number; kernelShare?: number | null; answeredLate?: number; replayed?: number; refilled?: number; sunk?: number; exits?: Record<string, number>; passes?: Record<string, number>; programs?: Record<string, ProgRunTime> };
+}
+
+/** Programs' run times as one line; all 0 means nothing counted them (run-time stats off). */
+function runTimes(programs: Record<string, ProgRunTime>): string {
+  const list = Object.entries(programs).map(([name, p]) => `${name} ${(p.runTimeNs / 1e6).toFixed(1)} ms in ${p.runCnt} runs`);
+  const off = Object.values(programs).every((p) => p.runCnt === 0) ? ' (BPF run-time stats are off: sysctl kernel.bpf_stats_enabled=1 counts them)' : '';
+  return `programs: ${list.join(', ')}${off}`;
 }
 
 const program = new Command();
@@ -210,8 +218,10 @@ offload
       process.stdout.write(`  answered through Node after a take-back ${r.answeredLate}, sent again from the kernel's journal after a server loss ${r.replayed}, READ responses finished from another server ${r.refilled ?? 0}\n`);
       process.stdout.write(`  taken back because: ${list(r.exits)}\n  passed to user space because: ${list(r.passes)}\n`);
     }
+    if (r.programs) process.stdout.write(`  ${runTimes(r.programs)}\n`);
     const f = s.ports;
     process.stdout.write(`\nstorage port filter: ${f.filter}${f.reason ? ` (${f.reason})` : ''}${f.directPeer ? `, lab direct path open for ${f.directPeer}` : ''}\n`);
+    if (f.programs) process.stdout.write(`  ${runTimes(f.programs)}\n`);
     if (f.load) {
       process.stdout.write(`load over the last ${f.load.windowSeconds.toFixed(1)} s:\n`);
       const mbps = (r: Rate) => `${(r.bytesPerSecond / 1e6).toFixed(2)} MB/s ${Math.round(r.packetsPerSecond)} pkt/s`;

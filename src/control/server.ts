@@ -157,7 +157,7 @@ export class DsrServer {
     return this.relayView();
   }
 
-  /** The kernel relay for `dsr offload show`: its state, what it forwarded and passed, what the connections did with it. */
+  /** The kernel relay for `dsr offload show`: its state, what it forwarded and passed, what the connections did with it, its programs' run times. */
   private relayView(): Record<string, unknown> {
     const r = this.ctx.relay;
     if (!r) return { ...this.relayState };
@@ -169,6 +169,7 @@ export class DsrServer {
       kernelShare: all === 0 ? null : stats.requests / all,
       counters: r.programs.counters(),
       passes: r.programs.passes(),
+      programs: r.programs.runTimes(),
     };
   }
 
@@ -316,7 +317,7 @@ export class DsrServer {
     return this.portFilter.load?.rates();
   }
 
-  /** The port filter for `dsr offload show`: its state, kernel ids (for bpftool), counters per port and load per server. */
+  /** The port filter for `dsr offload show`: its state, kernel ids (for bpftool), programs' run times, counters per port and load per server. */
   private async portFilterView(): Promise<Record<string, unknown>> {
     const { state, reason, filter, load } = this.portFilter;
     const peer = filter?.directPeer();
@@ -324,7 +325,7 @@ export class DsrServer {
     return {
       filter: state,
       ...(reason !== undefined && { reason }),
-      ...(filter && { directPeer: peer ? `${peer.address}/${peer.length}` : null, kernelIds: filter.kernelIds() }),
+      ...(filter && { directPeer: peer ? `${peer.address}/${peer.length}` : null, kernelIds: filter.kernelIds(), programs: filter.runTimes() }),
       ...(counters && { counters: (this.portMap?.bindings() ?? []).map((b) => ({ port: b.port, server: b.server ?? null, ...counters.get(b.port) })) }),
       ...(load && { load: load.rates() }),
     };

@@ -68,6 +68,8 @@ interface Shim {
   linkCreate(prog: number, target: number, attachType: number): number;
   probeLink(progType: number, attachType: number, target: number): number;
   objId(fd: number): number;
+  progRunTime(fd: number, runTimeNs: bigint[], runCnt: bigint[]): number;
+  enableRunTimeStats(): number;
   pin(fd: number, path: string): number;
   unpin(path: string): number;
   close(fd: number): number;
@@ -118,6 +120,8 @@ function lib(): Shim {
     linkCreate: l.func('int dsr_link_create(int prog_fd, int target, uint32_t attach_type)'),
     probeLink: l.func('int dsr_probe_link(uint32_t prog_type, uint32_t attach_type, int target)'),
     objId: l.func('int dsr_obj_id(int fd)'),
+    progRunTime: l.func('int dsr_prog_run_time(int fd, _Out_ uint64_t *run_time_ns, _Out_ uint64_t *run_cnt)'),
+    enableRunTimeStats: l.func('int dsr_enable_run_time_stats(void)'),
     pin: l.func('int dsr_pin(int fd, const char *path)'),
     unpin: l.func('int dsr_unpin(const char *path)'),
     close: l.func('int dsr_close(int fd)'),
@@ -253,6 +257,21 @@ export class BpfObject {
     return new BpfMap(name, check(`find map ${name} in ${this.path}`, lib().mapFd(this.live, name)), keySize, valueSize, perCpu);
   }
 
+  /**
+   * The named programs' time on a CPU and runs since they were loaded, counted only while
+   * run-time stats are on (enableRunTimeStats, or sysctl kernel.bpf_stats_enabled).
+   */
+  runTimes(names: readonly string[]): Record<string, ProgRunTime> {
+    return Object.fromEntries(
+      names.map((name) => {
+        const ns: bigint[] = [0n];
+        const runs: bigint[] = [0n];
+        check(`read the run time of program ${name}`, lib().progRunTime(this.prog(name), ns, runs));
+        return [name, { runTimeNs: Number(ns[0]), runCnt: Number(runs[0]) }];
+      }),
+    );
+  }
+
   /** Closes every program and map fd of the object; idempotent. */
   close(): void {
     if (this.handle === undefined) return;
@@ -300,6 +319,20 @@ export function linkCreate(progFd: number, target: number, attachType: number, w
 
 export function closeFd(fd: number): void {
   check(`close fd ${fd}`, lib().close(fd));
+}
+
+/** A program's time on a CPU (ns) and its runs, from bpf_prog_info. */
+export interface ProgRunTime {
+  runTimeNs: number;
+  runCnt: number;
+}
+
+/**
+ * Turns on run-time stats for every BPF program on the machine (BPF_ENABLE_STATS) until the
+ * returned fd is closed (closeFd) or this process ends; they cost a clock read per run.
+ */
+export function enableRunTimeStats(): number {
+  return check('turn on BPF run-time stats', lib().enableRunTimeStats());
 }
 
 /** The kernel's id of a program, map or link fd: what `bpftool prog/map/link show id N` takes. */

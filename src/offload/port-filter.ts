@@ -11,6 +11,7 @@
 import { DsrError, ErrorCode } from '../control/errors.js';
 import type { Logger } from '../control/log.js';
 import { ABI, PORT_PASS_REASONS, PORT_REASONS, type Ipv4Prefix, type PortEntry, type PortReason } from './abi.js';
+import type { ProgRunTime } from './native.js';
 import { PortPrograms, type PortCounter } from './port.js';
 import type { PacketCount, PortBinding, PortCounters, PortDirectionCounters, PortFilter } from './portmap.js';
 
@@ -141,6 +142,10 @@ export class KernelPortFilter implements PortFilter {
 
   kernelIds(): { progs: number[]; maps: number[]; links: number[] } {
     return this.programs.kernelIds();
+  }
+
+  runTimes(): Record<string, ProgRunTime> {
+    return this.programs.runTimes();
   }
 
   /** Detaches and frees everything; idempotent. */

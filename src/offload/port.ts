@@ -32,7 +32,7 @@ import {
   type PortStat,
   type PortStatKey,
 } from './abi.js';
-import { AttachType, BpfObject, closeFd, distPath, ifindex, linkCreate, objectId, pin, requireKernel, unpin, type BpfMap } from './native.js';
+import { AttachType, BpfObject, closeFd, distPath, ifindex, linkCreate, objectId, pin, requireKernel, unpin, type BpfMap, type ProgRunTime } from './native.js';
 
 export interface PortProgramsOptions {
   /** The DSR's own storage address: the one peer every server may talk to (and ARP for). */
@@ -207,6 +207,12 @@ export class PortPrograms {
       const sum = stats.slots(value).map(decodePortStat).reduce((a, b) => ({ packets: a.packets + b.packets, bytes: a.bytes + b.bytes }));
       return [{ ...decodePortStatKey(key), ...sum }];
     });
+  }
+
+  /** The programs' time on a CPU and runs (counted while run-time stats are on). */
+  runTimes(): Record<string, ProgRunTime> {
+    this.checkOpen();
+    return this.obj.runTimes(Object.values(PortProgs));
   }
 
   /** The kernel ids of the programs, maps and links (for `bpftool ... show id N`). */

@@ -60,7 +60,7 @@ import {
   type RelayJournal,
   type RelaySock,
 } from './abi.js';
-import { AttachType, BpfObject, closeFd, distPath, linkCreate, requireKernel, RingConsumer, sockBuffers, sockCookie, sockState as tcpState, sockUnread, sockWritten, UpdateFlag, type BpfMap } from './native.js';
+import { AttachType, BpfObject, closeFd, distPath, linkCreate, requireKernel, RingConsumer, sockBuffers, sockCookie, sockState as tcpState, sockUnread, sockWritten, UpdateFlag, type BpfMap, type ProgRunTime } from './native.js';
 import type { PassReason } from './offload.js';
 import { fileIdKey, type FileId } from '../control/wire/smb2/file-id.js';
 
@@ -549,6 +549,12 @@ export class RelayPrograms {
   /** Connections the kernel holds now. */
   get size(): number {
     return this.conns.size;
+  }
+
+  /** The attached programs' time on a CPU and runs (counted while run-time stats are on). */
+  runTimes(): Record<string, ProgRunTime> {
+    this.checkOpen();
+    return this.obj.runTimes(this.framing === 'strparser' ? [RelayProgs.parser, RelayProgs.verdictMsg] : [RelayProgs.verdictCut]);
   }
 
   /** The relay's counters, summed over the CPUs. */

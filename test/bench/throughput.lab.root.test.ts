@@ -58,7 +58,7 @@ describe('bench/throughput pieces (pure)', () => {
     assert.deepEqual(r.goals.dsr?.map((g) => g.met), [undefined, undefined, undefined, undefined]);
     assert.equal(r.intact, true);
     const text = formatReport(r);
-    assert.match(text, /^dsr(\s+–\/?–?){7}$/m);
+    assert.match(text, /^dsr(\s+–\/?–?){8}$/m);
     assert.match(text, /^  dsr: pending/m);
     assert.match(text, /^  dsr: transfer: put run 1: smbclient exited 1: tree connect failed$/m);
     const bad = buildReport({ ...r, paths: [path('direct', 100, 100), { ...path('haproxy', 70, 131), sha256: ['bb'] }] });
@@ -100,6 +100,8 @@ describe('bench/throughput (lab)', { skip: labSkip }, () => {
           const t = p[dir];
           assert.ok(t && t.mbps > 0 && t.systemCpuPerGiB >= 0, `${p.id} ${dir}: ${JSON.stringify(t)}`);
           assert.equal(t.relayCpuPerGiB === undefined, p.id === 'direct', `${p.id} ${dir}: relay CPU only through a relay`);
+          // The DSR's port filter sees every packet to server1 on every path, and on dsr-relay its verdict every message too.
+          if (relayKernel) assert.ok(t.bpfCpuPerGiB !== undefined && t.bpfCpuPerGiB > 0, `${p.id} ${dir}: the DSR's BPF programs ran: ${JSON.stringify(t)}`);
         }
       }
       if (!p.errors.some((e) => e.startsWith('small ops:'))) {
@@ -112,7 +114,7 @@ describe('bench/throughput (lab)', { skip: labSkip }, () => {
     }
 
     const text = formatReport(report);
-    for (const id of PATH_IDS) assert.match(text, new RegExp(`^${id}\\s+(\\S+\\s+){6}(ok x1|–)$`, 'm'), `table row for ${id}:\n${text}`);
+    for (const id of PATH_IDS) assert.match(text, new RegExp(`^${id}\\s+(\\S+\\s+){7}(ok x1|–)$`, 'm'), `table row for ${id}:\n${text}`);
     for (const id of ['haproxy', 'dsr', 'dsr-relay']) {
       assert.match(text, new RegExp(`^${id}\\s+(\\S+\\s+){4}\\S+$`, 'm'), `ratio row for ${id}:\n${text}`);
       assert.match(text, new RegExp(`^  ${id}: `, 'm'), `goal line for ${id}:\n${text}`);

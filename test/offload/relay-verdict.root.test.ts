@@ -18,6 +18,7 @@
  *                   [backend]   relay_socks 2*conn+1  --TCP--> server
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
@@ -25,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import type { RelayConn } from '../../src/offload/abi.js';
+import { closeFd, enableRunTimeStats, type ProgRunTime } from '../../src/offload/native.js';
 import type { RelayPrograms, RelayFraming } from '../../src/offload/relay.js';
 import { Smb2Command, Smb2Flags } from '../../src/control/wire/smb2/constants.js';
 import { encodeWriteRequest } from '../../src/control/wire/smb2/write.js';
@@ -89,6 +91,31 @@ for (const framing of ['strparser', 'cut-through'] as RelayFraming[]) {
       assert.deepEqual(ids(p.atServer.frames()[1]!), [11n + DELTA, BACKEND.session]);
       assert.deepEqual([p.atNode.errors, p.atNodeBackend.errors, p.atNode.bytes.length], [[], [], 0]);
       assert.equal(relay.state(conn).reply.sticky, undefined, 'the FIN is no pass');
+      relay.release(conn);
+    });
+
+    test("the attached programs' run time and runs count while run-time stats are on, and only then", async () => {
+      const verdict = framing === 'strparser' ? 'relay_verdict_msg' : 'relay_verdict_cut';
+      const runs = () => relay.runTimes()[verdict]!;
+      assert.deepEqual(Object.keys(relay.runTimes()).sort(), framing === 'strparser' ? ['relay_parser', 'relay_verdict_msg'] : ['relay_verdict_cut']);
+      const [conn, p] = await offloaded();
+      const stats = enableRunTimeStats();
+      let on: ProgRunTime;
+      try {
+        const before = runs();
+        p.client.write(read(20n));
+        await until('the READ at the server', () => p.atServer.frames().length === 1);
+        on = runs();
+        assert.ok(on.runCnt > before.runCnt && on.runTimeNs > before.runTimeNs, `the verdict that forwarded the READ counted: ${JSON.stringify([before, on])}`);
+      } finally {
+        closeFd(stats);
+      }
+      // Another process (a bench) may hold stats on too: the sysctl says whether anyone does.
+      if (readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim() === '0') {
+        p.client.write(read(21n));
+        await until('the second READ at the server', () => p.atServer.frames().length === 2);
+        assert.deepEqual(runs(), on, 'with the stats off nothing counts');
+      }
       relay.release(conn);
     });
 
