@@ -112,8 +112,21 @@ struct {
 } relay_journal_free SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DSR_RELAY_JOURNAL_SMALL_SLOTS);
+	__type(key, __u32);
+	__type(value, struct dsr_relay_journal_small);
+} relay_journal_small SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, DSR_RELAY_JOURNAL_SMALL_SLOTS);
+	__type(value, __u32);
+} relay_journal_small_free SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, DSR_RELAY_JOURNAL_SLOTS);
+	__uint(max_entries, DSR_RELAY_JOURNAL_SLOTS + DSR_RELAY_JOURNAL_SMALL_SLOTS);
 	__type(key, struct dsr_relay_journal_key);
 	__type(value, __u32);
 } relay_journal_index SEC(".maps");
@@ -315,21 +328,43 @@ static __always_inline int journals(const struct dsr_relay_sock *rs, const struc
 	return rs->dir == DSR_RELAY_DIR_REQUEST && (rc->flags & DSR_RELAY_CONN_JOURNAL);
 }
 
+/* A slot back to its queue (the slot numbers of dsr_abi.h's journal comment). */
+static __always_inline void slot_free(__u32 slot)
+{
+	__u32 i = slot - DSR_RELAY_JOURNAL_SLOTS;
+
+	if (slot >= DSR_RELAY_JOURNAL_SLOTS)
+		bpf_map_push_elem(&relay_journal_small_free, &i, 0);
+	else
+		bpf_map_push_elem(&relay_journal_free, &slot, 0);
+}
+
 /*
  * A slot for a request frame of `len` bytes (prefix included) about to go to the server with
  * MessageId `msg_id`, filled in and indexed (an entry is never indexed before it is filled, so
- * user space never reads a stale one). Returns the slot, or -DSR_PASS_JOURNAL: no slot free,
- * the frame too long, or the MessageId already journaled (the slot goes back).
+ * user space never reads a stale one): a small one if the frame fits and one is free, else a
+ * 1 MiB one. Returns the slot, or -DSR_PASS_JOURNAL: the connection holds its share of entries
+ * already, no slot free, the frame too long, or the MessageId already journaled (the slot goes
+ * back).
  */
 __attribute__((noinline)) int journal_take(__u32 conn, __u64 msg_id, __u32 len)
 {
 	struct dsr_relay_journal_key k = { .conn = conn, .msg_id = msg_id };
+	struct dsr_relay_conn *rc = bpf_map_lookup_elem(&relay_conns, &conn);
 	struct dsr_relay_journal *e;
-	__u32 slot;
+	__u32 slot, i;
 
-	if (len > DSR_RELAY_JOURNAL_FRAME_MAX || bpf_map_pop_elem(&relay_journal_free, &slot))
+	if (!rc || rc->journaled >= (rc->journal_max ? rc->journal_max : DSR_RELAY_JOURNAL_PER_CONN) || len > DSR_RELAY_JOURNAL_FRAME_MAX)
 		return -DSR_PASS_JOURNAL;
-	e = bpf_map_lookup_elem(&relay_journal, &slot);
+	/* Both value types start with the same 24-byte header. */
+	if (len <= DSR_RELAY_JOURNAL_SMALL_FRAME_MAX && !bpf_map_pop_elem(&relay_journal_small_free, &i)) {
+		slot = DSR_RELAY_JOURNAL_SLOTS + i;
+		e = bpf_map_lookup_elem(&relay_journal_small, &i);
+	} else if (!bpf_map_pop_elem(&relay_journal_free, &slot)) {
+		e = bpf_map_lookup_elem(&relay_journal, &slot);
+	} else {
+		return -DSR_PASS_JOURNAL;
+	}
 	if (e) {
 		e->conn = conn;
 		e->len = len;
@@ -337,9 +372,11 @@ __attribute__((noinline)) int journal_take(__u32 conn, __u64 msg_id, __u32 len)
 		e->msg_id = msg_id;
 	}
 	if (!e || bpf_map_update_elem(&relay_journal_index, &k, &slot, BPF_NOEXIST)) {
-		bpf_map_push_elem(&relay_journal_free, &slot, 0);
+		slot_free(slot);
 		return -DSR_PASS_JOURNAL;
 	}
+	/* The request direction takes slots one frame at a time: the check above still holds. */
+	__sync_fetch_and_add(&rc->journaled, 1);
 	return slot;
 }
 
@@ -351,6 +388,7 @@ __attribute__((noinline)) int journal_free(__u32 conn, __u64 msg_id)
 {
 	struct dsr_relay_journal_key k = { .conn = conn, .msg_id = msg_id };
 	__u32 *found = bpf_map_lookup_elem(&relay_journal_index, &k);
+	struct dsr_relay_conn *rc;
 	__u32 slot;
 
 	if (!found)
@@ -358,7 +396,11 @@ __attribute__((noinline)) int journal_free(__u32 conn, __u64 msg_id)
 	slot = *found;
 	if (bpf_map_delete_elem(&relay_journal_index, &k))
 		return 0;
-	bpf_map_push_elem(&relay_journal_free, &slot, 0);
+	slot_free(slot);
+	/* Only the reply direction frees, one frame at a time; rules written again since (0) stay 0. */
+	rc = bpf_map_lookup_elem(&relay_conns, &conn);
+	if (rc && rc->journaled > 0)
+		__sync_fetch_and_add(&rc->journaled, -1);
 	return 1;
 }
 
@@ -398,7 +440,28 @@ static int jcopy_step(__u32 index, void *ctx)
 __attribute__((noinline)) int journal_copy(struct __sk_buff *skb, __u32 conn, __u32 slot, __u32 from, __u32 n)
 {
 	struct jcopy c = { .skb = skb, .from = from, .left = n };
+	struct dsr_relay_journal_small *small;
+	__u32 i = slot - DSR_RELAY_JOURNAL_SLOTS, at;
+	__u64 m;
 
+	if (slot >= DSR_RELAY_JOURNAL_SLOTS) {
+		small = bpf_map_lookup_elem(&relay_journal_small, &i);
+		if (!small || small->conn != conn || small->copied > small->len || n > small->len - small->copied)
+			return -1;
+		at = small->copied;
+		m = n;
+		/* Zero-extended where clang cannot see it, so the checks below bound the very register
+		 * the helper is given (clang would check a truncated copy). */
+		asm volatile("%[m] <<= 32; %[m] >>= 32" : [m] "+r"(m));
+		if (m == 0)
+			return 0;
+		/* The offset and length bounded apart for the verifier (data[] is twice FRAME_MAX). */
+		if (at > DSR_RELAY_JOURNAL_SMALL_FRAME_MAX || m > DSR_RELAY_JOURNAL_SMALL_FRAME_MAX ||
+		    bpf_skb_load_bytes(skb, from, &small->data[at], m))
+			return -1;
+		small->copied = at + m;
+		return 0;
+	}
 	c.e = bpf_map_lookup_elem(&relay_journal, &slot);
 	if (!c.e || c.e->conn != conn || c.e->copied > c.e->len || n > c.e->len - c.e->copied)
 		return -1;

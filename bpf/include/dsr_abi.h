@@ -162,7 +162,8 @@ _Static_assert(sizeof(struct dsr_port_stat) == 16, "struct dsr_port_stat");
  * maximum, a CreditCharge too small for its size, a buffer outside the message (user space
  * answers it with the NTSTATUS a Windows server gives; see "Requests checked" below). */
 #define DSR_PASS_INVALID 19
-/* DSR_RELAY_CONN_JOURNAL: no journal slot is free, the frame is longer than
+/* DSR_RELAY_CONN_JOURNAL: no journal slot is free, the connection holds its journal_max
+ * entries already, the frame is longer than
  * DSR_RELAY_JOURNAL_FRAME_MAX, or its MessageId is already in the journal. */
 #define DSR_PASS_JOURNAL 20
 /* A request whose MessageId is not the one after the last the kernel forwarded (or
@@ -486,8 +487,13 @@ struct dsr_relay_conn {
 	 * top. No response is forwarded before the socket has it all (DSR_PASS_AHEAD). 0: unset,
 	 * and max_queued unchecked. */
 	__u64 client_base;
+	/* Journal entries the connection holds (the verdict counts them; user space writes 0)... */
+	__u32 journaled;
+	/* ...and may hold: at that many the next request passes (DSR_PASS_JOURNAL). 0:
+	 * DSR_RELAY_JOURNAL_PER_CONN. */
+	__u32 journal_max;
 };
-_Static_assert(sizeof(struct dsr_relay_conn) == 48, "struct dsr_relay_conn");
+_Static_assert(sizeof(struct dsr_relay_conn) == 56, "struct dsr_relay_conn");
 
 /* Map relay_sessions (hash, DSR_RELAY_MAX_SESSIONS entries): this -> the SessionId for the peer
  * (__u64). */
@@ -545,15 +551,29 @@ _Static_assert(sizeof(struct dsr_relay_event) == 16, "struct dsr_relay_event");
  * the server (ids rewritten, NetBIOS prefix included), into a slot of relay_journal, and stays
  * there until the verdict forwards its final response (not an interim one) or user space lets
  * it go. A server that dies with requests unanswered leaves their frames here for user space to
- * replay on another server. Slots come from the queue relay_journal_free (user space fills it
- * with 0 .. DSR_RELAY_JOURNAL_SLOTS-1 at load); relay_journal_index finds a request's slot by
- * its connection and the MessageId the server saw. Whoever deletes an index entry (the verdict
- * after a final response, or user space) pushes its slot back. CANCEL is not journaled (it has
+ * replay on another server. A frame of at most DSR_RELAY_JOURNAL_SMALL_FRAME_MAX bytes (a READ,
+ * FLUSH or QUERY_INFO request) takes a small slot, from relay_journal_small, while one is free;
+ * others (a WRITE) take one of relay_journal's 1 MiB slots. Slot numbers: 0 ..
+ * DSR_RELAY_JOURNAL_SLOTS-1 are relay_journal's, DSR_RELAY_JOURNAL_SLOTS + i is
+ * relay_journal_small's i. Free slots wait in the queues relay_journal_free and
+ * relay_journal_small_free (user space fills them at load); relay_journal_index finds a
+ * request's slot by its connection and the MessageId the server saw. Whoever deletes an index
+ * entry (the verdict after a final response, or user space) pushes its slot back. One
+ * connection holds at most dsr_relay_conn.journal_max entries (DSR_RELAY_JOURNAL_PER_CONN
+ * unless set), so that one client cannot take every slot, and with the strparser (no
+ * DSR_PASS_BEHIND) what waits for a client stays bounded. CANCEL is not journaled (it has
  * no response). The cut-through verdict copies a frame skb by skb (dsr_relay_sock.journal_*);
  * `copied` < `len` means the rest of the frame did not pass through the verdict (it let go of
  * the connection first).
  */
 #define DSR_RELAY_JOURNAL_SLOTS 64
+#define DSR_RELAY_JOURNAL_SMALL_SLOTS 4096
+#define DSR_RELAY_JOURNAL_PER_CONN 64
+/* The longest frame a small slot takes (prefix included): a READ request is 117 bytes. */
+#define DSR_RELAY_JOURNAL_SMALL_FRAME_MAX 512
+/* A small slot's data[]: its FRAME_MAX and as much slack (the verifier bounds a copy's offset
+ * and length apart). */
+#define DSR_RELAY_JOURNAL_SMALL_BYTES 1024
 /* The longest frame journaled (prefix included): a 1 MiB READ, WRITE or QUERY_INFO with its
  * headers; a longer one passes (DSR_PASS_JOURNAL). */
 #define DSR_RELAY_JOURNAL_FRAME_MAX 1052672
@@ -579,7 +599,21 @@ struct dsr_relay_journal {
 _Static_assert(sizeof(struct dsr_relay_journal) == 24 + DSR_RELAY_JOURNAL_BYTES, "struct dsr_relay_journal");
 _Static_assert(DSR_RELAY_JOURNAL_BYTES == DSR_RELAY_JOURNAL_FRAME_MAX + DSR_RELAY_JOURNAL_CHUNK, "journal slack");
 
-/* Map relay_journal_index (hash, DSR_RELAY_JOURNAL_SLOTS entries): this -> slot (__u32). */
+/* Map relay_journal_small (array, DSR_RELAY_JOURNAL_SMALL_SLOTS entries): slot -
+ * DSR_RELAY_JOURNAL_SLOTS (__u32) -> this; the fields are dsr_relay_journal's. */
+struct dsr_relay_journal_small {
+	__u32 conn;
+	__u32 len;
+	__u32 copied;
+	__u32 pad;
+	__u64 msg_id;
+	__u8 data[DSR_RELAY_JOURNAL_SMALL_BYTES];
+};
+_Static_assert(sizeof(struct dsr_relay_journal_small) == 24 + DSR_RELAY_JOURNAL_SMALL_BYTES, "struct dsr_relay_journal_small");
+_Static_assert(DSR_RELAY_JOURNAL_SMALL_BYTES == 2 * DSR_RELAY_JOURNAL_SMALL_FRAME_MAX, "small journal slack");
+
+/* Map relay_journal_index (hash, DSR_RELAY_JOURNAL_SLOTS + DSR_RELAY_JOURNAL_SMALL_SLOTS
+ * entries): this -> slot (__u32). */
 struct dsr_relay_journal_key {
 	__u32 conn;
 	__u32 pad;

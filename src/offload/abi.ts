@@ -124,6 +124,10 @@ export const ABI = {
   DSR_RELAY_CONN_FILES: 2,
   DSR_RELAY_CONN_JOURNAL: 4,
   DSR_RELAY_JOURNAL_SLOTS: 64,
+  DSR_RELAY_JOURNAL_SMALL_SLOTS: 4096,
+  DSR_RELAY_JOURNAL_PER_CONN: 64,
+  DSR_RELAY_JOURNAL_SMALL_FRAME_MAX: 512,
+  DSR_RELAY_JOURNAL_SMALL_BYTES: 1024,
   DSR_RELAY_JOURNAL_FRAME_MAX: JOURNAL_FRAME_MAX,
   DSR_RELAY_JOURNAL_CHUNK: JOURNAL_CHUNK,
   DSR_RELAY_JOURNAL_BYTES: JOURNAL_FRAME_MAX + JOURNAL_CHUNK,
@@ -205,6 +209,8 @@ export const RelayMaps = {
   journal: 'relay_journal',
   journalFree: 'relay_journal_free',
   journalIndex: 'relay_journal_index',
+  journalSmall: 'relay_journal_small',
+  journalSmallFree: 'relay_journal_small_free',
   busy: 'relay_busy',
 } as const;
 /** The strparser framing (parser + verdictMsg) or the cut-through one (verdictCut alone). */
@@ -318,7 +324,7 @@ export const RELAY_SOCK: StructLayout = {
 };
 export const RELAY_CONN: StructLayout = {
   name: 'dsr_relay_conn',
-  size: 48,
+  size: 56,
   fields: {
     msg_id_delta: { offset: 0, size: 8 },
     cmd_mask: { offset: 8, size: 4 },
@@ -329,6 +335,8 @@ export const RELAY_CONN: StructLayout = {
     max_queued: { offset: 28, size: 4 },
     msg_id_next: { offset: 32, size: 8 },
     client_base: { offset: 40, size: 8 },
+    journaled: { offset: 48, size: 4 },
+    journal_max: { offset: 52, size: 4 },
   },
 };
 export const RELAY_SESSION_KEY: StructLayout = {
@@ -363,6 +371,11 @@ export const RELAY_JOURNAL: StructLayout = {
     data: { offset: 24, size: ABI.DSR_RELAY_JOURNAL_BYTES },
   },
 };
+export const RELAY_JOURNAL_SMALL: StructLayout = {
+  name: 'dsr_relay_journal_small',
+  size: 24 + ABI.DSR_RELAY_JOURNAL_SMALL_BYTES,
+  fields: { ...RELAY_JOURNAL.fields, data: { offset: 24, size: ABI.DSR_RELAY_JOURNAL_SMALL_BYTES } },
+};
 export const RELAY_JOURNAL_KEY: StructLayout = {
   name: 'dsr_relay_journal_key',
   size: 16,
@@ -381,7 +394,7 @@ export const RELAY_BUSY: StructLayout = {
 };
 
 /** Every struct of the header, for the layout test. */
-export const STRUCTS: readonly StructLayout[] = [PORT, SWITCH, PORT_STAT_KEY, PORT_STAT, RELAY_SOCK, RELAY_CONN, RELAY_SESSION_KEY, RELAY_TREE_KEY, RELAY_FILE_KEY, RELAY_FILE_ID, RELAY_JOURNAL, RELAY_JOURNAL_KEY, RELAY_EVENT, RELAY_BUSY];
+export const STRUCTS: readonly StructLayout[] = [PORT, SWITCH, PORT_STAT_KEY, PORT_STAT, RELAY_SOCK, RELAY_CONN, RELAY_SESSION_KEY, RELAY_TREE_KEY, RELAY_FILE_KEY, RELAY_FILE_ID, RELAY_JOURNAL, RELAY_JOURNAL_SMALL, RELAY_JOURNAL_KEY, RELAY_EVENT, RELAY_BUSY];
 
 const off = (s: StructLayout, field: string): number => {
   const f = s.fields[field];
@@ -687,6 +700,11 @@ export interface RelayConn {
    * after: no response is forwarded before the socket has it all ('ahead'). Unset: unchecked.
    */
   clientBase?: bigint;
+  /**
+   * With journal: the journal entries (requests forwarded and not answered) the connection may
+   * hold; one more passes ('journal'). Unset: DSR_RELAY_JOURNAL_PER_CONN.
+   */
+  journalMax?: number;
 }
 
 /**
@@ -709,7 +727,7 @@ export function encodeRelayConn(r: RelayConn): Buffer {
     (r.rewrite ? ABI.DSR_RELAY_CONN_REWRITE : 0) | (files ? ABI.DSR_RELAY_CONN_FILES : 0) | (r.journal === true ? ABI.DSR_RELAY_CONN_JOURNAL : 0),
     off(s, 'flags'),
   );
-  for (const [field, value] of [['max_read', r.maxRead], ['max_write', r.maxWrite], ['max_transact', r.maxTransact], ['max_queued', r.maxQueued ?? 0]] as const) {
+  for (const [field, value] of [['max_read', r.maxRead], ['max_write', r.maxWrite], ['max_transact', r.maxTransact], ['max_queued', r.maxQueued ?? 0], ['journal_max', r.journalMax ?? 0]] as const) {
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new DsrError(ErrorCode.BPF, `struct ${s.name}: ${field} ${value} is not a 32-bit size`);
     b.writeUInt32LE(value, off(s, field));
   }
@@ -736,6 +754,7 @@ export function decodeRelayConn(b: Buffer): RelayConn {
     ...(b.readBigUInt64LE(off(s, 'msg_id_next')) !== 0n && { msgIdNext: b.readBigUInt64LE(off(s, 'msg_id_next')) }),
     ...(b.readUInt32LE(off(s, 'max_queued')) !== 0 && { maxQueued: b.readUInt32LE(off(s, 'max_queued')) }),
     ...(b.readBigUInt64LE(off(s, 'client_base')) !== 0n && { clientBase: b.readBigUInt64LE(off(s, 'client_base')) }),
+    ...(b.readUInt32LE(off(s, 'journal_max')) !== 0 && { journalMax: b.readUInt32LE(off(s, 'journal_max')) }),
   };
 }
 
@@ -833,13 +852,16 @@ export interface RelayJournal {
   data: Buffer;
 }
 
-/** `data` is a view of `b` (a map value is over 1 MiB: copy only what is kept). */
-export function decodeRelayJournal(b: Buffer): RelayJournal {
-  const s = RELAY_JOURNAL;
+/**
+ * struct dsr_relay_journal, or dsr_relay_journal_small (`small`: a slot of relay_journal_small).
+ * `data` is a view of `b` (a map value is over 1 MiB: copy only what is kept).
+ */
+export function decodeRelayJournal(b: Buffer, small = false): RelayJournal {
+  const s = small ? RELAY_JOURNAL_SMALL : RELAY_JOURNAL;
   checkLength(s, b);
   const len = b.readUInt32LE(off(s, 'len'));
   const copied = b.readUInt32LE(off(s, 'copied'));
-  if (copied > len || copied > ABI.DSR_RELAY_JOURNAL_FRAME_MAX) throw new DsrError(ErrorCode.BPF, `struct ${s.name}: ${copied} of ${len} bytes copied`);
+  if (copied > len || copied > (small ? ABI.DSR_RELAY_JOURNAL_SMALL_FRAME_MAX : ABI.DSR_RELAY_JOURNAL_FRAME_MAX)) throw new DsrError(ErrorCode.BPF, `struct ${s.name}: ${copied} of ${len} bytes copied`);
   return {
     conn: b.readUInt32LE(off(s, 'conn')),
     len,

@@ -45,6 +45,7 @@ import {
   RELAY_FILE_ID,
   RELAY_FILE_KEY,
   RELAY_JOURNAL,
+  RELAY_JOURNAL_SMALL,
   RELAY_JOURNAL_KEY,
   RELAY_OBJECT,
   RELAY_SESSION_KEY,
@@ -206,8 +207,12 @@ interface Maps {
   files: BpfMap;
   counters: BpfMap;
   passes: BpfMap;
+  /** Slots 0 .. DSR_RELAY_JOURNAL_SLOTS-1 (1 MiB each)... */
   journal: BpfMap;
   journalFree: BpfMap;
+  /** ...and DSR_RELAY_JOURNAL_SLOTS + i, relay_journal_small's i (a READ's frame fits). */
+  journalSmall: BpfMap;
+  journalSmallFree: BpfMap;
   journalIndex: BpfMap;
   events: BpfMap;
 }
@@ -257,11 +262,14 @@ export class RelayPrograms {
         counters: obj.map(RelayMaps.counters, 4, 8, true),
         passes: obj.map(RelayMaps.passes, 4, 8, true),
         journal: obj.map(RelayMaps.journal, 4, RELAY_JOURNAL.size),
+        journalSmall: obj.map(RelayMaps.journalSmall, 4, RELAY_JOURNAL_SMALL.size),
+        journalSmallFree: obj.map(RelayMaps.journalSmallFree, 0, 4),
         journalFree: obj.map(RelayMaps.journalFree, 0, 4),
         journalIndex: obj.map(RelayMaps.journalIndex, RELAY_JOURNAL_KEY.size, 4),
         events: obj.map(RelayMaps.events, 0, 0),
       };
       for (let slot = 0; slot < ABI.DSR_RELAY_JOURNAL_SLOTS; slot++) maps.journalFree.push(u32(slot));
+      for (let i = 0; i < ABI.DSR_RELAY_JOURNAL_SMALL_SLOTS; i++) maps.journalSmallFree.push(u32(i));
       if (framing === 'strparser') {
         links.push(linkCreate(obj.prog(RelayProgs.parser), maps.socks.fd, AttachType.SK_SKB_STREAM_PARSER, RelayProgs.parser));
         links.push(linkCreate(obj.prog(RelayProgs.verdictMsg), maps.socks.fd, AttachType.SK_SKB_STREAM_VERDICT, RelayProgs.verdictMsg));
@@ -500,7 +508,7 @@ export class RelayPrograms {
 
   /**
    * Requests of this connection the kernel forwarded and whose final response it has not
-   * forwarded, by MessageId. Each read copies a slot (a little over 1 MiB).
+   * forwarded, by MessageId. Each read copies a slot (a little over 1 MiB for a WRITE's, 1 KiB for a READ's).
    */
   journal(conn: number): JournalEntry[] {
     this.checkOpen();
@@ -538,12 +546,16 @@ export class RelayPrograms {
     this.checkOpen();
     // Whoever deletes the index entry (this, or the verdict on a final response) frees the slot.
     const slot = this.maps.journalIndex.take(encodeRelayJournalKey({ conn, msgId: messageId }));
-    if (slot) this.maps.journalFree.push(slot);
+    if (!slot) return;
+    const n = slot.readUInt32LE(0);
+    if (n < ABI.DSR_RELAY_JOURNAL_SLOTS) this.maps.journalFree.push(slot);
+    else this.maps.journalSmallFree.push(u32(n - ABI.DSR_RELAY_JOURNAL_SLOTS));
   }
 
   private slotEntry(slot: number): RelayJournal | undefined {
-    const v = this.maps.journal.lookup(u32(slot));
-    return v && decodeRelayJournal(v);
+    const small = slot >= ABI.DSR_RELAY_JOURNAL_SLOTS;
+    const v = small ? this.maps.journalSmall.lookup(u32(slot - ABI.DSR_RELAY_JOURNAL_SLOTS)) : this.maps.journal.lookup(u32(slot));
+    return v && decodeRelayJournal(v, small);
   }
 
   /** Connections the kernel holds now. */

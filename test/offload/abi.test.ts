@@ -44,6 +44,7 @@ import {
   RELAY_COUNTERS,
   RELAY_DIRECTIONS,
   RELAY_JOURNAL,
+  RELAY_JOURNAL_SMALL,
   RELAY_OBJECT,
   RelayMaps,
   RelayProgs,
@@ -330,15 +331,18 @@ describe('abi.ts codecs', () => {
   test('dsr_relay_conn, session and tree keys encode as the header lays them out', () => {
     const limits = { maxRead: 0x40000, maxWrite: 0x100000, maxTransact: 0x10000 };
     const c = { msgIdDelta: -3n, cmdMask: 0x7ffe0, rewrite: true, ...limits };
-    assert.equal(encodeRelayConn(c).toString('hex'), 'fdffffffffffffff' + 'e0ff0700' + '01000000' + '00000400' + '00001000' + '00000100' + '00000000' + '0000000000000000' + '0000000000000000');
+    assert.equal(encodeRelayConn(c).toString('hex'), 'fdffffffffffffff' + 'e0ff0700' + '01000000' + '00000400' + '00001000' + '00000100' + '00000000' + '0000000000000000' + '0000000000000000' + '00000000' + '00000000', 'journaled 0: the verdict counts');
     assert.deepEqual(decodeRelayConn(encodeRelayConn(c)), c);
     const next = { ...c, msgIdNext: 0x0102030405n };
     assert.equal(encodeRelayConn(next).subarray(32, 40).toString('hex'), '0504030201000000', 'msg_id_next');
     assert.deepEqual(decodeRelayConn(encodeRelayConn(next)), next);
     const bounded = { ...c, maxQueued: 0x2000000, clientBase: 0x0a0b0c0dn };
     assert.equal(encodeRelayConn(bounded).readUInt32LE(28), 0x2000000, 'max_queued');
-    assert.equal(encodeRelayConn(bounded).subarray(40).toString('hex'), '0d0c0b0a00000000', 'client_base');
+    assert.equal(encodeRelayConn(bounded).subarray(40, 48).toString('hex'), '0d0c0b0a00000000', 'client_base');
     assert.deepEqual(decodeRelayConn(encodeRelayConn(bounded)), bounded);
+    const capped = { ...c, journal: true, journalMax: 1024 };
+    assert.equal(encodeRelayConn(capped).readUInt32LE(52), 1024, 'journal_max');
+    assert.deepEqual(decodeRelayConn(encodeRelayConn(capped)), capped);
     const files = { msgIdDelta: 5n, cmdMask: (1 << Smb2Command.READ) | (1 << Smb2Command.CLOSE), rewrite: true, files: true, ...limits };
     assert.equal(encodeRelayConn(files).subarray(0, 16).toString('hex'), '0500000000000000' + '40010000' + '03000000', 'flags REWRITE | FILES');
     assert.deepEqual(decodeRelayConn(encodeRelayConn(files)), files);
@@ -365,6 +369,15 @@ describe('abi.ts codecs', () => {
     v.writeUInt32LE(11, 8);
     assert.throws(() => decodeRelayJournal(v), /11 of 10 bytes copied/);
     assert.throws(() => decodeRelayJournal(Buffer.alloc(24)), /24 bytes, expected 1069080/);
+    // A small slot: the same header, data[] of 1 KiB, at most 512 bytes copied.
+    const small = Buffer.alloc(RELAY_JOURNAL_SMALL.size);
+    v.subarray(0, 28).copy(small);
+    small.writeUInt32LE(3, 8);
+    assert.deepEqual(decodeRelayJournal(small, true), { conn: 9, len: 10, copied: 3, msgId: k.msgId, data: Buffer.from('aabbcc', 'hex') });
+    small.writeUInt32LE(600, 4);
+    small.writeUInt32LE(513, 8);
+    assert.throws(() => decodeRelayJournal(small, true), /513 of 600 bytes copied/);
+    assert.throws(() => decodeRelayJournal(v, true), /expected 1048/);
   });
 
   test('dsr_relay_file_key and dsr_relay_file_id encode as the header lays them out', () => {

@@ -56,14 +56,15 @@ for (const framing of ['strparser', 'cut-through'] as RelayFraming[]) {
         relay.offload(CONN, p.accepted, p.backend, RULES, IDS, BUFFERS);
       });
 
-      test('a READ forwarded leaves one entry: the frame the server received, MessageId as forwarded', async () => {
+      test('a READ forwarded leaves one entry in a small slot: the frame the server received, MessageId as forwarded', async () => {
         const journaled = counter('journaled');
         p.client.write(read(10n));
         await until('the READ at the server', () => p.atServer.frames().length === 1);
         const entries = relay.journal(CONN);
         const frame = p.atServer.frames()[0]!;
         assert.deepEqual(entries.map((e) => [e.messageId, e.length, e.copied]), [[10n + DELTA, frame.length, frame.length]]);
-        assert.ok(entries[0]!.slot >= 0 && entries[0]!.slot < ABI.DSR_RELAY_JOURNAL_SLOTS);
+        const small = entries[0]!.slot - ABI.DSR_RELAY_JOURNAL_SLOTS;
+        assert.ok(small >= 0 && small < ABI.DSR_RELAY_JOURNAL_SMALL_SLOTS, `slot ${entries[0]!.slot} is a small one`);
         assert.deepEqual(relay.journalFrame(entries[0]!), frame);
         assert.equal(frame.readBigUInt64LE(4 + 40), BACKEND.session, 'the backend ids, as the server got them');
         assert.equal(counter('journaled'), journaled + 1);
@@ -109,6 +110,7 @@ for (const framing of ['strparser', 'cut-through'] as RelayFraming[]) {
         assert.equal(atServer.length, frame.length);
         const [entry] = relay.journal(CONN);
         assert.deepEqual([entry!.messageId, entry!.length, entry!.copied], [12n + DELTA, frame.length, frame.length]);
+        assert.ok(entry!.slot < ABI.DSR_RELAY_JOURNAL_SLOTS, `slot ${entry!.slot} is a 1 MiB one`);
         assert.ok(relay.journalFrame(entry!).equals(atServer), 'the journaled frame is the bytes the server received');
         if (framing === 'cut-through') assert.ok(counter('fwd-skb') - skbs >= 16, `forwarded in ${counter('fwd-skb') - skbs} skbs`);
         p.server.write(response(Smb2Command.WRITE, 12n + DELTA));
@@ -166,8 +168,8 @@ for (const framing of ['strparser', 'cut-through'] as RelayFraming[]) {
         rearm();
       });
 
-      test("with every slot taken the next request passes 'journal'; disarm leaves the entries, journalFree lets one go", async () => {
-        const n = ABI.DSR_RELAY_JOURNAL_SLOTS;
+      test("with the connection's share of entries taken the next request passes 'journal'; disarm leaves the entries, journalFree lets one go", async () => {
+        const n = ABI.DSR_RELAY_JOURNAL_PER_CONN;
         const seen = p.atServer.frames().length;
         const before = p.atNode.bytes.length;
         p.client.write(Buffer.concat(Array.from({ length: n }, (_, i) => read(100n + BigInt(i)))));
@@ -197,22 +199,49 @@ for (const framing of ['strparser', 'cut-through'] as RelayFraming[]) {
       });
 
       test('release frees every entry of the connection', () => {
-        assert.equal(relay.journal(CONN).length, ABI.DSR_RELAY_JOURNAL_SLOTS - 1);
+        assert.equal(relay.journal(CONN).length, ABI.DSR_RELAY_JOURNAL_PER_CONN - 1);
         relay.release(CONN);
         assert.deepEqual(relay.journal(CONN), []);
       });
     });
 
-    test('after release every slot is free again: another connection journals 64 requests', async () => {
-      const CONN = 2;
-      const p = await pair();
-      relay.offload(CONN, p.accepted, p.backend, RULES, IDS, BUFFERS);
-      const n = ABI.DSR_RELAY_JOURNAL_SLOTS;
+    test("after release its slots are free again: three connections each journal their share of READs, more than the 1 MiB slots, with no 'journal' pass", async () => {
+      const n = ABI.DSR_RELAY_JOURNAL_PER_CONN;
       const passes = relay.passes().journal ?? 0;
-      p.client.write(Buffer.concat(Array.from({ length: n }, (_, i) => read(BigInt(i)))));
-      await until(`${n} READs at the server`, () => p.atServer.frames().length === n);
-      assert.equal(relay.journal(CONN).length, n);
+      const conns = [2, 4, 5];
+      assert.ok(conns.length * n > ABI.DSR_RELAY_JOURNAL_SLOTS);
+      const pairs = await Promise.all(conns.map(() => pair()));
+      conns.forEach((conn, k) => relay.offload(conn, pairs[k]!.accepted, pairs[k]!.backend, RULES, IDS, BUFFERS));
+      for (const p of pairs) p.client.write(Buffer.concat(Array.from({ length: n }, (_, i) => read(BigInt(i)))));
+      for (const p of pairs) await until(`${n} READs at the server`, () => p.atServer.frames().length === n);
+      for (const conn of conns) assert.equal(relay.journal(conn).length, n);
       assert.equal(relay.passes().journal ?? 0, passes);
+      // Each answered: every entry goes, and the connections' shares with them.
+      for (const p of pairs) p.server.write(Buffer.concat(Array.from({ length: n }, (_, i) => response(Smb2Command.READ, BigInt(i) + DELTA))));
+      for (const p of pairs) await until(`${n} responses at the client`, () => p.atClient.frames().length === n);
+      for (const conn of conns) assert.deepEqual(relay.journal(conn), []);
+      // The share counts down as entries go: a full share of READs fits again.
+      const p = pairs[0]!;
+      p.client.write(Buffer.concat(Array.from({ length: n }, (_, i) => read(BigInt(n + i)))));
+      await until(`${n} more READs at the server`, () => p.atServer.frames().length === 2 * n);
+      assert.equal(relay.passes().journal ?? 0, passes);
+      for (const conn of conns) relay.release(conn);
+    });
+
+    test("the rules' journalMax sets the connection's share: that many READs in flight are forwarded, the next passes 'journal'", async () => {
+      const CONN = 6;
+      const max = ABI.DSR_RELAY_JOURNAL_PER_CONN + 36;
+      const p = await pair();
+      relay.offload(CONN, p.accepted, p.backend, { ...RULES, journalMax: max }, IDS, BUFFERS);
+      const passes = relay.passes().journal ?? 0;
+      p.client.write(Buffer.concat(Array.from({ length: max }, (_, i) => read(BigInt(i)))));
+      await until(`${max} READs at the server`, () => p.atServer.frames().length === max);
+      assert.equal(relay.journal(CONN).length, max);
+      assert.equal(relay.passes().journal ?? 0, passes);
+      const extra = read(BigInt(max));
+      p.client.write(extra);
+      await until('the next READ in Node', () => p.atNode.bytes.length === extra.length);
+      assert.equal(relay.passes().journal, passes + 1);
       relay.release(CONN);
     });
 

@@ -25,6 +25,7 @@ import { type FileId, fileIdKey, getFileId, REQUEST_FILE_ID_AT, setFileId } from
 import { Hdr, type Smb2Header } from '../wire/smb2/header.js';
 import { NETBIOS_HEADER_SIZE } from '../wire/netbios.js';
 import { decodeReadRequest, type ReadRequest } from '../wire/smb2/read.js';
+import { ABI } from '../../offload/abi.js';
 import { drained, sendCounts, unread, written, type JournalEntry, type RelayPrograms, type Released } from '../../offload/relay.js';
 import type { BackendLink } from './backend.js';
 import type { ConnectionState, DsrContext } from './context.js';
@@ -36,6 +37,8 @@ const RELAYED = [Smb2Command.READ, Smb2Command.WRITE, Smb2Command.FLUSH, Smb2Com
 const CMD_MASK = RELAYED.reduce((m, c) => m | (1 << c), 0);
 /** How long a lend lasts before Node stops reading its sockets (sink): past one small request's turn. */
 const SINK_MS = 10;
+/** Requests in flight one cut-through connection may have the kernel journal: an eighth of the small slots. */
+const CUT_THROUGH_JOURNAL_MAX = ABI.DSR_RELAY_JOURNAL_SMALL_SLOTS / 8;
 /** pauseReading's reason while the kernel has the connection. */
 const SUNK = 'lent to the kernel';
 
@@ -342,8 +345,10 @@ export class KernelPath {
           maxTransact: h.state.maxTransactSize,
           clientBase: lent.clientBase,
           // With the strparser a whole 1 MiB response passed to user space can stall the socket
-          // (README: driving the relay): there only the journal bounds what waits for a client.
-          ...(programs.framing === 'cut-through' && { maxQueued: h.ctx.config.relay.maxQueuedBytes }),
+          // (README: driving the relay): there only the journal's cap on requests in flight
+          // (DSR_RELAY_JOURNAL_PER_CONN) bounds what waits for a client. Cut-through bounds it in
+          // bytes, and the cap is only a fair share of the journal's small slots.
+          ...(programs.framing === 'cut-through' && { maxQueued: h.ctx.config.relay.maxQueuedBytes, journalMax: CUT_THROUGH_JOURNAL_MAX }),
         },
         { sessions: [...sessions].map(([b, c]) => [c, b] as const), trees: [...treeIds].map(([b, c]) => [c, b] as const), files },
       );
