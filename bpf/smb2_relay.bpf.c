@@ -107,7 +107,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_QUEUE);
-	__uint(max_entries, DSR_RELAY_JOURNAL_SLOTS);
+	__uint(max_entries, DSR_RELAY_JOURNAL_SLOTS_MAX);
 	__type(value, __u32);
 } relay_journal_free SEC(".maps");
 
@@ -126,7 +126,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, DSR_RELAY_JOURNAL_SLOTS + DSR_RELAY_JOURNAL_SMALL_SLOTS);
+	__uint(max_entries, DSR_RELAY_JOURNAL_SLOTS_MAX + DSR_RELAY_JOURNAL_SMALL_SLOTS);
 	__type(key, struct dsr_relay_journal_key);
 	__type(value, __u32);
 } relay_journal_index SEC(".maps");
@@ -331,9 +331,9 @@ static __always_inline int journals(const struct dsr_relay_sock *rs, const struc
 /* A slot back to its queue (the slot numbers of dsr_abi.h's journal comment). */
 static __always_inline void slot_free(__u32 slot)
 {
-	__u32 i = slot - DSR_RELAY_JOURNAL_SLOTS;
+	__u32 i = slot - DSR_RELAY_JOURNAL_SMALL_BASE;
 
-	if (slot >= DSR_RELAY_JOURNAL_SLOTS)
+	if (slot >= DSR_RELAY_JOURNAL_SMALL_BASE)
 		bpf_map_push_elem(&relay_journal_small_free, &i, 0);
 	else
 		bpf_map_push_elem(&relay_journal_free, &slot, 0);
@@ -358,7 +358,7 @@ __attribute__((noinline)) int journal_take(__u32 conn, __u64 msg_id, __u32 len)
 		return -DSR_PASS_JOURNAL;
 	/* Both value types start with the same 24-byte header. */
 	if (len <= DSR_RELAY_JOURNAL_SMALL_FRAME_MAX && !bpf_map_pop_elem(&relay_journal_small_free, &i)) {
-		slot = DSR_RELAY_JOURNAL_SLOTS + i;
+		slot = DSR_RELAY_JOURNAL_SMALL_BASE + i;
 		e = bpf_map_lookup_elem(&relay_journal_small, &i);
 	} else if (!bpf_map_pop_elem(&relay_journal_free, &slot)) {
 		e = bpf_map_lookup_elem(&relay_journal, &slot);
@@ -441,10 +441,10 @@ __attribute__((noinline)) int journal_copy(struct __sk_buff *skb, __u32 conn, __
 {
 	struct jcopy c = { .skb = skb, .from = from, .left = n };
 	struct dsr_relay_journal_small *small;
-	__u32 i = slot - DSR_RELAY_JOURNAL_SLOTS, at;
+	__u32 i = slot - DSR_RELAY_JOURNAL_SMALL_BASE, at;
 	__u64 m;
 
-	if (slot >= DSR_RELAY_JOURNAL_SLOTS) {
+	if (slot >= DSR_RELAY_JOURNAL_SMALL_BASE) {
 		small = bpf_map_lookup_elem(&relay_journal_small, &i);
 		if (!small || small->conn != conn || small->copied > small->len || n > small->len - small->copied)
 			return -1;

@@ -77,9 +77,10 @@ int dsr_log(char *buf, uint32_t size)
  * SIGPROF every millisecond: the relay failed to load under `node --cpu-prof`). A signal that
  * comes meanwhile is delivered when the load is done.
  */
-int dsr_obj_load(const char *path, struct bpf_object **out)
+int dsr_obj_load(const char *path, const char *resize, uint32_t entries, struct bpf_object **out)
 {
 	struct bpf_object *obj;
+	struct bpf_map *map;
 	sigset_t all, old;
 	int err;
 
@@ -87,6 +88,15 @@ int dsr_obj_load(const char *path, struct bpf_object **out)
 	obj = bpf_object__open_file(path, NULL);
 	if (!obj)
 		return -errno;
+	/* A map sized by configuration (resize, when not NULL) gets its max_entries before the load. */
+	if (resize) {
+		map = bpf_object__find_map_by_name(obj, resize);
+		err = map ? bpf_map__set_max_entries(map, entries) : -ENOENT;
+		if (err) {
+			bpf_object__close(obj);
+			return err;
+		}
+	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	err = bpf_object__load(obj);

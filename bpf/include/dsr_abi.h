@@ -553,8 +553,8 @@ _Static_assert(sizeof(struct dsr_relay_event) == 16, "struct dsr_relay_event");
  * it go. A server that dies with requests unanswered leaves their frames here for user space to
  * replay on another server. A frame of at most DSR_RELAY_JOURNAL_SMALL_FRAME_MAX bytes (a READ,
  * FLUSH or QUERY_INFO request) takes a small slot, from relay_journal_small, while one is free;
- * others (a WRITE) take one of relay_journal's 1 MiB slots. Slot numbers: 0 ..
- * DSR_RELAY_JOURNAL_SLOTS-1 are relay_journal's, DSR_RELAY_JOURNAL_SLOTS + i is
+ * others (a WRITE) take one of relay_journal's 1 MiB slots. Slot numbers: below
+ * DSR_RELAY_JOURNAL_SMALL_BASE are relay_journal's, DSR_RELAY_JOURNAL_SMALL_BASE + i is
  * relay_journal_small's i. Free slots wait in the queues relay_journal_free and
  * relay_journal_small_free (user space fills them at load); relay_journal_index finds a
  * request's slot by its connection and the MessageId the server saw. Whoever deletes an index
@@ -566,7 +566,12 @@ _Static_assert(sizeof(struct dsr_relay_event) == 16, "struct dsr_relay_event");
  * `copied` < `len` means the rest of the frame did not pass through the verdict (it let go of
  * the connection first).
  */
+/* relay_journal's slots unless user space loads the object with another max_entries for it
+ * (config relay.journalWriteSlots), at most DSR_RELAY_JOURNAL_SLOTS_MAX. */
 #define DSR_RELAY_JOURNAL_SLOTS 64
+#define DSR_RELAY_JOURNAL_SLOTS_MAX 1024
+/* Slot number of relay_journal_small's slot 0: past every relay_journal slot. */
+#define DSR_RELAY_JOURNAL_SMALL_BASE 1024
 #define DSR_RELAY_JOURNAL_SMALL_SLOTS 4096
 #define DSR_RELAY_JOURNAL_PER_CONN 64
 /* The longest frame a small slot takes (prefix included): a READ request is 117 bytes. */
@@ -583,7 +588,8 @@ _Static_assert(sizeof(struct dsr_relay_event) == 16, "struct dsr_relay_event");
  * length apart (the last copy may start at FRAME_MAX - 1 as far as it knows). */
 #define DSR_RELAY_JOURNAL_BYTES 1069056
 
-/* Map relay_journal (array, DSR_RELAY_JOURNAL_SLOTS entries): slot (__u32) -> this. */
+/* Map relay_journal (array, DSR_RELAY_JOURNAL_SLOTS entries unless resized at load): slot
+ * (__u32) -> this. */
 struct dsr_relay_journal {
 	/* Key of relay_conns. */
 	__u32 conn;
@@ -600,7 +606,7 @@ _Static_assert(sizeof(struct dsr_relay_journal) == 24 + DSR_RELAY_JOURNAL_BYTES,
 _Static_assert(DSR_RELAY_JOURNAL_BYTES == DSR_RELAY_JOURNAL_FRAME_MAX + DSR_RELAY_JOURNAL_CHUNK, "journal slack");
 
 /* Map relay_journal_small (array, DSR_RELAY_JOURNAL_SMALL_SLOTS entries): slot -
- * DSR_RELAY_JOURNAL_SLOTS (__u32) -> this; the fields are dsr_relay_journal's. */
+ * DSR_RELAY_JOURNAL_SMALL_BASE (__u32) -> this; the fields are dsr_relay_journal's. */
 struct dsr_relay_journal_small {
 	__u32 conn;
 	__u32 len;
@@ -611,8 +617,9 @@ struct dsr_relay_journal_small {
 };
 _Static_assert(sizeof(struct dsr_relay_journal_small) == 24 + DSR_RELAY_JOURNAL_SMALL_BYTES, "struct dsr_relay_journal_small");
 _Static_assert(DSR_RELAY_JOURNAL_SMALL_BYTES == 2 * DSR_RELAY_JOURNAL_SMALL_FRAME_MAX, "small journal slack");
+_Static_assert(DSR_RELAY_JOURNAL_SMALL_BASE >= DSR_RELAY_JOURNAL_SLOTS_MAX, "small slot numbers");
 
-/* Map relay_journal_index (hash, DSR_RELAY_JOURNAL_SLOTS + DSR_RELAY_JOURNAL_SMALL_SLOTS
+/* Map relay_journal_index (hash, DSR_RELAY_JOURNAL_SLOTS_MAX + DSR_RELAY_JOURNAL_SMALL_SLOTS
  * entries): this -> slot (__u32). */
 struct dsr_relay_journal_key {
 	__u32 conn;

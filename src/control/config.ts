@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DsrError, ErrorCode, errorMessage } from './errors.js';
 import { SMB2_DIALECTS } from './wire/smb2/constants.js';
+import { ABI } from '../offload/abi.js';
 import { DEFAULT_ADMIN_SOCKET, DEFAULT_CREDENTIALS } from './defaults.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/dsr';
@@ -137,14 +138,19 @@ export const configSchema = z
      * `maxQueuedBytes`: responses the kernel forwarded that may wait for a client's socket (a
      * client behind in reading) before the DSR takes the connection back and holds its servers
      * back; above what a client keeps in flight when it reads at disk speed.
+     * `journalWriteSlots`: WRITEs the kernel's journal holds at once for the whole DSR until the
+     * server answers (so that a server lost first gets them again from the new one); each slot
+     * pins a little over 1 MiB of kernel memory while the relay is loaded, and a WRITE that finds
+     * none free takes its connection back to user space. READs take small slots (4096).
      */
     relay: z
       .object({
         mode: z.enum(['off', 'strparser', 'cut-through']).default('cut-through'),
         maxIoSize: z.number().int().min(65536).max(MiB).default(MiB),
         maxQueuedBytes: z.number().int().min(MiB).max(1024 * MiB).default(32 * MiB),
+        journalWriteSlots: z.number().int().min(8).max(ABI.DSR_RELAY_JOURNAL_SLOTS_MAX).default(ABI.DSR_RELAY_JOURNAL_SLOTS),
       })
-      .default({ mode: 'cut-through', maxIoSize: MiB, maxQueuedBytes: 32 * MiB }),
+      .default({ mode: 'cut-through', maxIoSize: MiB, maxQueuedBytes: 32 * MiB, journalWriteSlots: ABI.DSR_RELAY_JOURNAL_SLOTS }),
     limits: z
       .object({
         maxConnections: z.number().int().min(1).default(4096),

@@ -126,7 +126,7 @@ export class DsrServer {
 
   private openRelay(framing: Exclude<RelayMode, 'off'>): void {
     try {
-      this.ctx.relay = { programs: RelayPrograms.open({ framing, log: this.log }), stats: this.relayStats };
+      this.ctx.relay = { programs: RelayPrograms.open({ framing, log: this.log, journalSlots: this.config.relay.journalWriteSlots }), stats: this.relayStats };
       this.relayState = { state: 'on', framing };
       this.log.info({ event: 'relay.loaded', framing, maxIoSize: this.config.relay.maxIoSize }, `kernel SMB2 relay loaded (${framing})`);
     } catch (e) {

@@ -40,7 +40,7 @@ export function distPath(rel: string): string {
 
 interface Shim {
   log(buf: Buffer, size: number): number;
-  objLoad(path: string, out: unknown[]): number;
+  objLoad(path: string, resize: string | null, entries: number, out: unknown[]): number;
   objClose(obj: unknown): void;
   progFd(obj: unknown, name: string): number;
   mapFd(obj: unknown, name: string): number;
@@ -101,7 +101,7 @@ function lib(): Shim {
   koffi.opaque('dsr_ring');
   shim = {
     log: l.func('int dsr_log(_Out_ uint8_t *buf, uint32_t size)'),
-    objLoad: l.func('int dsr_obj_load(const char *path, _Out_ bpf_object **out)'),
+    objLoad: l.func('int dsr_obj_load(const char *path, const char *resize, uint32_t entries, _Out_ bpf_object **out)'),
     objClose: l.func('void dsr_obj_close(bpf_object *obj)'),
     progFd: l.func('int dsr_prog_fd(bpf_object *obj, const char *name)'),
     mapFd: l.func('int dsr_map_fd(bpf_object *obj, const char *name)'),
@@ -236,10 +236,11 @@ export class BpfObject {
     this.handle = handle;
   }
 
-  static load(path: string): BpfObject {
+  /** Opens and loads an object file; `resize` gives one map another max_entries first. */
+  static load(path: string, resize?: { map: string; entries: number }): BpfObject {
     if (!existsSync(path)) throw new DsrError(ErrorCode.BPF_UNSUPPORTED, `${path} is missing: run npm run build (scripts/build-native.sh)`);
     const out: unknown[] = [null];
-    check(`load ${path}`, lib().objLoad(path, out));
+    check(`load ${path}${resize ? ` with ${resize.map} of ${resize.entries} entries` : ''}`, lib().objLoad(path, resize?.map ?? null, resize?.entries ?? 0, out));
     return new BpfObject(path, out[0]);
   }
 

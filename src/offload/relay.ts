@@ -207,10 +207,10 @@ interface Maps {
   files: BpfMap;
   counters: BpfMap;
   passes: BpfMap;
-  /** Slots 0 .. DSR_RELAY_JOURNAL_SLOTS-1 (1 MiB each)... */
+  /** Slots 0 .. journalSlots-1 (1 MiB each)... */
   journal: BpfMap;
   journalFree: BpfMap;
-  /** ...and DSR_RELAY_JOURNAL_SLOTS + i, relay_journal_small's i (a READ's frame fits). */
+  /** ...and DSR_RELAY_JOURNAL_SMALL_BASE + i, relay_journal_small's i (a READ's frame fits). */
   journalSmall: BpfMap;
   journalSmallFree: BpfMap;
   journalIndex: BpfMap;
@@ -243,11 +243,19 @@ export class RelayPrograms {
     readonly framing: RelayFraming,
   ) {}
 
-  /** Probes the kernel (one error naming whatever is missing), loads the relay and links its programs to the sockhash. */
-  static open(opts: { framing?: RelayFraming; log?: Logger } = {}): RelayPrograms {
+  /**
+   * Probes the kernel (one error naming whatever is missing), loads the relay (its journal with
+   * `journalSlots` 1 MiB slots for WRITEs, DSR_RELAY_JOURNAL_SLOTS unless given) and links its
+   * programs to the sockhash.
+   */
+  static open(opts: { framing?: RelayFraming; log?: Logger; journalSlots?: number } = {}): RelayPrograms {
     requireKernel(['btf', 'sockmapLinks']);
     probePsockInq();
-    const obj = BpfObject.load(distPath(`bpf/${RELAY_OBJECT}`));
+    const journalSlots = opts.journalSlots ?? ABI.DSR_RELAY_JOURNAL_SLOTS;
+    if (!Number.isInteger(journalSlots) || journalSlots < 1 || journalSlots > ABI.DSR_RELAY_JOURNAL_SLOTS_MAX) {
+      throw new DsrError(ErrorCode.USAGE, `the relay's journal takes 1 to ${ABI.DSR_RELAY_JOURNAL_SLOTS_MAX} WRITE slots, not ${journalSlots}`);
+    }
+    const obj = BpfObject.load(distPath(`bpf/${RELAY_OBJECT}`), { map: RelayMaps.journal, entries: journalSlots });
     const links: number[] = [];
     const framing = opts.framing ?? 'strparser';
     try {
@@ -268,7 +276,7 @@ export class RelayPrograms {
         journalIndex: obj.map(RelayMaps.journalIndex, RELAY_JOURNAL_KEY.size, 4),
         events: obj.map(RelayMaps.events, 0, 0),
       };
-      for (let slot = 0; slot < ABI.DSR_RELAY_JOURNAL_SLOTS; slot++) maps.journalFree.push(u32(slot));
+      for (let slot = 0; slot < journalSlots; slot++) maps.journalFree.push(u32(slot));
       for (let i = 0; i < ABI.DSR_RELAY_JOURNAL_SMALL_SLOTS; i++) maps.journalSmallFree.push(u32(i));
       if (framing === 'strparser') {
         links.push(linkCreate(obj.prog(RelayProgs.parser), maps.socks.fd, AttachType.SK_SKB_STREAM_PARSER, RelayProgs.parser));
@@ -548,13 +556,13 @@ export class RelayPrograms {
     const slot = this.maps.journalIndex.take(encodeRelayJournalKey({ conn, msgId: messageId }));
     if (!slot) return;
     const n = slot.readUInt32LE(0);
-    if (n < ABI.DSR_RELAY_JOURNAL_SLOTS) this.maps.journalFree.push(slot);
-    else this.maps.journalSmallFree.push(u32(n - ABI.DSR_RELAY_JOURNAL_SLOTS));
+    if (n < ABI.DSR_RELAY_JOURNAL_SMALL_BASE) this.maps.journalFree.push(slot);
+    else this.maps.journalSmallFree.push(u32(n - ABI.DSR_RELAY_JOURNAL_SMALL_BASE));
   }
 
   private slotEntry(slot: number): RelayJournal | undefined {
-    const small = slot >= ABI.DSR_RELAY_JOURNAL_SLOTS;
-    const v = small ? this.maps.journalSmall.lookup(u32(slot - ABI.DSR_RELAY_JOURNAL_SLOTS)) : this.maps.journal.lookup(u32(slot));
+    const small = slot >= ABI.DSR_RELAY_JOURNAL_SMALL_BASE;
+    const v = small ? this.maps.journalSmall.lookup(u32(slot - ABI.DSR_RELAY_JOURNAL_SMALL_BASE)) : this.maps.journal.lookup(u32(slot));
     return v && decodeRelayJournal(v, small);
   }
 

@@ -24,3 +24,9 @@ test('every bad field is named', () => {
   assert.throws(() => resolveConfig({ smb2: { dialects: ['1.0'] } }), /smb2\.dialects/);
   assert.throws(() => resolveConfig({ serverName: 'a name with spaces' }), /serverName/);
 });
+
+test("relay: the journal's WRITE slots default to the program's 64 and stay within 8 to 1024", () => {
+  assert.equal(resolveConfig({}).relay.journalWriteSlots, 64);
+  assert.equal(resolveConfig({ relay: { journalWriteSlots: 256 } }).relay.journalWriteSlots, 256);
+  for (const n of [4, 1025, 16.5]) assert.throws(() => resolveConfig({ relay: { journalWriteSlots: n } }), /relay\.journalWriteSlots/, String(n));
+});

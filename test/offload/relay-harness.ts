@@ -109,10 +109,14 @@ export class RelayBench {
   private servers: Server[] = [];
   private readonly pairs: Pair[] = [];
 
-  constructor(private readonly framing: RelayFraming) {}
+  /** `journalSlots`: the journal's 1 MiB slots (RelayPrograms.open). */
+  constructor(
+    private readonly framing: RelayFraming,
+    private readonly journalSlots?: number,
+  ) {}
 
   open(): void {
-    this.relay = RelayPrograms.open({ framing: this.framing });
+    this.relay = RelayPrograms.open({ framing: this.framing, ...(this.journalSlots !== undefined && { journalSlots: this.journalSlots }) });
   }
 
   /** A new pair; `halfOpen`: the backend socket stays writable after the server's FIN. */

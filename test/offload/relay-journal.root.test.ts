@@ -63,7 +63,7 @@ for (const framing of ['strparser', 'cut-through'] as RelayFraming[]) {
         const entries = relay.journal(CONN);
         const frame = p.atServer.frames()[0]!;
         assert.deepEqual(entries.map((e) => [e.messageId, e.length, e.copied]), [[10n + DELTA, frame.length, frame.length]]);
-        const small = entries[0]!.slot - ABI.DSR_RELAY_JOURNAL_SLOTS;
+        const small = entries[0]!.slot - ABI.DSR_RELAY_JOURNAL_SMALL_BASE;
         assert.ok(small >= 0 && small < ABI.DSR_RELAY_JOURNAL_SMALL_SLOTS, `slot ${entries[0]!.slot} is a small one`);
         assert.deepEqual(relay.journalFrame(entries[0]!), frame);
         assert.equal(frame.readBigUInt64LE(4 + 40), BACKEND.session, 'the backend ids, as the server got them');
@@ -110,7 +110,7 @@ for (const framing of ['strparser', 'cut-through'] as RelayFraming[]) {
         assert.equal(atServer.length, frame.length);
         const [entry] = relay.journal(CONN);
         assert.deepEqual([entry!.messageId, entry!.length, entry!.copied], [12n + DELTA, frame.length, frame.length]);
-        assert.ok(entry!.slot < ABI.DSR_RELAY_JOURNAL_SLOTS, `slot ${entry!.slot} is a 1 MiB one`);
+        assert.ok(entry!.slot < ABI.DSR_RELAY_JOURNAL_SLOTS, `slot ${entry!.slot} is one of the 1 MiB ones`);
         assert.ok(relay.journalFrame(entry!).equals(atServer), 'the journaled frame is the bytes the server received');
         if (framing === 'cut-through') assert.ok(counter('fwd-skb') - skbs >= 16, `forwarded in ${counter('fwd-skb') - skbs} skbs`);
         p.server.write(response(Smb2Command.WRITE, 12n + DELTA));
@@ -243,6 +243,30 @@ for (const framing of ['strparser', 'cut-through'] as RelayFraming[]) {
       await until('the next READ in Node', () => p.atNode.bytes.length === extra.length);
       assert.equal(relay.passes().journal, passes + 1);
       relay.release(CONN);
+    });
+
+    test("loaded with 8 WRITE slots (relay.journalWriteSlots): 8 WRITEs in flight are journaled, the 9th passes 'journal' while READs still take small slots", async () => {
+      const small = new RelayBench(framing, 8);
+      small.open();
+      try {
+        const r = small.relay;
+        const p = await small.pair();
+        r.offload(1, p.accepted, p.backend, RULES, IDS, BUFFERS);
+        const write = (mid: bigint) =>
+          request({ Command: Smb2Command.WRITE, MessageId: mid }, encodeWriteRequest({ Offset: 0n, FileId: FILE.client, Channel: 0, RemainingBytes: 0, WriteChannelInfo: Buffer.alloc(0), Flags: 0, Data: Buffer.alloc(4096, 7) }));
+        p.client.write(Buffer.concat([...Array.from({ length: 8 }, (_, i) => write(BigInt(i))), read(8n)]));
+        await until('8 WRITEs and a READ at the server', () => p.atServer.frames().length === 9);
+        const entries = r.journal(1);
+        assert.deepEqual(entries.map((e) => e.slot < ABI.DSR_RELAY_JOURNAL_SMALL_BASE).sort(), [false, ...Array<boolean>(8).fill(true)], 'eight 1 MiB slots and a small one');
+        assert.deepEqual(entries.filter((e) => e.slot < 8).map((e) => e.slot).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7]);
+        const extra = write(9n);
+        p.client.write(extra);
+        await until('the 9th WRITE in Node', () => p.atNode.bytes.length === extra.length);
+        assert.equal(r.passes().journal, 1);
+        r.release(1);
+      } finally {
+        small.close();
+      }
     });
 
     test('with journal off nothing is journaled, and a compound is forwarded as before', async () => {
