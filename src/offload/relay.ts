@@ -68,6 +68,18 @@ import { fileIdKey, type FileId } from '../control/wire/smb2/file-id.js';
 /** strparser: whole messages, store and forward; cut-through: bytes as they come, headers tracked. */
 export type RelayFraming = 'strparser' | 'cut-through';
 
+/** The programs each framing links to the sockhash, and how. */
+const FRAMING_PROGS: Readonly<Record<RelayFraming, readonly (readonly [string, number])[]>> = {
+  strparser: [
+    [RelayProgs.parser, AttachType.SK_SKB_STREAM_PARSER],
+    [RelayProgs.verdictMsg, AttachType.SK_SKB_STREAM_VERDICT],
+  ],
+  'cut-through': [[RelayProgs.verdictCut, AttachType.SK_SKB_STREAM_VERDICT]],
+};
+
+/** A journal slot number's index in relay_journal_small, or undefined for one of relay_journal's (dsr_abi.h). */
+const smallSlot = (slot: number): number | undefined => (slot >= ABI.DSR_RELAY_JOURNAL_SMALL_BASE ? slot - ABI.DSR_RELAY_JOURNAL_SMALL_BASE : undefined);
+
 /** A socket's file descriptor (Node keeps it on the TCP handle). */
 function fdOf(socket: Socket): number {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
@@ -278,12 +290,7 @@ export class RelayPrograms {
       };
       for (let slot = 0; slot < journalSlots; slot++) maps.journalFree.push(u32(slot));
       for (let i = 0; i < ABI.DSR_RELAY_JOURNAL_SMALL_SLOTS; i++) maps.journalSmallFree.push(u32(i));
-      if (framing === 'strparser') {
-        links.push(linkCreate(obj.prog(RelayProgs.parser), maps.socks.fd, AttachType.SK_SKB_STREAM_PARSER, RelayProgs.parser));
-        links.push(linkCreate(obj.prog(RelayProgs.verdictMsg), maps.socks.fd, AttachType.SK_SKB_STREAM_VERDICT, RelayProgs.verdictMsg));
-      } else {
-        links.push(linkCreate(obj.prog(RelayProgs.verdictCut), maps.socks.fd, AttachType.SK_SKB_STREAM_VERDICT, RelayProgs.verdictCut));
-      }
+      for (const [prog, attach] of FRAMING_PROGS[framing]) links.push(linkCreate(obj.prog(prog), maps.socks.fd, attach, prog));
       return new RelayPrograms(obj, maps, links, component(opts.log ?? silentLogger, 'offload'), framing);
     } catch (e) {
       for (const l of links) closeFd(l);
@@ -555,15 +562,15 @@ export class RelayPrograms {
     // Whoever deletes the index entry (this, or the verdict on a final response) frees the slot.
     const slot = this.maps.journalIndex.take(encodeRelayJournalKey({ conn, msgId: messageId }));
     if (!slot) return;
-    const n = slot.readUInt32LE(0);
-    if (n < ABI.DSR_RELAY_JOURNAL_SMALL_BASE) this.maps.journalFree.push(slot);
-    else this.maps.journalSmallFree.push(u32(n - ABI.DSR_RELAY_JOURNAL_SMALL_BASE));
+    const small = smallSlot(slot.readUInt32LE(0));
+    if (small === undefined) this.maps.journalFree.push(slot);
+    else this.maps.journalSmallFree.push(u32(small));
   }
 
   private slotEntry(slot: number): RelayJournal | undefined {
-    const small = slot >= ABI.DSR_RELAY_JOURNAL_SMALL_BASE;
-    const v = small ? this.maps.journalSmall.lookup(u32(slot - ABI.DSR_RELAY_JOURNAL_SMALL_BASE)) : this.maps.journal.lookup(u32(slot));
-    return v && decodeRelayJournal(v, small);
+    const small = smallSlot(slot);
+    const v = small === undefined ? this.maps.journal.lookup(u32(slot)) : this.maps.journalSmall.lookup(u32(small));
+    return v && decodeRelayJournal(v, small !== undefined);
   }
 
   /** Connections the kernel holds now. */
@@ -574,7 +581,7 @@ export class RelayPrograms {
   /** The attached programs' time on a CPU and runs (counted while run-time stats are on). */
   runTimes(): Record<string, ProgRunTime> {
     this.checkOpen();
-    return this.obj.runTimes(this.framing === 'strparser' ? [RelayProgs.parser, RelayProgs.verdictMsg] : [RelayProgs.verdictCut]);
+    return this.obj.runTimes(FRAMING_PROGS[this.framing].map(([prog]) => prog));
   }
 
   /** The relay's counters, summed over the CPUs. */
