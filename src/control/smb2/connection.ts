@@ -755,6 +755,9 @@ export class Smb2Connection {
 
   /** The failover of a lost server connection (one per link, however many requests wait for it). */
   private recover(link: BackendLink, why: string): Promise<void> {
+    // A closed connection closes its server links itself, failing what was in flight on them
+    // (a pending CHANGE_NOTIFY): that is no lost server, and nothing is left to move.
+    if (this.closed) return Promise.resolve();
     let p = this.recovering.get(link);
     if (!p) {
       this.failingOver++;

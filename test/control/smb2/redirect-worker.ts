@@ -201,6 +201,22 @@ const scenarios: Record<string, () => Promise<void>> = {
     c.close();
   },
 
+  /** A client that hangs up while its CHANGE_NOTIFY pends at the server. */
+  async hangup() {
+    const c = await logon();
+    const t = await tcon(c, 'data1');
+    const dir = await c.request(Smb2Command.CREATE, encodeCreateRequest({ ...DIRECTORY_OPEN }), { treeId: t });
+    const fileId = decodeCreateResponse(dir.msg).FileId;
+    let pending = false;
+    c.onFrame.push((f) => {
+      if (f.readUInt32LE(8) === NtStatus.STATUS_PENDING) pending = true;
+    });
+    c.request(Smb2Command.CHANGE_NOTIFY, encodeChangeNotifyRequest({ Flags: 0, OutputBufferLength: 4096, FileId: fileId, CompletionFilter: 0x17, Reserved: 0 }), { treeId: t, allowError: true }).catch(() => undefined);
+    for (let i = 0; i < 100 && !pending; i++) await new Promise((r) => setTimeout(r, 20));
+    out({ pending });
+    c.close();
+  },
+
   /** Two connections open one file with batch oplocks: the break reaches the first with its own FileId, and its ack gets the second in. */
   async oplock() {
     const a = await logon();

@@ -291,6 +291,17 @@ describe('redirect and multiplex through the DSR (lab)', { skip: labSkip }, () =
     assert.equal(r!.finalCredit, 0, 'credits of an async request come with its interim response (MS-SMB2 3.3.4.3)');
   });
 
+  test('a client that hangs up while its CHANGE_NOTIFY pends ends its server connection with no failover', async () => {
+    const from = readFileSync(logB, 'utf8').length;
+    const [r] = await worker('hangup', PORT_B);
+    assert.equal(r!.pending, true, 'the CHANGE_NOTIFY went async at the server');
+    await eventually(async () => (await admin<unknown[]>('backend.list')).length === 0, 5000, 'the DSR to let go of server1');
+    // A failover (a reachability probe, then moving no tree) would log within milliseconds.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const lines = readFileSync(logB, 'utf8').slice(from);
+    assert.doesNotMatch(lines, /"event":"(failover\.[a-z_]+|conn\.backend_lost)"/, 'a client hanging up is no lost server');
+  });
+
   test('an oplock break reaches the right client connection with its own FileId; the acknowledgment reaches the server', async () => {
     const lines = await worker('oplock', PORT_B);
     const ack = lines.find((l) => 'ack' in l)!;
