@@ -1,6 +1,7 @@
 /**
  * What the lab's SMB2 workers (relay-worker, backpressure-worker) do first: NEGOTIATE, a session,
- * a tree connect to the share and an open of one file, to read or to write from scratch.
+ * a tree connect to the share and an open of one file, to read or to write from scratch; and an
+ * open of the share's root.
  */
 import type { Smb2Client } from '../../src/control/smb2/client.js';
 import { ntOwfV1 } from '../../src/control/tables/credentials.js';
@@ -16,6 +17,28 @@ export async function openInShare(
   await c.negotiate();
   await c.sessionSetup(o.user, ntOwfV1(o.password));
   const treeId = (await c.request(Smb2Command.TREE_CONNECT, encodeTreeConnectRequest({ Flags: 0, Path: `\\\\${o.host}\\${o.share}` }))).hdr.TreeId;
+  const FileId = await open(c, treeId, {
+    DesiredAccess: (o.write ? AccessMask.FILE_WRITE_DATA : AccessMask.FILE_READ_DATA) | AccessMask.SYNCHRONIZE,
+    ShareAccess: ShareAccess.FILE_SHARE_READ,
+    CreateDisposition: o.write ? CreateDisposition.FILE_OVERWRITE_IF : CreateDisposition.FILE_OPEN,
+    CreateOptions: CreateOptions.FILE_NON_DIRECTORY_FILE,
+    Name: o.file,
+  });
+  return { treeId, FileId };
+}
+
+/** An open of the share's root directory to list it or watch it (CHANGE_NOTIFY). */
+export function openRoot(c: Smb2Client, treeId: number): Promise<FileId> {
+  return open(c, treeId, {
+    DesiredAccess: AccessMask.FILE_LIST_DIRECTORY | AccessMask.FILE_READ_ATTRIBUTES | AccessMask.SYNCHRONIZE,
+    ShareAccess: ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE | ShareAccess.FILE_SHARE_DELETE,
+    CreateDisposition: CreateDisposition.FILE_OPEN,
+    CreateOptions: CreateOptions.FILE_DIRECTORY_FILE,
+    Name: '',
+  });
+}
+
+async function open(c: Smb2Client, treeId: number, o: { DesiredAccess: number; ShareAccess: number; CreateDisposition: number; CreateOptions: number; Name: string }): Promise<FileId> {
   const created = await c.request(
     Smb2Command.CREATE,
     encodeCreateRequest({
@@ -24,15 +47,11 @@ export async function openInShare(
       ImpersonationLevel: ImpersonationLevel.Impersonation,
       SmbCreateFlags: 0n,
       Reserved: 0n,
-      DesiredAccess: (o.write ? AccessMask.FILE_WRITE_DATA : AccessMask.FILE_READ_DATA) | AccessMask.SYNCHRONIZE,
       FileAttributes: 0,
-      ShareAccess: ShareAccess.FILE_SHARE_READ,
-      CreateDisposition: o.write ? CreateDisposition.FILE_OVERWRITE_IF : CreateDisposition.FILE_OPEN,
-      CreateOptions: CreateOptions.FILE_NON_DIRECTORY_FILE,
-      Name: o.file,
       CreateContexts: [],
+      ...o,
     }),
     { treeId },
   );
-  return { treeId, FileId: decodeCreateResponse(created.msg).FileId };
+  return decodeCreateResponse(created.msg).FileId;
 }

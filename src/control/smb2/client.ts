@@ -224,9 +224,14 @@ export class Smb2Client {
     return this.socket;
   }
 
-  /** Nothing sent unanswered, nothing waiting for credits, no partial frame, not held, no raw tail under way. */
+  /**
+   * Nothing sent unanswered but requests the server made async (an interim response came),
+   * nothing waiting for credits, no partial frame, not held, no raw tail under way.
+   */
   get quiet(): boolean {
-    return this.pending.size === 0 && this.waiting.length === 0 && this.decoder.pending === 0 && this.held === undefined && this.rawTail === undefined && !this.sendsHeld;
+    if (this.waiting.length > 0 || this.decoder.pending > 0 || this.held !== undefined || this.rawTail !== undefined || this.sendsHeld) return false;
+    for (const p of this.pending.values()) if (p.handle.asyncId === undefined) return false;
+    return true;
   }
 
   /** The MessageId sequence (MS-SMB2 3.2.4.1.3): the next id, and credits granted and not used. */

@@ -222,7 +222,7 @@ export class Smb2Connection {
       socket,
       credits: this.credits,
       log: this.log,
-      quiet: () => this.quiet(),
+      quiet: (cmdMask) => this.quiet(cmdMask),
       receive: (chunk) => this.receive(chunk),
       adopt: (msg) => this.adopt(msg),
       reread: (lost, read) => this.reread(lost, read),
@@ -325,19 +325,16 @@ export class Smb2Connection {
     return this.kernel.takeBack(why);
   }
 
-  /** Nothing read and unhandled, nothing forwarded and unanswered, no reply unsent, no failover or move. */
-  private quiet(): boolean {
-    return (
-      !this.closed &&
-      this.frames === 0 &&
-      this.owed === 0 &&
-      this.writesHeld === undefined &&
-      this.decoder.pending === 0 &&
-      this.inflight.size === 0 &&
-      this.asyncs.size === 0 &&
-      this.gates.size === 0 &&
-      this.failingOver === 0
-    );
+  /**
+   * Nothing read and unhandled, no reply unsent, no failover or move, and nothing forwarded and
+   * unanswered but requests the server made async whose command is not in `cmdMask` (a
+   * CHANGE_NOTIFY waiting for a change, as Explorer keeps one on every folder it shows): their
+   * responses pass the kernel relay to Node, which answers them with the DSR's AsyncId.
+   */
+  private quiet(cmdMask: number): boolean {
+    if (this.closed || this.frames > 0 || this.owed > 0 || this.writesHeld !== undefined || this.decoder.pending > 0 || this.gates.size > 0 || this.failingOver > 0) return false;
+    for (const f of this.inflight.values()) if (f.asyncId === undefined || (cmdMask >> f.req.Command) & 1) return false;
+    return true;
   }
 
   /**

@@ -55,8 +55,12 @@ export interface KernelHost {
   readonly socket: Socket;
   readonly credits: CreditWindow;
   readonly log: Logger;
-  /** No frame being handled, nothing in flight, no failover or move under way. */
-  quiet(): boolean;
+  /**
+   * No frame being handled, no failover or move under way, nothing in flight but requests the
+   * server made async (their interim response went to the client) for commands outside `cmdMask`:
+   * the verdict passes their responses, which Node answers after taking the connection back.
+   */
+  quiet(cmdMask: number): boolean;
   /** Bytes from the client, as if just read (the ones held while the kernel had the connection). */
   receive(chunk: Buffer): void;
   /** One message to the client as it is; `release` once its bytes are on the wire. */
@@ -239,7 +243,7 @@ export class KernelPath {
     const relay = this.host.ctx.relay;
     if (!relay || this.holding || this.clientDrain || this.pending.size > 0) return 'refused';
     const h = this.host;
-    if (!h.quiet()) return 'refused';
+    if (!h.quiet(CMD_MASK)) return 'refused';
     const why = this.refusal();
     if (typeof why === 'string') {
       this.refuse(why);

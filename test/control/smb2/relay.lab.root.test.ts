@@ -189,6 +189,21 @@ describe('the kernel SMB2 relay through the DSR (lab)', { skip }, () => {
     assert.ok(v.requests - before.requests >= 20, `READs went through the kernel (${v.requests - before.requests})`);
   });
 
+  test('a CHANGE_NOTIFY pending on the share root (as Explorer keeps one) while the client reads 64 MiB: the kernel forwards the READs, and the NOTIFY completes, and is cancelled, with its own AsyncId', { timeout: 120_000 }, async (t) => {
+    const share = lab.servers.find((s) => s.name === 'server1')!.shares.find((s) => s.name === 'data1')!.path;
+    writeRandomFile(join(share, 'notify.bin'), 16 * MIB);
+    const before = await relayView(lab);
+    const r = await run('ip', ['netns', 'exec', lab.client.namespace, process.execPath, TAIL_WORKER, lab.dsr.clientAddress, 'data1', 'notify.bin', join(share, 'notify.bin'), '64', 'dsralice', 'Alice-Pass-1', 'notify']);
+    assert.equal(r.code, 0, r.out);
+    assert.deepEqual(JSON.parse(r.out), { rounds: 64, notified: 'STATUS_SUCCESS', cancelled: 'STATUS_CANCELLED' });
+    const v = await relayView(lab);
+    const byNode = v.userReadWrite - before.userReadWrite;
+    t.diagnostic(`lent ${v.entries - before.entries} times, ${v.requests - before.requests} requests by the kernel, ${byNode} READs by Node; exits ${JSON.stringify(v.exits)}`);
+    // 81 READs in all; Node forwards the few that beat a lend (none, usually).
+    assert.ok(byNode <= 8, `the READs went through the kernel, not Node (${byNode} by Node)`);
+    assert.ok(v.requests - before.requests >= 73, `the kernel forwarded the READs (${v.requests - before.requests})`);
+  });
+
   test('a client behind in reading (Node answers READs into a full socket, then the connection is quiet), 48 rounds: every READ right', { timeout: 120_000 }, async (t) => {
     const share = lab.servers.find((s) => s.name === 'server1')!.shares.find((s) => s.name === 'data1')!.path;
     writeRandomFile(join(share, 'lag.bin'), 16 * MIB);
