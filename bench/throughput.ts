@@ -59,6 +59,8 @@ const VISIT: readonly PathId[] = ['direct', 'haproxy', 'dsr-relay', 'dsr'];
 const BACKGROUND_MS = 500;
 /** ...and the load (cores) below which it counts as idle. */
 const IDLE_CORES = 0.1;
+/** How long the relay's idle CPU rate is measured before each transfer. */
+const RELAY_IDLE_MS = 2000;
 
 const values = benchArgs('usage: node dist/bench/throughput.js [--size-mib 1024] [--ops 1000] [--runs 3] [--settle-seconds 30] [--keep] [--name LAB] [--json]', {
   'size-mib': { type: 'string', default: '1024' },
@@ -99,6 +101,8 @@ interface Path {
   dialect?: string;
   openClose: number[];
   read4k: number[];
+  /** The relay process's CPU seconds for each session that moved no file. */
+  sessionCpu: number[];
   transferError?: string;
   smallOpsError?: string;
 }
@@ -109,6 +113,7 @@ interface Sample {
   backgroundCores: number;
   systemCpuPerGiB: number;
   relayCpuPerGiB?: number;
+  relayIdleCpuPerGiB?: number;
   bpfCpuPerGiB?: number;
 }
 
@@ -146,7 +151,7 @@ async function main(): Promise<number> {
   }
 }
 
-const newPath = (spec: Omit<Path, 'put' | 'get' | 'sha256' | 'openClose' | 'read4k'>): Path => ({ ...spec, put: [], get: [], sha256: [], openClose: [], read4k: [] });
+const newPath = (spec: Omit<Path, 'put' | 'get' | 'sha256' | 'openClose' | 'read4k' | 'sessionCpu'>): Path => ({ ...spec, put: [], get: [], sha256: [], openClose: [], read4k: [], sessionCpu: [] });
 
 async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Options): Promise<number> {
   const sizeBytes = sizeMiB * 2 ** 20;
@@ -234,10 +239,13 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
       // Write back the previous transfer's dirty pages first, so their flush does not land inside this one.
       await must('sync before a transfer', ['sync'], { signal: stop.signal });
       const backgroundCores = await settle();
+      const idleRate = await relayIdleRate(p);
       const bpf0 = await bpfSeconds(lab, statsOn);
       const cpu0 = systemBusySeconds(hz);
       const relay0 = p.relayPid === undefined ? undefined : processSeconds(p.relayPid, hz);
+      const started = performance.now();
       const r = await runIn(lab.client.namespace, argv, { timeoutMs: 120_000 + sizeMiB * 1000, signal: stop.signal });
+      const seconds = (performance.now() - started) / 1000;
       const cpu1 = systemBusySeconds(hz);
       const relay1 = p.relayPid === undefined ? undefined : processSeconds(p.relayPid, hz);
       const bpf1 = await bpfSeconds(lab, statsOn);
@@ -252,9 +260,31 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
       const gib = sizeBytes / GIB;
       const sample: Sample = { mbps, backgroundCores, systemCpuPerGiB: (cpu1 - cpu0) / gib };
       if (relay0 !== undefined && relay1 !== undefined) sample.relayCpuPerGiB = (relay1 - relay0) / gib;
+      if (idleRate !== undefined) sample.relayIdleCpuPerGiB = (idleRate * seconds) / gib;
       if (bpf0 !== undefined && bpf1 !== undefined) sample.bpfCpuPerGiB = (bpf1 - bpf0) / gib;
       log.info({ event: 'bench.transfer', path: p.id, dir, run, mbps: Number(mbps.toFixed(1)) });
       return sample;
+    };
+
+    /** The relay process's CPU seconds per second while nothing goes through it; undefined without one. */
+    const relayIdleRate = async (p: Path): Promise<number | undefined> => {
+      if (p.relayPid === undefined) return undefined;
+      const before = processSeconds(p.relayPid, hz);
+      await sleep(RELAY_IDLE_MS);
+      const after = processSeconds(p.relayPid, hz);
+      return before === undefined || after === undefined ? undefined : (after - before) / (RELAY_IDLE_MS / 1000);
+    };
+
+    /** One smbclient session that moves no file (ls of the small-op file), for the relay's CPU per session. */
+    const session = async (p: Path): Promise<void> => {
+      if (p.relayPid === undefined) return;
+      const argv = ['smbclient', `//${p.host}/${SHARE}`, '-p', String(p.port), '-U', `${user.name}%${user.password}`, '-c', `ls ${SMALL_FILE}`];
+      await settle();
+      const before = processSeconds(p.relayPid, hz);
+      const r = await runIn(lab.client.namespace, argv, { timeoutMs: 60_000, signal: stop.signal });
+      const after = processSeconds(p.relayPid, hz);
+      if (r.code !== 0) throw new SystemError(ErrorCode.LAB, 'session', `smbclient exited ${r.code}: ${oneLine(r.stdout + r.stderr, 3)}`);
+      if (before !== undefined && after !== undefined) p.sessionCpu.push(after - before);
     };
 
     const smallOps = async (p: Path, run: number): Promise<void> => {
@@ -285,6 +315,7 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
             try {
               p.put.push(await transfer(p, 'put', run));
               p.get.push(await transfer(p, 'get', run));
+              await session(p);
             } catch (e) {
               if (stop.signal.aborted) throw e;
               p.transferError = errorMessage(e);
@@ -367,6 +398,7 @@ async function portFilterState(lab: LabStatus): Promise<string> {
 function transferSummary(samples: Sample[]): TransferSummary | undefined {
   if (samples.length === 0) return undefined;
   const relay = samples.flatMap((s) => (s.relayCpuPerGiB === undefined ? [] : [s.relayCpuPerGiB]));
+  const idle = samples.flatMap((s) => (s.relayIdleCpuPerGiB === undefined ? [] : [s.relayIdleCpuPerGiB]));
   const bpf = samples.flatMap((s) => (s.bpfCpuPerGiB === undefined ? [] : [s.bpfCpuPerGiB]));
   return {
     mbps: median(samples.map((s) => s.mbps)),
@@ -375,6 +407,7 @@ function transferSummary(samples: Sample[]): TransferSummary | undefined {
     backgroundCores: median(samples.map((s) => s.backgroundCores)),
     backgroundRuns: samples.map((s) => Number(s.backgroundCores.toFixed(2))),
     ...(relay.length > 0 && { relayCpuPerGiB: median(relay) }),
+    ...(idle.length > 0 && { relayIdleCpuPerGiB: median(idle) }),
     ...(bpf.length > 0 && { bpfCpuPerGiB: median(bpf) }),
   };
 }
@@ -391,6 +424,7 @@ function summarize(p: Path): PathSummary {
     ...(put && { put }),
     ...(get && { get }),
     sha256: p.sha256,
+    ...(p.sessionCpu.length > 0 && { relaySessionCpu: median(p.sessionCpu) }),
     ...(p.dialect && { dialect: p.dialect }),
     ...(openClose && { openClose }),
     ...(read4k && { read4k }),

@@ -61,6 +61,21 @@ describe('bench/throughput pieces (pure)', () => {
     assert.match(text, /^dsr(\s+–\/?–?){8}$/m);
     assert.match(text, /^  dsr: pending/m);
     assert.match(text, /^  dsr: transfer: put run 1: smbclient exited 1: tree connect failed$/m);
+    // The relay: its Node CPU is a goal, and the report splits it into idle rate, one session and the rest.
+    const relayed = path('dsr-relay', 100, 100);
+    relayed.get = { ...relayed.get!, relayCpuPerGiB: 0.1, relayIdleCpuPerGiB: 0.03 };
+    relayed.put = { ...relayed.put!, relayCpuPerGiB: 0.04, relayIdleCpuPerGiB: 0.01 };
+    relayed.relaySessionCpu = 0.01;
+    const withRelay = buildReport({ lab: 'x', sizeMiB: 512, ops: 10, runs: 1, sha256: 'aa', paths: [path('direct', 100, 100), path('haproxy', 70, 131), relayed] });
+    assert.deepEqual(
+      withRelay.goals['dsr-relay']?.slice(-2).map((g) => [g.what, g.ratio, g.met]),
+      [
+        ['Node CPU get s/GiB', 0.1, false],
+        ['Node CPU put s/GiB', 0.04, true],
+      ],
+    );
+    // 512 MiB: one session's 0.01 s is 0.02 s per GiB.
+    assert.match(formatReport(withRelay), /^dsr-relay\s+0\.100\/0\.040\s+0\.030\/0\.010\s+0\.020\s+0\.050\/0\.010$/m);
     const bad = buildReport({ ...r, paths: [path('direct', 100, 100), { ...path('haproxy', 70, 131), sha256: ['bb'] }] });
     assert.equal(bad.intact, false);
     assert.match(formatReport(bad), /MISMATCH/);
