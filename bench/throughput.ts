@@ -19,7 +19,7 @@
  * issue's goals (>= 0.70 of direct throughput, <= 1.30 x direct p50 latency); no test asserts speed.
  *
  *   node dist/bench/throughput.js [--size-mib 1024] [--ops 1000] [--runs 3] [--settle-seconds 30]
- *                                 [--keep] [--name LAB] [--json]
+ *                                 [--warmup-mib 64] [--keep] [--name LAB] [--json]
  *
  * Before each transfer it waits up to --settle-seconds for the machine to go idle, and records
  * how busy it still was: the report warns when other work may have skewed the figures.
@@ -51,6 +51,7 @@ const WORKER = fileURLToPath(new URL('./throughput-worker.js', import.meta.url))
 const SHARE = 'data1';
 const HAPROXY_PORT = 4445;
 const SMALL_FILE = 'bench-small.bin';
+const WARM_FILE = 'bench-warm.bin';
 const SMALL_FILE_BYTES = 1 << 20;
 const GIB = 2 ** 30;
 /** The order runs take the paths in (header comment); the report keeps PATH_IDS's. */
@@ -62,11 +63,12 @@ const IDLE_CORES = 0.1;
 /** How long the relay's idle CPU rate is measured before each transfer. */
 const RELAY_IDLE_MS = 2000;
 
-const values = benchArgs('usage: node dist/bench/throughput.js [--size-mib 1024] [--ops 1000] [--runs 3] [--settle-seconds 30] [--keep] [--name LAB] [--json]', {
+const values = benchArgs('usage: node dist/bench/throughput.js [--size-mib 1024] [--ops 1000] [--runs 3] [--settle-seconds 30] [--warmup-mib 64] [--keep] [--name LAB] [--json]', {
   'size-mib': { type: 'string', default: '1024' },
   ops: { type: 'string', default: '1000' },
   runs: { type: 'string', default: '3' },
   'settle-seconds': { type: 'string', default: '30' },
+  'warmup-mib': { type: 'string', default: '64' },
   keep: { type: 'boolean', default: false },
   name: { type: 'string' },
   json: { type: 'boolean', default: false },
@@ -128,6 +130,7 @@ interface Options {
   ops: number;
   runs: number;
   settleSeconds: number;
+  warmupMiB: number;
 }
 
 async function main(): Promise<number> {
@@ -136,6 +139,7 @@ async function main(): Promise<number> {
     ops: positive('ops', values.ops),
     runs: positive('runs', values.runs),
     settleSeconds: nonNegative('settle-seconds', values['settle-seconds']),
+    warmupMiB: nonNegative('warmup-mib', values['warmup-mib']),
   };
   if (process.getuid?.() !== 0) throw new DsrError(ErrorCode.USAGE, 'needs root: it builds a network-namespace lab');
   const missing = missingCommands(['smbclient', 'haproxy', 'getconf']);
@@ -153,7 +157,7 @@ async function main(): Promise<number> {
 
 const newPath = (spec: Omit<Path, 'put' | 'get' | 'sha256' | 'openClose' | 'read4k' | 'sessionCpu'>): Path => ({ ...spec, put: [], get: [], sha256: [], openClose: [], read4k: [], sessionCpu: [] });
 
-async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Options): Promise<number> {
+async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds, warmupMiB }: Options): Promise<number> {
   const sizeBytes = sizeMiB * 2 ** 20;
   const hz = await clockTicks();
   const server = lab.servers[0];
@@ -176,6 +180,8 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
     mkdirSync(workDir, { recursive: true });
     const source = `${workDir}/source.bin`;
     const sha256 = writeRandomFile(source, sizeBytes);
+    const warmSource = `${workDir}/warm.bin`;
+    if (warmupMiB > 0) writeRandomFile(warmSource, warmupMiB * 2 ** 20);
     writeRandomFile(`${share.path}/${SMALL_FILE}`, SMALL_FILE_BYTES);
     log.info({ event: 'bench.source.ready', sizeMiB, sha256 });
 
@@ -287,6 +293,19 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
       if (before !== undefined && after !== undefined) p.sessionCpu.push(after - before);
     };
 
+    /**
+     * Before a path's first measurement, one unmeasured put and get of --warmup-mib: a DSR just
+     * started runs its code cold (five 1 GiB puts in a row on a fresh lab DSR cost Node 222, 90,
+     * 58, 49 and 36 ms), and the bench measures what it costs once it has served.
+     */
+    const warmUp = async (p: Path): Promise<void> => {
+      for (const command of [`put ${warmSource} ${WARM_FILE}`, `get ${WARM_FILE} /dev/null`]) {
+        const argv = ['smbclient', `//${p.host}/${SHARE}`, '-p', String(p.port), '-U', `${user.name}%${user.password}`, '-c', command];
+        const r = await runIn(lab.client.namespace, argv, { timeoutMs: 120_000 + warmupMiB * 1000, signal: stop.signal });
+        if (r.code !== 0) throw new SystemError(ErrorCode.LAB, 'warm-up', `smbclient exited ${r.code}: ${oneLine(r.stdout + r.stderr, 3)}`);
+      }
+    };
+
     const smallOps = async (p: Path, run: number): Promise<void> => {
       await settle();
       const argv = [process.execPath, '--enable-source-maps', WORKER, p.host, String(p.port), SHARE, SMALL_FILE, `${share.path}/${SMALL_FILE}`, String(ops), user.name, user.password];
@@ -313,6 +332,7 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
         try {
           if (!p.transferError) {
             try {
+              if (run === 1 && warmupMiB > 0) await warmUp(p);
               p.put.push(await transfer(p, 'put', run));
               p.get.push(await transfer(p, 'get', run));
               await session(p);
@@ -354,6 +374,7 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds }: Opti
     rmSync(workDir, { recursive: true, force: true });
     for (const id of PATH_IDS) rmSync(`${share.path}/bench-${id}.bin`, { force: true });
     rmSync(`${share.path}/${SMALL_FILE}`, { force: true });
+    rmSync(`${share.path}/${WARM_FILE}`, { force: true });
   }
 }
 

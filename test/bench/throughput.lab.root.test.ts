@@ -91,7 +91,7 @@ describe('bench/throughput (lab)', { skip: labSkip }, () => {
     const name = uniqueLabName();
     let report: ThroughputReport;
     try {
-      const r = await run([process.execPath, BENCH, '--size-mib', '8', '--ops', String(OPS), '--runs', '1', '--settle-seconds', '0', '--json', '--name', name], { timeoutMs: 110_000 });
+      const r = await run([process.execPath, BENCH, '--size-mib', '8', '--ops', String(OPS), '--runs', '1', '--settle-seconds', '0', '--warmup-mib', '8', '--json', '--name', name], { timeoutMs: 110_000 });
       assert.equal(r.code, 0, `bench exited ${r.code}: ${r.stderr.slice(-2000)}`);
       report = JSON.parse(r.stdout) as ThroughputReport;
     } finally {
