@@ -333,7 +333,9 @@ export class Smb2Connection {
    */
   private quiet(cmdMask: number): boolean {
     if (this.closed || this.frames > 0 || this.owed > 0 || this.writesHeld !== undefined || this.decoder.pending > 0 || this.gates.size > 0 || this.failingOver > 0) return false;
-    for (const f of this.inflight.values()) if (f.asyncId === undefined || (cmdMask >> f.req.Command) & 1) return false;
+    const waitsOnly = (f: Forwarded) => f.asyncId !== undefined && ((cmdMask >> f.req.Command) & 1) === 0;
+    for (const f of this.inflight.values()) if (!waitsOnly(f)) return false;
+    for (const f of this.asyncs.values()) if (!waitsOnly(f)) return false;
     return true;
   }
 
