@@ -236,12 +236,21 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds, warmup
       }
     };
 
+    /** smbclient running one command against the path's share. */
+    const smbclient = (p: Path, command: string): string[] => ['smbclient', `//${p.host}/${SHARE}`, '-p', String(p.port), '-U', `${user.name}%${user.password}`, '-c', command];
+
+    /** An smbclient command that must succeed and is not timed (`step` names it in the error). */
+    const mustSmbclient = async (p: Path, command: string, timeoutMs: number, step: string): Promise<void> => {
+      const r = await runIn(lab.client.namespace, smbclient(p, command), { timeoutMs, signal: stop.signal });
+      if (r.code !== 0) throw new SystemError(ErrorCode.LAB, step, `smbclient exited ${r.code}: ${oneLine(r.stdout + r.stderr, 3)}`);
+    };
+
     /** One smbclient command in the client namespace, with the CPU it cost the machine and the relay. */
     const transfer = async (p: Path, dir: 'put' | 'get', run: number): Promise<Sample> => {
       const remote = `bench-${p.id}.bin`;
       const local = dir === 'put' ? source : `${workDir}/got-${p.id}.bin`;
       if (dir === 'get') rmSync(local, { force: true });
-      const argv = ['smbclient', `//${p.host}/${SHARE}`, '-p', String(p.port), '-U', `${user.name}%${user.password}`, '-c', `${dir} ${dir === 'put' ? `${local} ${remote}` : `${remote} ${local}`}`];
+      const argv = smbclient(p, `${dir} ${dir === 'put' ? `${local} ${remote}` : `${remote} ${local}`}`);
       // Write back the previous transfer's dirty pages first, so their flush does not land inside this one.
       await must('sync before a transfer', ['sync'], { signal: stop.signal });
       const backgroundCores = await settle();
@@ -284,12 +293,10 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds, warmup
     /** One smbclient session that moves no file (ls of the small-op file), for the relay's CPU per session. */
     const session = async (p: Path): Promise<void> => {
       if (p.relayPid === undefined) return;
-      const argv = ['smbclient', `//${p.host}/${SHARE}`, '-p', String(p.port), '-U', `${user.name}%${user.password}`, '-c', `ls ${SMALL_FILE}`];
       await settle();
       const before = processSeconds(p.relayPid, hz);
-      const r = await runIn(lab.client.namespace, argv, { timeoutMs: 60_000, signal: stop.signal });
+      await mustSmbclient(p, `ls ${SMALL_FILE}`, 60_000, 'session');
       const after = processSeconds(p.relayPid, hz);
-      if (r.code !== 0) throw new SystemError(ErrorCode.LAB, 'session', `smbclient exited ${r.code}: ${oneLine(r.stdout + r.stderr, 3)}`);
       if (before !== undefined && after !== undefined) p.sessionCpu.push(after - before);
     };
 
@@ -299,11 +306,7 @@ async function bench(lab: LabStatus, { sizeMiB, ops, runs, settleSeconds, warmup
      * 58, 49 and 36 ms), and the bench measures what it costs once it has served.
      */
     const warmUp = async (p: Path): Promise<void> => {
-      for (const command of [`put ${warmSource} ${WARM_FILE}`, `get ${WARM_FILE} /dev/null`]) {
-        const argv = ['smbclient', `//${p.host}/${SHARE}`, '-p', String(p.port), '-U', `${user.name}%${user.password}`, '-c', command];
-        const r = await runIn(lab.client.namespace, argv, { timeoutMs: 120_000 + warmupMiB * 1000, signal: stop.signal });
-        if (r.code !== 0) throw new SystemError(ErrorCode.LAB, 'warm-up', `smbclient exited ${r.code}: ${oneLine(r.stdout + r.stderr, 3)}`);
-      }
+      for (const command of [`put ${warmSource} ${WARM_FILE}`, `get ${WARM_FILE} /dev/null`]) await mustSmbclient(p, command, 120_000 + warmupMiB * 1000, 'warm-up');
     };
 
     const smallOps = async (p: Path, run: number): Promise<void> => {

@@ -132,6 +132,9 @@ function signsReply(req: Smb2Header, session: Session): boolean {
 
 let nextConnectionId = 1;
 
+/** A forwarded request the server made async, of a command outside `cmdMask`. */
+const waitsAsync = (f: Forwarded, cmdMask: number): boolean => f.asyncId !== undefined && ((cmdMask >> f.req.Command) & 1) === 0;
+
 export class Smb2Connection {
   readonly state: ConnectionState;
   private readonly decoder: FrameDecoder;
@@ -333,9 +336,8 @@ export class Smb2Connection {
    */
   private quiet(cmdMask: number): boolean {
     if (this.closed || this.frames > 0 || this.owed > 0 || this.writesHeld !== undefined || this.decoder.pending > 0 || this.gates.size > 0 || this.failingOver > 0) return false;
-    const waitsOnly = (f: Forwarded) => f.asyncId !== undefined && ((cmdMask >> f.req.Command) & 1) === 0;
-    for (const f of this.inflight.values()) if (!waitsOnly(f)) return false;
-    for (const f of this.asyncs.values()) if (!waitsOnly(f)) return false;
+    for (const f of this.inflight.values()) if (!waitsAsync(f, cmdMask)) return false;
+    for (const f of this.asyncs.values()) if (!waitsAsync(f, cmdMask)) return false;
     return true;
   }
 

@@ -111,6 +111,26 @@ function compound(c: Smb2Client, session: ClientSession, parts: { command: numbe
   return Promise.all(done);
 }
 
+/**
+ * A session on data1 whose CHANGE_NOTIFY on the root the DSR answered with an interim response
+ * (within 2 s; `interim` undefined if not): that response's fields, and the final one to come.
+ */
+async function pendingNotify(): Promise<{ c: Smb2Client; interim: { asyncId: bigint; credit: number; signed: boolean } | undefined; final: Promise<Smb2Response> }> {
+  const c = await logon();
+  const t = await tcon(c, 'data1');
+  const dir = await c.request(Smb2Command.CREATE, encodeCreateRequest({ ...DIRECTORY_OPEN }), { treeId: t });
+  const fileId = decodeCreateResponse(dir.msg).FileId;
+  let interim: { asyncId: bigint; credit: number; signed: boolean } | undefined;
+  c.onFrame.push((f) => {
+    if (f.readUInt32LE(8) === NtStatus.STATUS_PENDING) interim = { asyncId: f.readBigUInt64LE(32), credit: f.readUInt16LE(14), signed: (f.readUInt32LE(16) & Smb2Flags.SIGNED) !== 0 };
+  });
+  const final = c.request(Smb2Command.CHANGE_NOTIFY, encodeChangeNotifyRequest({ Flags: 0, OutputBufferLength: 4096, FileId: fileId, CompletionFilter: 0x17, Reserved: 0 }), { treeId: t, allowError: true });
+  // A client that hangs up leaves it unanswered.
+  final.catch(() => undefined);
+  for (let i = 0; i < 100 && !interim; i++) await new Promise((r) => setTimeout(r, 20));
+  return { c, interim, final };
+}
+
 const scenarios: Record<string, () => Promise<void>> = {
   /** Requests a DSR must refuse itself after tree connect, and a share it does not have. */
   async malformed() {
@@ -183,16 +203,7 @@ const scenarios: Record<string, () => Promise<void>> = {
 
   /** A CHANGE_NOTIFY goes async at the server; CANCEL by AsyncId ends it with STATUS_CANCELLED. */
   async cancel() {
-    const c = await logon();
-    const t = await tcon(c, 'data1');
-    const dir = await c.request(Smb2Command.CREATE, encodeCreateRequest({ ...DIRECTORY_OPEN }), { treeId: t });
-    const fileId = decodeCreateResponse(dir.msg).FileId;
-    let interim: { asyncId: bigint; credit: number; signed: boolean } | undefined;
-    c.onFrame.push((f) => {
-      if (f.readUInt32LE(8) === NtStatus.STATUS_PENDING) interim = { asyncId: f.readBigUInt64LE(32), credit: f.readUInt16LE(14), signed: (f.readUInt32LE(16) & Smb2Flags.SIGNED) !== 0 };
-    });
-    const notify = c.request(Smb2Command.CHANGE_NOTIFY, encodeChangeNotifyRequest({ Flags: 0, OutputBufferLength: 4096, FileId: fileId, CompletionFilter: 0x17, Reserved: 0 }), { treeId: t, allowError: true });
-    for (let i = 0; i < 100 && !interim; i++) await new Promise((r) => setTimeout(r, 20));
+    const { c, interim, final: notify } = await pendingNotify();
     if (!interim) throw new Error('no interim response');
     const cancel = encodeMessage(header({ Command: Smb2Command.CANCEL, Flags: Smb2Flags.ASYNC_COMMAND, AsyncId: interim.asyncId, SessionId: c.sessionId }), encodeReservedBody());
     c.sendRaw(cancel);
@@ -203,17 +214,8 @@ const scenarios: Record<string, () => Promise<void>> = {
 
   /** A client that hangs up while its CHANGE_NOTIFY pends at the server. */
   async hangup() {
-    const c = await logon();
-    const t = await tcon(c, 'data1');
-    const dir = await c.request(Smb2Command.CREATE, encodeCreateRequest({ ...DIRECTORY_OPEN }), { treeId: t });
-    const fileId = decodeCreateResponse(dir.msg).FileId;
-    let pending = false;
-    c.onFrame.push((f) => {
-      if (f.readUInt32LE(8) === NtStatus.STATUS_PENDING) pending = true;
-    });
-    c.request(Smb2Command.CHANGE_NOTIFY, encodeChangeNotifyRequest({ Flags: 0, OutputBufferLength: 4096, FileId: fileId, CompletionFilter: 0x17, Reserved: 0 }), { treeId: t, allowError: true }).catch(() => undefined);
-    for (let i = 0; i < 100 && !pending; i++) await new Promise((r) => setTimeout(r, 20));
-    out({ pending });
+    const { c, interim } = await pendingNotify();
+    out({ pending: interim !== undefined });
     c.close();
   },
 
